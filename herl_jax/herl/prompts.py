@@ -1,0 +1,128 @@
+"""Revise prompts: the hindsight experience H_i = (draft, feedback) as text and token ids (ALGORITHM.md §5).
+
+Two templates, kept as configuration data: ``instruction`` (instruction-following data, a "Candidate"
+block) and ``rubric`` (rubric data such as RaR-Medicine, a "Rubric Status" block that also forbids
+unsupported facts). Placeholders: ``{instruction}``, ``{satisfied}``, ``{unmet}``, ``{draft}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+_INSTRUCTION_TEMPLATE = """\
+You are a revision assistant. Keep every requirement the draft already meets, fix the ones it misses, \
+and do not add new facts.
+
+Task: rewrite the draft below so that it follows all requirements of the instruction.
+Rules:
+1. Keep the content that already satisfies a requirement.
+2. For each unmet requirement, make the smallest edit that satisfies it.
+3. Keep any formatting that a satisfied requirement relies on.
+4. Output only the revised answer, with no notes or explanations.
+
+[Instruction]
+{instruction}
+
+[Candidate]
+Satisfied:
+{satisfied}
+Unmet:
+{unmet}
+
+[Draft]
+{draft}
+
+Return only the revised answer."""
+
+_RUBRIC_TEMPLATE = """\
+You are a revision assistant. Keep every rubric item the draft already meets, fix the ones it misses, \
+and do not add new facts.
+
+Task: rewrite the draft below so that it meets all rubric items for the question.
+Rules:
+1. Keep the content that already meets a rubric item.
+2. For each unmet item, make the smallest edit that meets it.
+3. Do not add claims that neither the question nor the draft supports.
+4. Keep any formatting that a met item relies on.
+5. Output only the revised answer, with no notes or explanations.
+
+[Instruction]
+{instruction}
+
+[Rubric Status]
+Satisfied:
+{satisfied}
+Not satisfied:
+{unmet}
+
+[Draft]
+{draft}
+
+Return only the revised answer."""
+
+
+class RubricFeedback(Protocol):
+    """What the revise prompt reads from a scored rollout; ``herl_jax.rubrics.RubricResult`` fits.
+
+    ``satisfied`` / ``unmet``: the met and missed rubric items. An item is a ``(number, text)`` pair,
+    ``number`` being its 1-based position in the rubric (rendered numbered as in the rubric), or plain
+    text (rendered as a bullet). Rewards are passed to the group logic separately, as floats.
+    """
+
+    satisfied: Sequence[Any]
+    unmet: Sequence[Any]
+
+
+def default_config():
+    """The revise-prompt sub-config (an ml_collections ConfigDict)."""
+    from ml_collections import ConfigDict  # lazy: host-only dependency
+
+    return ConfigDict(
+        dict(
+            template="instruction",  # instruction | rubric (a key of `templates`)
+            chat_template=True,  # paper: wrap as a user turn; public code: raw text (False)
+            templates=dict(instruction=_INSTRUCTION_TEMPLATE, rubric=_RUBRIC_TEMPLATE),
+            item_format="- {text}",
+            numbered_item_format="{number}. {text}",
+            empty_list="none",
+        )
+    )
+
+
+def _format_items(items: Sequence[Any], cfg) -> str:
+    if not items:
+        return cfg.empty_list
+    lines = []
+    for item in items:
+        if isinstance(item, str):
+            lines.append(cfg.item_format.format(text=item))
+        else:
+            number, text = item
+            lines.append(cfg.numbered_item_format.format(number=number, text=text))
+    return "\n".join(lines)
+
+
+def render_revise_prompt(instruction: str, feedback: RubricFeedback, draft: str, cfg) -> str:
+    """The revise prompt as plain text (before any chat template)."""
+    return cfg.templates[cfg.template].format(
+        instruction=instruction,
+        satisfied=_format_items(feedback.satisfied, cfg),
+        unmet=_format_items(feedback.unmet, cfg),
+        draft=draft,
+    )
+
+
+def revise_prompt_ids(tokenizer, instruction: str, feedback: RubricFeedback, draft: str, cfg) -> list[int]:
+    """Token ids of the revise prompt: the context (q, H_i) a revision is sampled and trained under.
+
+    ``cfg.chat_template``: the text becomes one user turn of ``tokenizer.apply_chat_template`` with the
+    generation prompt appended; otherwise the raw text is tokenized (public code). No special tokens are
+    added beyond what the chat template writes.
+    """
+    text = render_revise_prompt(instruction, feedback, draft, cfg)
+    if cfg.chat_template:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
+    return list(tokenizer.encode(text, add_special_tokens=False))

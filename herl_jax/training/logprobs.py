@@ -1,0 +1,54 @@
+"""Per-token log-probs from final hidden states through a chunked LM head (no full fp32 logits)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def token_logprobs(
+    hidden: jax.Array,
+    lm_head: jax.Array,
+    targets: jax.Array,
+    *,
+    temperature: float = 1.0,
+    chunk_size: int = 128,
+    with_entropy: bool = False,
+) -> tuple[jax.Array, jax.Array | None]:
+    """log softmax(h W / temperature)[target] per position, computed ``chunk_size`` positions at a time.
+
+    hidden: [B, T, D] final hidden states (after the final norm). lm_head: [D, V] (pass the embedding
+    transposed for tied weights). targets: [B, T] int, the token each position predicts.
+    Returns log-probs [B, T] float32 and, if ``with_entropy``, the entropy [B, T] float32 of the same
+    temperature-scaled distribution (else None). Temperature divides the logits as in sampling.
+
+    Only one [B, chunk_size, V] fp32 logits block is live at a time: the sequence is split into chunks
+    that ``lax.map`` visits in turn, and each chunk is rematerialized in the backward pass
+    (``jax.checkpoint``), so the gradient does not keep per-chunk logits either. T is padded up to a
+    multiple of ``chunk_size`` internally.
+    """
+    B, T, D = hidden.shape
+    chunk_size = min(chunk_size, T)
+    pad = -T % chunk_size
+    n_chunks = (T + pad) // chunk_size
+    h = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0))).reshape(B, n_chunks, chunk_size, D).swapaxes(0, 1)
+    y = jnp.pad(targets, ((0, 0), (0, pad))).reshape(B, n_chunks, chunk_size).swapaxes(0, 1)
+
+    @jax.checkpoint
+    def one_chunk(args):
+        h_c, y_c = args  # [B, C, D], [B, C]
+        logits = jnp.einsum("bcd,dv->bcv", h_c, lm_head, preferred_element_type=jnp.float32)
+        logits = logits / temperature
+        lse = jax.nn.logsumexp(logits, axis=-1)
+        logp = jnp.take_along_axis(logits, y_c[..., None], axis=-1)[..., 0] - lse
+        if not with_entropy:
+            return logp, None
+        probs = jnp.exp(logits - lse[..., None])
+        return logp, lse - jnp.sum(probs * logits, axis=-1)
+
+    logp, entropy = jax.lax.map(one_chunk, (h, y))  # [n_chunks, B, C] each
+
+    def unchunk(x):
+        return x.swapaxes(0, 1).reshape(B, n_chunks * chunk_size)[:, :T]
+
+    return unchunk(logp), (unchunk(entropy) if with_entropy else None)

@@ -1,0 +1,196 @@
+"""The HeRL policy loss (Eqs. 9, 11, 12 and the KL / entropy terms): pure jax.numpy, jittable.
+
+Per loss token (loss_mask True) of sequence b at position t, with ρ = exp(logp − old_logp):
+  original b:  −min(ρA, clip(ρ, 1−ε_low, 1+ε_high) A), and with dual clip c, for A < 0, capped at −cA;
+  revision b:  −f(x) A, f(x) = x / (x + γ), x = ρ ("ratio", the paper) or π_θ = exp(logp) ("prob",
+               LUFFY); unclipped, and the gradient flows through f.
+  loss = agg(policy term) + kl_coef · agg(KL(π_θ ‖ π_ref)) − entropy_coef · agg(entropy).
+
+Aggregation and micro-batches: ``agg`` never normalizes by the micro-batch. The caller computes a
+``Normalizer`` ONCE from the whole mini-batch (``mini_batch_normalizer``) and passes it to every
+micro-batch; then
+  seq_mean_token_mean (Eq. 9):  agg(v) = Σ_b [Σ_t m_bt v_bt / Σ_t m_bt] / num_sequences,
+  token_mean (verl default):    agg(v) = Σ_b Σ_t m_bt v_bt / num_tokens,
+are sums of per-row terms (a row's own length comes from its own mask), so the loss of the mini-batch
+and its gradient are exactly the SUM over micro-batches of ``policy_loss``. num_sequences counts the
+rows that have at least one loss token. Eq. 9 weights each group by 1/(N+1); summing over prompts and
+dividing by the sequence count equals that average when all groups have the same size, and weights
+every sequence equally (as verl does) when they do not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+_LOG_RATIO_CLAMP = 20.0  # as verl: bounds exp() of log-ratios
+_LOW_VAR_KL_CLAMP = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Loss switches; hashable so it can be a static argument of jit. Defaults follow the paper."""
+
+    clip_eps_low: float = 0.2
+    clip_eps_high: float = 0.2
+    dual_clip_c: float | None = None  # public code: 3.0
+    shaping_gamma: float = 1.0  # γ of f(x) = x / (x + γ); 0.1 for medical data
+    shaping_x: str = "ratio"  # ratio: x = π_θ/π_old (paper) | prob: x = π_θ (LUFFY)
+    kl_type: str = "low_var_kl"  # low_var_kl (k3, clamped to [-10, 10]) | k1 | k2
+    kl_coef: float = 1e-4  # public code: 0 (IF) / 1e-3 (medical)
+    entropy_coef: float = 0.0  # entropy bonus; the entropy is always reported when given
+    agg_mode: str = "seq_mean_token_mean"  # Eq. 9 | token_mean (public code)
+
+    def __post_init__(self):
+        if self.shaping_x not in ("ratio", "prob"):
+            raise ValueError(f"shaping_x must be ratio or prob, got {self.shaping_x!r}")
+        if self.kl_type not in ("low_var_kl", "k1", "k2"):
+            raise ValueError(f"kl_type must be low_var_kl, k1 or k2, got {self.kl_type!r}")
+        if self.agg_mode not in ("seq_mean_token_mean", "token_mean"):
+            raise ValueError(f"agg_mode must be seq_mean_token_mean or token_mean, got {self.agg_mode!r}")
+
+    @classmethod
+    def from_config(cls, cfg) -> LossConfig:
+        """From the ``loss`` sub-config (see ``default_config``)."""
+        return cls(**{f.name: cfg[f.name] for f in dataclasses.fields(cls)})
+
+
+def default_config():
+    """The ``loss`` sub-config (an ml_collections ConfigDict) with the paper's defaults."""
+    from ml_collections import ConfigDict  # lazy: device code does not otherwise need it
+
+    return ConfigDict(dataclasses.asdict(LossConfig()))
+
+
+class Normalizer(NamedTuple):
+    """Counts over the WHOLE mini-batch (float32 scalars); shared by all its micro-batches."""
+
+    num_sequences: jax.Array  # rows with at least one loss token
+    num_tokens: jax.Array  # loss tokens
+    num_original_tokens: jax.Array  # loss tokens of original (non-revision) rows
+    num_revision_tokens: jax.Array  # loss tokens of revision rows
+
+
+def mini_batch_normalizer(loss_mask: jax.Array, is_revision: jax.Array) -> Normalizer:
+    """loss_mask: [B, T] bool, is_revision: [B] bool, both of the whole mini-batch."""
+    mask = loss_mask.astype(jnp.float32)
+    lengths = mask.sum(axis=1)
+    rev = is_revision.astype(jnp.float32)
+    return Normalizer(
+        num_sequences=(lengths > 0).sum().astype(jnp.float32),
+        num_tokens=lengths.sum(),
+        num_original_tokens=(lengths * (1.0 - rev)).sum(),
+        num_revision_tokens=(lengths * rev).sum(),
+    )
+
+
+def _masked_sum(values: jax.Array, mask: jax.Array) -> jax.Array:
+    return jnp.where(mask, values, 0.0).sum()
+
+
+def _aggregate(values: jax.Array, mask: jax.Array, normalizer: Normalizer, mode: str) -> jax.Array:
+    """values, mask: [B, T] -> scalar, normalized by mini-batch counts (see the module docstring)."""
+    if mode == "token_mean":
+        return _masked_sum(values, mask) / jnp.maximum(normalizer.num_tokens, 1.0)
+    lengths = jnp.maximum(mask.sum(axis=1), 1)
+    seq_means = jnp.where(mask, values, 0.0).sum(axis=1) / lengths
+    return seq_means.sum() / jnp.maximum(normalizer.num_sequences, 1.0)
+
+
+def _kl(logp: jax.Array, ref_logp: jax.Array, kl_type: str) -> jax.Array:
+    if kl_type == "k1":
+        return logp - ref_logp
+    if kl_type == "k2":
+        return 0.5 * jnp.square(logp - ref_logp)
+    log_ratio = jnp.clip(ref_logp - logp, -_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP)
+    return jnp.clip(jnp.exp(log_ratio) - log_ratio - 1.0, -_LOW_VAR_KL_CLAMP, _LOW_VAR_KL_CLAMP)
+
+
+def policy_loss(
+    logprobs: jax.Array,
+    old_logprobs: jax.Array,
+    advantages: jax.Array,
+    is_revision: jax.Array,
+    loss_mask: jax.Array,
+    normalizer: Normalizer,
+    cfg: LossConfig,
+    ref_logprobs: jax.Array | None = None,
+    entropy: jax.Array | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The HeRL loss of one micro-batch (to minimize) and its metrics.
+
+    logprobs: [B, T] current-policy log-probs of the targets (differentiated). old_logprobs,
+    ref_logprobs: [B, T] from the policy before the update and the frozen reference. advantages: [B].
+    is_revision: [B] bool. loss_mask: [B, T] bool, response tokens only. entropy: [B, T], optional.
+    normalizer: from ``mini_batch_normalizer`` over the whole mini-batch.
+
+    Positions outside loss_mask contribute exactly zero to the loss and its gradient, whatever values
+    they hold. Metrics (float32 scalars): every one except ``ratio_max`` is this micro-batch's share of
+    the mini-batch value, so summing over micro-batches gives the mini-batch metric; ``ratio_max``
+    combines with max. loss = pg_loss + kl_coef·kl − entropy_coef·entropy; pg_loss =
+    pg_loss_original + pg_loss_revision; clip_frac, dual_clip_frac: fractions of original tokens;
+    ratio_mean / ratio_max: over all loss tokens; revision_weight_mean: mean f(x) over revision tokens.
+    """
+    mask = loss_mask.astype(bool)
+    # Replace masked values before any exp, so masked positions cannot produce inf/nan gradients.
+    logp = jnp.where(mask, logprobs, 0.0)
+    old = jnp.where(mask, old_logprobs, 0.0)
+    adv = advantages.astype(jnp.float32)[:, None]
+    rev = is_revision.astype(bool)[:, None]
+    orig_mask, rev_mask = mask & ~rev, mask & rev
+
+    ratio = jnp.exp(jnp.clip(logp - old, -_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP))
+    unclipped = -adv * ratio
+    clipped = -adv * jnp.clip(ratio, 1.0 - cfg.clip_eps_low, 1.0 + cfg.clip_eps_high)
+    pg_original = jnp.maximum(unclipped, clipped)
+    is_clipped = clipped > unclipped
+    is_dual_clipped = jnp.zeros_like(mask)
+    if cfg.dual_clip_c is not None:
+        cap = -adv * cfg.dual_clip_c
+        is_dual_clipped = (adv < 0) & (pg_original > cap)
+        pg_original = jnp.where(adv < 0, jnp.minimum(pg_original, cap), pg_original)
+
+    x = ratio if cfg.shaping_x == "ratio" else jnp.exp(logp)
+    weight = x / (x + cfg.shaping_gamma)
+    pg_revision = -adv * weight
+
+    pg_original_loss = _aggregate(pg_original, orig_mask, normalizer, cfg.agg_mode)
+    pg_revision_loss = _aggregate(pg_revision, rev_mask, normalizer, cfg.agg_mode)
+    pg_loss = pg_original_loss + pg_revision_loss
+
+    if ref_logprobs is None:
+        if cfg.kl_coef != 0.0:
+            raise ValueError("kl_coef != 0 needs ref_logprobs")
+        kl = jnp.zeros((), jnp.float32)
+    else:
+        kl = _aggregate(_kl(logp, jnp.where(mask, ref_logprobs, 0.0), cfg.kl_type), mask, normalizer,
+                        cfg.agg_mode)
+    if entropy is None:
+        if cfg.entropy_coef != 0.0:
+            raise ValueError("entropy_coef != 0 needs the entropy")
+        ent = jnp.zeros((), jnp.float32)
+    else:
+        ent = _aggregate(entropy, mask, normalizer, cfg.agg_mode)
+
+    loss = pg_loss + cfg.kl_coef * kl - cfg.entropy_coef * ent
+
+    def token_share(values, m, count):
+        return _masked_sum(values.astype(jnp.float32), m) / jnp.maximum(count, 1.0)
+
+    metrics = dict(
+        loss=loss,
+        pg_loss=pg_loss,
+        pg_loss_original=pg_original_loss,
+        pg_loss_revision=pg_revision_loss,
+        kl=kl,
+        entropy=ent,
+        clip_frac=token_share(is_clipped, orig_mask, normalizer.num_original_tokens),
+        dual_clip_frac=token_share(is_dual_clipped, orig_mask, normalizer.num_original_tokens),
+        ratio_mean=token_share(ratio, mask, normalizer.num_tokens),
+        ratio_max=jnp.where(mask, ratio, 0.0).max(),
+        revision_weight_mean=token_share(weight, rev_mask, normalizer.num_revision_tokens),
+    )
+    return loss, metrics
