@@ -9,3 +9,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never touch a model hu
 import jax  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """(our model, tokenizer, transformers' model) for the real SmolLM2-135M-Instruct GGUF, loaded once."""
+    import torch
+    import transformers
+
+    from herl_jax.models import load_policy
+    from herl_jax.models.loading import resolve_source
+
+    model, tokenizer = load_policy("smollm2-135m-instruct")
+    _, path = resolve_source("smollm2-135m-instruct")
+    reference = transformers.AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+    return model, tokenizer, reference

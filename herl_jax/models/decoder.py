@@ -211,37 +211,51 @@ class Decoder(nnx.Module):
         x = self.embed[...].astype(cfg.dtype)[input_ids]
         index = None if cache is None else cache.index
 
-        def layer_step(layer, x, kv):
-            x, kv = layer(x, positions, mask, inv_freq, kv, index)
-            return x, (kv if cache is not None else None)  # without a cache, keep no per-layer k/v
+        # Scan over the stacked layers with plain jax.lax.scan on the layers' state, so the decoder also
+        # runs inside other JAX control flow (the sampler's while_loop) without NNX trace-level checks.
+        layers_graph, layers_state = nnx.split(self.layers)
+
+        def run_layer(layer_state, x, kv=None):
+            return nnx.merge(layers_graph, layer_state)(x, positions, mask, inv_freq, kv, index)
 
         if cfg.remat:
-            layer_step = nnx.remat(layer_step)
-        scan = nnx.scan(
-            layer_step,
-            in_axes=(0, nnx.Carry, 0 if cache is not None else None),
-            out_axes=(nnx.Carry, 0),
-            transform_metadata={nnx.PARTITION_NAME: "layers"},
-        )
-        kv_in = None if cache is None else (cache.k, cache.v)
-        x, kv_out = scan(self.layers, x, kv_in)
-        x = self.final_norm(x)
+            run_layer = jax.checkpoint(run_layer)
+
         if cache is None:
-            return x, None
-        k_new, v_new = kv_out
+            x, _ = jax.lax.scan(lambda x, layer_state: (run_layer(layer_state, x)[0], None), x, layers_state)
+            return self.final_norm(x), None
+
+        # The whole cache rides in the scan carry and each layer writes only its T new slots in place;
+        # stacking per-layer outputs instead would copy the entire cache on every decode step.
+        def layer_with_cache(carry, xs):
+            x, k_all, v_all = carry
+            layer, layer_state = xs
+            x, (k, v) = run_layer(layer_state, x, (k_all[layer], v_all[layer]))
+            new_slots = (layer, 0, index, 0, 0)
+            k_all = jax.lax.dynamic_update_slice(k_all, _slots(k, index, t)[None].astype(k_all.dtype), new_slots)
+            v_all = jax.lax.dynamic_update_slice(v_all, _slots(v, index, t)[None].astype(v_all.dtype), new_slots)
+            return (x, k_all, v_all), None
+
+        layer_ids = jnp.arange(cfg.num_layers)
+        (x, k_all, v_all), _ = jax.lax.scan(layer_with_cache, (x, cache.k, cache.v), (layer_ids, layers_state))
         new_cache = KVCache(
-            k=k_new.astype(cache.k.dtype),
-            v=v_new.astype(cache.v.dtype),
+            k=k_all,
+            v=v_all,
             key_valid=key_valid,
             lengths=start_len + attention_mask.sum(axis=1),
             index=cache.index + t,
         )
-        return x, new_cache
+        return self.final_norm(x), new_cache
 
     def __call__(self, input_ids, attention_mask, positions=None, cache: KVCache | None = None):
         hidden, new_cache = self.hidden_states(input_ids, attention_mask, positions, cache)
         logits = self.logits(hidden)
         return logits if cache is None else (logits, new_cache)
+
+
+def _slots(kv: jax.Array, index: jax.Array, t: int) -> jax.Array:
+    """The t slots starting at `index` of a per-layer cache [B, S, K, H] -> [B, t, K, H]."""
+    return jax.lax.dynamic_slice_in_dim(kv, index, t, axis=1)
 
 
 def _attention_impl(cfg: ModelConfig) -> str:

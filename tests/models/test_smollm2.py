@@ -2,12 +2,8 @@
 own GGUF loader, and its tokenizer / chat template."""
 
 import numpy as np
-import pytest
 import torch
-import transformers
 
-from herl_jax.models import load_policy
-from herl_jax.models.loading import resolve_source
 from tests.models.hf_reference import left_padded_batch
 
 CHATS = [
@@ -16,15 +12,6 @@ CHATS = [
      {"role": "user", "content": "Why is the sky blue?"}],
     [{"role": "user", "content": "Write a haiku about autumn leaves."}],
 ]
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    model, tokenizer = load_policy("smollm2-135m-instruct")
-    _, path = resolve_source("smollm2-135m-instruct")
-    reference = transformers.AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
-    return model, tokenizer, reference
 
 
 def test_config_read_from_gguf_metadata(smollm2):

@@ -1,0 +1,42 @@
+"""Text in, text out: chat messages -> chat template -> sampler -> decoded completions."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from herl_jax.models import Decoder
+from herl_jax.sampling.config import SamplingConfig
+from herl_jax.sampling.sampler import SampleOutput, generate
+
+Message = dict[str, str]  # {"role": ..., "content": ...}
+
+
+def encode_chats(tokenizer, conversations: Sequence[Sequence[Message]]) -> list[list[int]]:
+    """Token ids of each conversation rendered by the tokenizer's chat template, ready for a reply."""
+    prompts = []
+    for messages in conversations:
+        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        prompts.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return prompts
+
+
+def stop_ids_for(tokenizer, model: Decoder) -> tuple[int, ...]:
+    """The model's end-of-turn ids: its config's eos ids plus the tokenizer's eos id."""
+    ids = set(model.cfg.eos_token_ids)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return tuple(sorted(ids))
+
+
+def chat(model: Decoder, tokenizer, conversations: Sequence[Sequence[Message]],
+         config: SamplingConfig) -> tuple[list[list[str]], SampleOutput]:
+    """Replies to each conversation: `config.n` texts per conversation, plus the raw sampler output.
+
+    When `config.stop_token_ids` is empty, the model's end-of-turn tokens are used.
+    """
+    if not config.stop_token_ids:
+        config = config.replace(stop_token_ids=stop_ids_for(tokenizer, model))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    output = generate(model, encode_chats(tokenizer, conversations), config, pad_id=pad_id)
+    texts = [tokenizer.decode(output.completion(r), skip_special_tokens=True) for r in range(len(output.lengths))]
+    return [texts[i * config.n:(i + 1) * config.n] for i in range(len(conversations))], output

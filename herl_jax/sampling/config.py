@@ -1,0 +1,62 @@
+"""Sampling settings, validated once on the host (every field is static for the jitted decode loop)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    """How to sample completions.
+
+    n: samples per prompt (the prompt is prefilled once and its KV cache shared by its n samples).
+    temperature: 0 means greedy. top_k: 0 = off. top_p: 1.0 = off.
+    stop_token_ids: a row finishes at the first of these (the stop token is part of its completion).
+    max_prompt_len: longest prompt accepted. prompt_bucket: prompt lengths are padded up to a multiple of
+    this, and the number of prompts up to a power of two, so similar calls reuse one compiled program.
+    """
+
+    n: int = 1
+    max_new_tokens: int = 128
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    stop_token_ids: tuple[int, ...] = ()
+    seed: int = 0
+    max_prompt_len: int = 2048
+    prompt_bucket: int = 64
+
+    def __post_init__(self):
+        object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
+        checks = [
+            (self.n >= 1, "n", "must be >= 1"),
+            (self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1"),
+            (self.temperature >= 0, "temperature", "must be >= 0 (0 = greedy)"),
+            (self.top_k >= 0, "top_k", "must be >= 0 (0 = off)"),
+            (0 < self.top_p <= 1, "top_p", "must be in (0, 1]"),
+            (self.max_prompt_len >= 1, "max_prompt_len", "must be >= 1"),
+            (self.prompt_bucket >= 1, "prompt_bucket", "must be >= 1"),
+        ]
+        for ok, name, rule in checks:
+            if not ok:
+                raise ValueError(f"sampling.{name}={getattr(self, name)!r} {rule}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def replace(self, **changes: Any) -> "SamplingConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "SamplingConfig":
+        """From an ml_collections ConfigDict (or dict); unknown keys are an error that names them."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = dict(cfg)
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise KeyError(f"unknown sampling config keys {unknown}; known: {sorted(fields)}")
+        if "stop_token_ids" in values:
+            values["stop_token_ids"] = tuple(values["stop_token_ids"])
+        return cls(**values)

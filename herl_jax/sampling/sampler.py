@@ -1,0 +1,167 @@
+"""The jitted sampler: bucketed left-padded prefill, then one `lax.while_loop` decode.
+
+generate(model, prompts, config) -> SampleOutput
+  host:   validate, left-pad prompts into a (prompt-count, length) bucket, pick per-row RNG keys
+  device: prefill once per prompt -> KV cache repeated for the prompt's n samples (jit 1)
+          decode until every row has stopped or max_new_tokens (jit 2, cache donated)
+  host:   slice off bucket padding, finish reasons
+
+Params enter both programs as arguments (never closed over), so a policy update does not recompile.
+Rows are prompt-major: row r holds sample r % n of prompt r // n.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from herl_jax.models import Decoder, KVCache
+from herl_jax.sampling.config import SamplingConfig
+from herl_jax.sampling.filters import sample_rows
+
+# Logical axis names of the sampler's arrays (the sharding rules map them to mesh axes).
+BATCH_SEQ_AXES = ("batch", "seq")
+BATCH_VOCAB_AXES = ("batch", "vocab")
+
+# The CPU backend cannot donate buffers; donation of the KV cache matters on accelerators only.
+warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleOutput:
+    """Completions for R = len(prompts) * n rows (numpy, host side).
+
+    tokens:       [R, max_new_tokens] int32, completion ids; after a row's end they are `pad_id`
+    logprobs:     [R, max_new_tokens] float32, log-prob of each sampled token (temperature-scaled,
+                  untruncated distribution); 0 after the end
+    mask:         [R, max_new_tokens] bool, True on the completion's tokens
+    lengths:      [R] int32, completion lengths (a stop token counts)
+    finish_reasons: R strings, "stop" (a stop token was sampled) or "length"
+    prompt_index: [R] int32, which prompt each row belongs to
+    """
+
+    tokens: np.ndarray
+    logprobs: np.ndarray
+    mask: np.ndarray
+    lengths: np.ndarray
+    finish_reasons: tuple[str, ...]
+    prompt_index: np.ndarray
+
+    def completion(self, row: int) -> list[int]:
+        """Token ids of one row's completion."""
+        return self.tokens[row, : self.lengths[row]].tolist()
+
+
+def generate(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingConfig,
+             pad_id: int = 0) -> SampleOutput:
+    """Samples `config.n` completions for each prompt (a list of token-id lists of any lengths)."""
+    _validate_prompts(prompts, config)
+    num_prompts = len(prompts)
+    bucket_prompts = 1 << (num_prompts - 1).bit_length()  # next power of two
+    longest = max(len(p) for p in prompts)
+    bucket_len = -(-longest // config.prompt_bucket) * config.prompt_bucket
+    ids = np.full((bucket_prompts, bucket_len), pad_id, np.int32)
+    mask = np.zeros((bucket_prompts, bucket_len), np.int32)
+    for i in range(bucket_prompts):
+        prompt = prompts[i if i < num_prompts else 0]  # filler rows repeat prompt 0; dropped below
+        ids[i, bucket_len - len(prompt):] = prompt
+        mask[i, bucket_len - len(prompt):] = 1
+
+    rows = bucket_prompts * config.n
+    row_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(config.seed), jnp.arange(rows))
+    graphdef, state = nnx.split(model)
+    cache_len = bucket_len + config.max_new_tokens
+    first_logits, cache = _prefill(graphdef, state, ids, mask, n=config.n, cache_len=cache_len)
+    # Only what shapes the decode program is static: the seed, n and the bucketing rules are not.
+    decode_settings = config.replace(seed=0, n=1, max_prompt_len=1, prompt_bucket=1)
+    tokens, logprobs, lengths, stopped = _decode(graphdef, state, first_logits, cache, row_keys,
+                                                 config=decode_settings, pad_id=pad_id)
+
+    real = num_prompts * config.n
+    tokens, logprobs = np.asarray(tokens)[:real], np.asarray(logprobs)[:real]
+    lengths, stopped = np.asarray(lengths)[:real], np.asarray(stopped)[:real]
+    return SampleOutput(
+        tokens=tokens,
+        logprobs=logprobs,
+        mask=np.arange(config.max_new_tokens)[None, :] < lengths[:, None],
+        lengths=lengths,
+        finish_reasons=tuple("stop" if s else "length" for s in stopped),
+        prompt_index=np.repeat(np.arange(num_prompts, dtype=np.int32), config.n),
+    )
+
+
+def _validate_prompts(prompts: Sequence[Sequence[int]], config: SamplingConfig) -> None:
+    if len(prompts) == 0:
+        raise ValueError("generate() needs at least one prompt")
+    for i, prompt in enumerate(prompts):
+        if len(prompt) == 0:
+            raise ValueError(f"prompt {i} is empty")
+        if len(prompt) > config.max_prompt_len:
+            raise ValueError(
+                f"prompt {i} has {len(prompt)} tokens, over sampling.max_prompt_len={config.max_prompt_len}"
+            )
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "n", "cache_len"))
+def _prefill(graphdef, state, ids, mask, *, n: int, cache_len: int):
+    """Runs the prompts [P, T] once; returns last-position logits [P*n, V] and the cache for P*n rows."""
+    model = nnx.merge(graphdef, state)
+    ids = nn.with_logical_constraint(ids, BATCH_SEQ_AXES)
+    cache = KVCache.empty(model.cfg, batch=ids.shape[0], max_len=cache_len)
+    hidden, cache = model.hidden_states(ids, mask, cache=cache)
+    logits = model.logits(hidden[:, -1])  # left-padded: the last column is every prompt's last token
+    repeat = functools.partial(jnp.repeat, repeats=n)  # each prompt's cache serves its n samples
+    cache = KVCache(
+        k=repeat(cache.k, axis=1), v=repeat(cache.v, axis=1), key_valid=repeat(cache.key_valid, axis=0),
+        lengths=repeat(cache.lengths, axis=0), index=cache.index,
+    )
+    return repeat(logits, axis=0), cache
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "config", "pad_id"), donate_argnames=("cache",))
+def _decode(graphdef, state, first_logits, cache: KVCache, row_keys, *, config: SamplingConfig, pad_id: int):
+    """Samples up to max_new_tokens per row, stopping early once every row has hit a stop token.
+
+    Returns tokens [B, M] int32, logprobs [B, M] float32, lengths [B] int32, stopped [B] bool.
+    """
+    rows, max_new = first_logits.shape[0], config.max_new_tokens
+    stop_ids = jnp.asarray(config.stop_token_ids or (-1,), jnp.int32)
+
+    def draw(logits, step):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(row_keys, step)
+        logits = nn.with_logical_constraint(logits, BATCH_VOCAB_AXES)
+        return sample_rows(logits, keys, config.temperature, config.top_k, config.top_p)
+
+    token, logprob = draw(first_logits, 0)
+    tokens = jnp.full((rows, max_new), pad_id, jnp.int32).at[:, 0].set(token)
+    logprobs = jnp.zeros((rows, max_new), jnp.float32).at[:, 0].set(logprob)
+    stopped = jnp.isin(token, stop_ids)
+    lengths = jnp.ones((rows,), jnp.int32)
+
+    def not_finished(carry):
+        step, _, _, _, _, stopped, _ = carry
+        return (step < max_new) & ~jnp.all(stopped)
+
+    def decode_step(carry):
+        step, token, tokens, logprobs, lengths, stopped, cache = carry
+        model = nnx.merge(graphdef, state)  # built inside the loop body: NNX objects stay on one trace level
+        logits, cache = model(token[:, None], jnp.ones((rows, 1), jnp.int32), cache=cache)
+        new_token, new_logprob = draw(logits[:, 0], step)
+        new_token = jnp.where(stopped, pad_id, new_token)
+        tokens = tokens.at[:, step].set(new_token)
+        logprobs = logprobs.at[:, step].set(jnp.where(stopped, 0.0, new_logprob))
+        lengths = lengths + (~stopped).astype(jnp.int32)
+        stopped = stopped | jnp.isin(new_token, stop_ids)
+        return step + 1, new_token, tokens, logprobs, lengths, stopped, cache
+
+    carry = (jnp.int32(1), token, tokens, logprobs, lengths, stopped, cache)
+    _, _, tokens, logprobs, lengths, stopped, _ = jax.lax.while_loop(not_finished, decode_step, carry)
+    return tokens, logprobs, lengths, stopped
