@@ -6,10 +6,13 @@ buffer at a time, so the host never holds a second full float32 copy of the mode
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -80,16 +83,50 @@ def load_model(source: str | os.PathLike, *, dtype: str = "float32", param_dtype
 
 
 def load_tokenizer(source: str | os.PathLike):
-    """The HF tokenizer (with its chat template) stored beside the weights, read from local files only."""
+    """The HF tokenizer (with its chat template) stored beside the weights, read from local files only.
+
+    A GGUF file's tokenizer is converted by transformers once (slow: ~15 s for SmolLM2) and the result
+    kept under `$HERL_JAX_CACHE` (default ~/.cache/herl-jax), keyed by the file's path, size and mtime.
+    """
     from transformers import AutoTokenizer
 
     kind, path = resolve_source(source)
     try:
-        if kind == "gguf":
-            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        if kind == "hf":
+            return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        cached = _tokenizer_cache_dir(path)
+        if (cached / "tokenizer_config.json").is_file():
+            return AutoTokenizer.from_pretrained(str(cached), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
     except (OSError, ValueError) as e:
         raise FileNotFoundError(f"cannot load a tokenizer from {path}: {e}") from e
+    _save_atomically(tokenizer, cached)
+    return tokenizer
+
+
+def _tokenizer_cache_dir(gguf_path: Path) -> Path:
+    root = Path(os.environ.get("HERL_JAX_CACHE", Path.home() / ".cache" / "herl-jax"))
+    stat = gguf_path.stat()
+    key = hashlib.sha256(f"{gguf_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return root / "tokenizers" / f"{gguf_path.stem}-{key}"
+
+
+def _save_atomically(tokenizer, directory: Path) -> None:
+    """Writes the tokenizer files to a temporary sibling and renames it, so readers never see half.
+
+    The cache is only an optimization: a read-only home or a concurrent writer just skips it."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".tmp-"))
+    except OSError as e:
+        log.info("tokenizer cache not written to %s: %s", directory, e)
+        return
+    try:
+        tokenizer.save_pretrained(str(tmp))
+        tmp.rename(directory)
+    except OSError as e:
+        log.info("tokenizer cache not written to %s: %s", directory, e)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_policy(source: str | os.PathLike, *, dtype: str = "float32", param_dtype: str | None = None,

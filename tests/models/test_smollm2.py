@@ -44,3 +44,18 @@ def test_logits_match_transformers_gguf_loader(smollm2):
         got = ours[i][mask[i] == 1]
         assert np.abs(got - ref).max() <= 1e-3
         np.testing.assert_array_equal(got.argmax(-1), ref.argmax(-1))
+
+
+def test_converted_tokenizer_is_cached_faithfully(tmp_path, monkeypatch, smollm2):
+    """The GGUF tokenizer is converted once and re-read from the cache; both behave identically."""
+    from herl_jax.models import load_tokenizer
+
+    monkeypatch.setenv("HERL_JAX_CACHE", str(tmp_path))
+    fresh = load_tokenizer("smollm2-135m-instruct")
+    assert list((tmp_path / "tokenizers").iterdir())
+    cached = load_tokenizer("smollm2-135m-instruct")
+    for chat in CHATS + [[{"role": "user", "content": "Ünïcode, emoji 🙂, code `x = 1`\n\ttabs"}]]:
+        a = fresh.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        b = cached.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        assert a == b and fresh(a)["input_ids"] == cached(b)["input_ids"]
+    assert (fresh.eos_token_id, fresh.bos_token_id) == (cached.eos_token_id, cached.bos_token_id)

@@ -1,0 +1,73 @@
+"""Configuration of rubric scoring: the scorer's policies and the judge endpoint.
+
+Both are frozen dataclasses built from the `rubrics` sub-config (an ml_collections ConfigDict or any
+mapping) with `from_config`; unknown keys are errors, so a typo in a sweep fails at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from herl_jax.rubrics.aggregate import NEGATIVE_WEIGHT_POLICIES, UNSCORED_POLICIES, NegativeWeights, UnscoredPolicy
+from herl_jax.rubrics.judge_protocol import JUDGE_MODES, JudgeMode
+
+
+def _fields_of(cls, config: Any) -> dict[str, Any]:
+    values = dict(config.to_dict() if hasattr(config, "to_dict") else config)
+    unknown = values.keys() - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeConfig:
+    """An OpenAI-compatible endpoint: OpenAI itself, or e.g. a vLLM server at http://host:8000/v1."""
+
+    base_url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the environment variable, never the key
+    mode: JudgeMode = "per_response"  # or "per_criterion" (HealthBench grader style)
+    max_concurrency: int = 16  # requests in flight at once
+    max_retries: int = 2  # the public code gives up after 2 retries
+    timeout_s: float = 60.0  # per request
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    cache_path: str | None = None  # SQLite file; None: no cache
+
+    def __post_init__(self):
+        if self.mode not in JUDGE_MODES:
+            raise ValueError(f"judge mode must be one of {JUDGE_MODES}, got {self.mode!r}")
+        if self.max_concurrency < 1 or self.max_retries < 0:
+            raise ValueError("max_concurrency must be >= 1 and max_retries >= 0")
+
+    @classmethod
+    def from_config(cls, config: Any) -> JudgeConfig:
+        return cls(**_fields_of(cls, config))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScorerConfig:
+    negative_weights: NegativeWeights = "healthbench"  # see aggregate.py for why this default
+    unscored: UnscoredPolicy = "drop"
+    workers: int = 2  # checker processes
+    check_time_limit_s: float = 5.0  # per programmatic check
+    loose: bool = False  # IFEval's loose mode instead of strict
+    judge: JudgeConfig | None = None  # None: rubrics must be fully programmatic
+
+    def __post_init__(self):
+        if self.negative_weights not in NEGATIVE_WEIGHT_POLICIES:
+            raise ValueError(f"negative_weights must be one of {NEGATIVE_WEIGHT_POLICIES}")
+        if self.unscored not in UNSCORED_POLICIES:
+            raise ValueError(f"unscored must be one of {UNSCORED_POLICIES}")
+
+    @classmethod
+    def from_config(cls, config: Any) -> ScorerConfig:
+        """A `judge` sub-config, when present, becomes a JudgeConfig."""
+        values = _fields_of(cls, config)
+        if values.get("judge") is not None:
+            values["judge"] = JudgeConfig.from_config(values["judge"])
+        return cls(**values)
