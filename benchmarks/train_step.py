@@ -1,0 +1,255 @@
+"""Train-step throughput: our jitted JAX step against the PyTorch baseline, same shapes, in one run.
+
+  CPU:  python benchmarks/train_step.py                (SmolLM2-135M shape, random weights, fp32,
+                                                        4 x 256 tokens in micro-batches of 2)
+  GPU:  python benchmarks/train_step.py --device gpu   (Qwen2.5-0.5B shape, random weights, 8 x 1024
+                                                        tokens, fp32 master params + bf16 compute)
+One step is one PPO mini-batch: forward + backward over its micro-batches with the HeRL loss (the
+paper's defaults, KL to a reference included), global-norm clipping, AdamW. JAX: ``Learner.train_step``
+(compute dtype bf16 on GPU). PyTorch: a transformers model of the same shape, the torch loss in
+third_party/torch_baseline and torch.optim.AdamW (fused on GPU), under bf16 autocast on GPU. Old and
+reference log-probs are computed before timing. Each framework runs in its own subprocess, so peak
+memory is its own and JAX does not preallocate beside torch.
+
+tokens/s counts every position of the batch (B x T). MFU = 6 x params x tokens/s / peak FLOP/s, with
+the peak from --peak-tflops (default on GPU: 808, the bf16 matmul rate measured on the H100; none on
+CPU, where the JAX / torch ratio is the figure). Prints a table last and writes JSON to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: make herl_jax and third_party importable
+
+SHAPES = {
+    "smollm2-135m": dict(family="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536, num_layers=30,
+                         num_heads=9, num_kv_heads=3, head_dim=64, rope_theta=100000.0, rms_norm_eps=1e-5,
+                         tie_word_embeddings=True),
+    "qwen2.5-0.5b": dict(family="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864, num_layers=24,
+                         num_heads=14, num_kv_heads=2, head_dim=64, rope_theta=1e6, rms_norm_eps=1e-6,
+                         tie_word_embeddings=True, qkv_bias=True),
+}
+DEFAULTS = {
+    "cpu": dict(model="smollm2-135m", batch=4, seq=256, micro_batch=2, dtype="float32", steps=3, warmup=1,
+                peak_tflops=None),
+    "gpu": dict(model="qwen2.5-0.5b", batch=8, seq=1024, micro_batch=8, dtype="bfloat16", steps=10, warmup=2,
+                peak_tflops=808.0),
+}
+
+
+def model_config(args):
+    from herl_jax.models import ModelConfig
+
+    return ModelConfig(**SHAPES[args.model], dtype=args.dtype, param_dtype="float32", remat=args.remat)
+
+
+def make_batch(args, vocab_size: int) -> dict[str, np.ndarray]:
+    """B rows of T = seq tokens: a seq/4 context and a response of seq/2 .. 3seq/4 tokens; every 8th
+    row a revision; advantages ~ N(0, 1); sampler log-probs present (so the gap metric runs)."""
+    from herl_jax.herl import TrainingRecord, collate
+
+    rng = np.random.default_rng(0)
+    context = args.seq // 4
+    records = []
+    for i in range(args.batch):
+        response = int(rng.integers(args.seq // 2, args.seq - context + 1))
+        records.append(TrainingRecord(
+            rng.integers(1, vocab_size, context), rng.integers(1, vocab_size, response),
+            advantage=float(rng.normal()), reward=0.0, is_revision=i % 8 == 7,
+            sampler_logprobs=-rng.uniform(0.0, 3.0, response)))
+    return collate(records, pad_id=0, bucket_size=args.seq, batch_size=args.batch)
+
+
+def optim_config():
+    from herl_jax.training.optim import default_config
+
+    return default_config()
+
+
+def timed_steps(step, warmup: int, steps: int) -> list[float]:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def peak_host_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_jax(args) -> dict:
+    import jax
+    from flax import nnx
+
+    from herl_jax.models import Decoder
+    from herl_jax.training import Learner, LossConfig, StepConfig, make_optimizer
+
+    cfg = model_config(args)
+    model = Decoder(cfg, nnx.Rngs(0))
+    learner = Learner(model, make_optimizer(optim_config()),
+                      StepConfig(LossConfig(), micro_batch_size=args.micro_batch, logprob_chunk_size=args.chunk))
+    state = learner.init_state(model)
+    del model
+    batch = jax.device_put(make_batch(args, cfg.vocab_size))
+    old = learner.compute_logprobs(state.params, batch)
+    ref = old  # the reference policy is the initial one here
+
+    start = time.perf_counter()
+    compiled = learner.train_step.lower(state, batch, old, ref).compile()
+    compile_s = time.perf_counter() - start
+    memory = compiled.memory_analysis()
+    metrics = {}
+
+    def step():
+        nonlocal state, metrics
+        state, metrics = compiled(state, batch, old, ref)
+        jax.block_until_ready((state, metrics))
+
+    times = timed_steps(step, args.warmup, args.steps)
+    stats = jax.devices()[0].memory_stats() or {}
+    return dict(
+        times=times, compile_s=compile_s, loss=float(metrics["loss"]), device=jax.devices()[0].device_kind,
+        version=f"jax {jax.__version__}",
+        peak_device_mib=stats["peak_bytes_in_use"] / 2**20 if "peak_bytes_in_use" in stats else None,
+        peak_host_mib=peak_host_mib(),
+        temp_mib=getattr(memory, "temp_size_in_bytes", 0) / 2**20,
+    )
+
+
+def run_torch(args) -> dict:
+    import torch
+    import transformers
+
+    from third_party.torch_baseline.loss import LossConfig
+    from third_party.torch_baseline.train_step import compute_logprobs, train_step
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if args.device == "gpu" else "cpu")
+    autocast = torch.bfloat16 if args.dtype == "bfloat16" else None
+    hf = model_config(args).to_hf_dict()
+    config = transformers.AutoConfig.for_model(hf.pop("model_type"), **hf)
+    torch.manual_seed(0)
+    with device:
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
+    model.train()
+    optim = optim_config()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=(optim.b1, optim.b2), eps=optim.eps,
+                                  weight_decay=optim.weight_decay, fused=device.type == "cuda")
+    batch = {k: torch.from_numpy(v).to(device) for k, v in make_batch(args, config.vocab_size).items()}
+    old = compute_logprobs(model, batch, micro_batch_size=args.micro_batch, autocast_dtype=autocast)
+    ref = old
+    metrics = {}
+
+    def step():
+        nonlocal metrics
+        metrics = train_step(model, optimizer, batch, old, ref, LossConfig(), micro_batch_size=args.micro_batch,
+                             max_grad_norm=optim.max_grad_norm, autocast_dtype=autocast)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    times = timed_steps(step, args.warmup, args.steps)
+    on_gpu = device.type == "cuda"
+    return dict(
+        times=times, compile_s=None, loss=float(metrics["loss"]),
+        device=torch.cuda.get_device_name() if on_gpu else platform.processor() or "cpu",
+        version=f"torch {torch.__version__}, transformers {transformers.__version__}",
+        threads=torch.get_num_threads() if not on_gpu else None,
+        peak_device_mib=torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
+        peak_host_mib=peak_host_mib(), temp_mib=None,
+    )
+
+
+def summarize(name: str, result: dict, args, num_params: int) -> dict:
+    step_s = float(np.median(result["times"]))
+    tokens_per_s = args.batch * args.seq / step_s
+    tflops = 6 * num_params * tokens_per_s / 1e12
+    return dict(framework=name, step_ms=1e3 * step_s, tokens_per_s=tokens_per_s, model_tflops=tflops,
+                mfu=tflops / args.peak_tflops if args.peak_tflops else None, **result)
+
+
+def print_table(rows: list[dict], args) -> None:
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    print(f"\ntrain step, {args.model} shape, {args.batch} x {args.seq} tokens, micro-batch {args.micro_batch}, "
+          f"{args.dtype}, {args.device} ({rows[0]['device']})")
+    print(f"{'framework':<10}{'step ms':>10}{'tokens/s':>11}{'TFLOP/s':>9}{'MFU':>7}{'compile s':>11}"
+          f"{'peak dev MiB':>14}{'peak host MiB':>15}{'XLA temp MiB':>14}")
+    for r in rows:
+        print(f"{r['framework']:<10}{r['step_ms']:>10.1f}{r['tokens_per_s']:>11.0f}{r['model_tflops']:>9.3f}"
+              f"{fmt(r['mfu'], '.1%'):>7}{fmt(r['compile_s'], '.1f'):>11}{fmt(r['peak_device_mib'], '.0f'):>14}"
+              f"{r['peak_host_mib']:>15.0f}{fmt(r['temp_mib'], '.0f'):>14}")
+    print(f"JAX / torch tokens/s: {rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--model", choices=sorted(SHAPES))
+    parser.add_argument("--batch", type=int, help="rows per mini-batch")
+    parser.add_argument("--seq", type=int, help="tokens per row")
+    parser.add_argument("--micro-batch", type=int, help="rows per forward/backward")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="compute dtype (params stay fp32)")
+    parser.add_argument("--steps", type=int, help="timed steps (the median is reported)")
+    parser.add_argument("--warmup", type=int, help="untimed steps after compiling")
+    parser.add_argument("--peak-tflops", type=float, help="peak FLOP/s of the device, for MFU")
+    parser.add_argument("--chunk", type=int, default=128, help="JAX: positions per LM-head chunk")
+    parser.add_argument("--remat", action="store_true", help="JAX: recompute each layer in the backward pass")
+    parser.add_argument("--torch-threads", type=int, help="torch CPU threads (default: torch's, one per core); "
+                        "on a shared CPU, OpenMP's spinning threads can run slower than one thread")
+    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/out/train_step_<device>.json)")
+    parser.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    for key, value in DEFAULTS[args.device].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+    if args.worker:
+        result = (run_jax if args.worker == "jax" else run_torch)(args)
+        Path(args.result).write_text(json.dumps(result))
+        return
+
+    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")
+    if args.device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+    rows = []
+    num_params = model_config(args).num_params
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("jax", "torch"):
+            result_path = Path(tmp) / f"{name}.json"
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--worker", name, "--result", str(result_path)],
+                           env=env, check=True)
+            rows.append(summarize(name, json.loads(result_path.read_text()), args, num_params))
+
+    out = Path(args.out or ROOT / "benchmarks" / "out" / f"train_step_{args.device}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(
+        date=datetime.datetime.now().isoformat(timespec="seconds"), host=platform.node(),
+        config={k: v for k, v in vars(args).items() if k not in ("worker", "result", "out")},
+        shape=SHAPES[args.model], num_params=num_params, rows=rows), indent=2))
+    print_table(rows, args)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
