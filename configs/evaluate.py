@@ -1,0 +1,16 @@
+"""The evaluation config (every key, with defaults): herl_jax/evaluation/config.py `default_config()`.
+
+  python -m herl_jax.evaluate --config configs/evaluate.py --benchmarks ifeval,ifbench --output runs/eval
+  # pass@k with 8 samples and 4 rounds of guided revision on the first 20 prompts:
+  python -m herl_jax.evaluate --config configs/evaluate.py --benchmarks ifbench --output runs/eval \
+      --config.passk.n=8 --config.passk.limit=20 --config.revision.rounds=4 --config.revision.limit=20
+  # HealthBench and WritingBench need an LLM judge (key in $OPENAI_API_KEY):
+  python -m herl_jax.evaluate --config configs/evaluate.py --benchmarks healthbench,writingbench \
+      --output runs/eval --config.judge.base_url=https://api.openai.com/v1 --config.judge.model=gpt-4.1
+"""
+
+from herl_jax.evaluation.config import default_config
+
+
+def get_config():
+    return default_config()

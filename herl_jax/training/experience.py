@@ -1,0 +1,185 @@
+"""One HeRL step's experience (ALGORITHM.md §2): sample N -> score -> pick I_top -> revise -> score the
+revisions -> assemble the groups. Host-side orchestration; the sampler does the device work.
+
+Dropped samples (a rubric item left unscored under `unscored="drop"`) never enter a group; a group left
+with fewer than two members, or a prompt too long for the sampler, is skipped. All of it is counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from typing import Sequence
+
+import numpy as np
+
+from herl_jax.data import Example
+from herl_jax.herl import Sample, TrainingRecord, assemble_group, revise_prompt_ids, select_candidates
+from herl_jax.herl.config import variant_from_config
+from herl_jax.rubrics import RubricResult
+from herl_jax.sampling import SampleOutput, SamplingConfig, encode_chats, generate, stop_ids_for
+
+
+@dataclasses.dataclass
+class StepCounts:
+    """What happened to the prompts and samples of one step (summed into the step's metrics)."""
+
+    prompts: int = 0
+    skipped_long_prompts: int = 0
+    dropped_samples: int = 0
+    skipped_groups: int = 0  # fewer than two scored members
+    zero_variance_groups: int = 0  # every member has the same reward: no policy gradient
+    revised_groups: int = 0
+    revisions: int = 0
+    dropped_revisions: int = 0
+    long_revise_prompts: int = 0
+    fallback_groups: int = 0
+    generated_tokens: int = 0
+    revision_tokens: int = 0
+    sample_seconds: float = 0.0
+    score_seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Experience:
+    """The step's training records and the numbers its metrics are made of."""
+
+    records: tuple[TrainingRecord, ...]
+    counts: StepCounts
+    rewards: tuple[float, ...]  # scored original rollouts
+    group_max: tuple[float, ...]  # per assembled group, before the bonus
+    revision_gain: tuple[float, ...]  # per revised group: r̃* − max r
+    bonus: tuple[float, ...]  # per candidate: α (r̃_i − r_i)
+
+
+def texts_of(tokenizer, output: SampleOutput) -> list[str]:
+    return [tokenizer.decode(output.completion(r), skip_special_tokens=True) for r in range(len(output.lengths))]
+
+
+def collect_experience(policy, tokenizer, examples: Sequence[Example], scorer, cfg, seed: int,
+                       pad_id: int) -> Experience:
+    """Runs one step's sampling, scoring and revision for `examples`; `cfg` is the whole train config."""
+    counts = StepCounts(prompts=len(examples))
+    variant = variant_from_config(cfg.herl)
+    stop = stop_ids_for(tokenizer, policy)
+    prompts = encode_chats(tokenizer, [e.messages for e in examples])
+    keep = [i for i, p in enumerate(prompts) if len(p) <= cfg.rollout.max_prompt_len]
+    counts.skipped_long_prompts = len(prompts) - len(keep)
+    examples, prompts = [examples[i] for i in keep], [prompts[i] for i in keep]
+    if not examples:
+        return Experience((), counts, (), (), (), ())
+
+    n = cfg.rollout.n
+    rollout = _sampling(cfg.rollout, n=n, seed=seed, stop=stop)
+    with _timer(counts, "sample_seconds"):
+        out = generate(policy, prompts, rollout, pad_id=pad_id)
+    counts.generated_tokens = int(out.lengths.sum())
+    texts = texts_of(tokenizer, out)
+    with _timer(counts, "score_seconds"):
+        results = scorer.score_batch([examples[r // n].prompt for r in range(len(texts))], texts,
+                                     [examples[r // n].rubric for r in range(len(texts))])
+
+    # Per prompt: the scored originals, and which of them to revise.
+    groups = []
+    revise_jobs = []  # (group index, candidate position, revise-prompt ids)
+    for p, example in enumerate(examples):
+        rows = [r for r in range(p * n, (p + 1) * n) if not results[r].dropped]
+        counts.dropped_samples += n - len(rows)
+        if len(rows) < 2:
+            counts.skipped_groups += 1
+            continue
+        originals = [Sample(prompts[p], out.completion(r), results[r].score,
+                            out.logprobs[r, : out.lengths[r]].tolist()) for r in rows]
+        rewards = [s.reward for s in originals]
+        candidates = select_candidates(rewards, cfg.herl, [len(results[r].satisfied) for r in rows])
+        groups.append((example, originals, list(candidates)))
+        prompt_cfg = _prompt_config(cfg.herl.prompt, example.template)
+        for c in candidates:
+            ids = revise_prompt_ids(tokenizer, example.instruction, results[rows[c]], texts[rows[c]], prompt_cfg)
+            if len(ids) > cfg.revision.max_prompt_len:
+                counts.long_revise_prompts += 1
+                continue
+            revise_jobs.append((len(groups) - 1, c, ids))
+
+    revisions: dict[int, list[tuple[int, Sample]]] = {}
+    if revise_jobs and variant.revise:
+        with _timer(counts, "sample_seconds"):
+            revised = generate(policy, [ids for _, _, ids in revise_jobs],
+                               _sampling(cfg.revision, n=1, seed=seed + 1, stop=stop), pad_id=pad_id)
+        counts.revision_tokens = int(revised.lengths.sum())
+        revised_texts = texts_of(tokenizer, revised)
+        with _timer(counts, "score_seconds"):
+            revised_results = scorer.score_batch([groups[g][0].prompt for g, _, _ in revise_jobs],
+                                                 revised_texts, [groups[g][0].rubric for g, _, _ in revise_jobs])
+        for j, ((g, c, ids), result) in enumerate(zip(revise_jobs, revised_results)):
+            counts.revisions += 1
+            if result.dropped:
+                counts.dropped_revisions += 1
+                continue
+            sample = Sample(ids, revised.completion(j), result.score,
+                            revised.logprobs[j, : revised.lengths[j]].tolist())
+            revisions.setdefault(g, []).append((c, sample))
+
+    records: list[TrainingRecord] = []
+    rewards, group_max, gains, bonus = [], [], [], []
+    rng = np.random.default_rng([cfg.trainer.seed, seed])
+    for g, (example, originals, _) in enumerate(groups):
+        scored = revisions.get(g, [])
+        candidates = [c for c, _ in scored]
+        group = assemble_group(originals, candidates, [s for _, s in scored], cfg.herl, rng)
+        best = max(s.reward for s in originals)
+        rewards += [s.reward for s in originals]
+        group_max.append(best)
+        if scored:
+            counts.revised_groups += 1
+            counts.fallback_groups += group.used_fallback
+            gains.append(scored[group.best_revision][1].reward - best)
+            bonus += [variant.alpha * (s.reward - originals[c].reward) for c, s in scored]
+        if len({round(r.reward, 9) for r in group.records}) == 1:
+            counts.zero_variance_groups += 1
+        records += group.records
+    return Experience(tuple(records), counts, tuple(rewards), tuple(group_max), tuple(gains), tuple(bonus))
+
+
+def validate_policy(policy, tokenizer, examples: Sequence[Example], scorer, cfg, pad_id: int,
+                    success_threshold: float) -> dict[str, float]:
+    """Greedy replies to held-out examples, scored: mean reward and success rate over scored replies."""
+    prompts = encode_chats(tokenizer, [e.messages for e in examples])
+    keep = [i for i, p in enumerate(prompts) if len(p) <= cfg.rollout.max_prompt_len]
+    if not keep:
+        return {}
+    greedy = _sampling(cfg.rollout, n=1, seed=0, stop=stop_ids_for(tokenizer, policy)).replace(temperature=0.0)
+    out = generate(policy, [prompts[i] for i in keep], greedy, pad_id=pad_id)
+    results: list[RubricResult] = scorer.score_batch(
+        [examples[i].prompt for i in keep], texts_of(tokenizer, out), [examples[i].rubric for i in keep])
+    scores = [r.score for r in results if not r.dropped]
+    if not scores:
+        return {"validation/dropped": float(len(results))}
+    return {
+        "validation/reward_mean": float(np.mean(scores)),
+        "validation/success_rate": float(np.mean([s >= success_threshold for s in scores])),
+        "validation/dropped": float(len(results) - len(scores)),
+    }
+
+
+@contextlib.contextmanager
+def _timer(counts: StepCounts, field: str):
+    start = time.perf_counter()
+    yield
+    setattr(counts, field, getattr(counts, field) + time.perf_counter() - start)
+
+
+def _sampling(section, n: int, seed: int, stop: tuple[int, ...]) -> SamplingConfig:
+    return SamplingConfig(n=n, max_new_tokens=section.max_new_tokens, temperature=section.temperature,
+                          top_p=section.top_p, top_k=section.top_k, stop_token_ids=stop, seed=seed,
+                          max_prompt_len=section.max_prompt_len, prompt_bucket=section.prompt_bucket)
+
+
+def _prompt_config(prompt_cfg, template: str):
+    """The revise-prompt config with the example's own template kind."""
+    if prompt_cfg.template == template:
+        return prompt_cfg
+    cfg = prompt_cfg.copy_and_resolve_references()
+    cfg.template = template
+    return cfg
