@@ -58,6 +58,7 @@ def base_config() -> ConfigDict:
         checkpoint_every=25,
         keep_checkpoints=3,
         export_final=True,  # write the final policy as a HF checkpoint to WORKDIR/export
+        run_name="train",  # TensorBoard run name (WORKDIR/tensorboard/RUN_NAME); sweeps set one per run
     ))
     return c
 
