@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Sets up .venv and runs the main job on CPU with the built-in SmolLM2-135M-Instruct.
-# Until the trainer lands, the main job is a sampled chat completion through our jitted sampler.
+# Sets up .venv and runs the main job on CPU: HeRL training of the built-in SmolLM2-135M-Instruct on the
+# bundled instruction-following data with programmatic rubric rewards (configs/demo.py).
+# Extra arguments go to the trainer, e.g.  bash scripts/main.sh --config.trainer.steps=10
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
-if [ "$#" -eq 0 ]; then
-  set -- "Give three short tips for writing clear technical documentation." --n 2 --temperature 0.7
-fi
-exec .venv/bin/python -m herl_jax.chat "$@"
+exec .venv/bin/python -m herl_jax.train --config configs/demo.py --workdir "${WORKDIR:-runs/demo}" "$@"
