@@ -100,9 +100,11 @@ class Attention(nnx.Module):
             self.k_norm = RMSNorm(h, cfg.rms_norm_eps, "head_dim", pd)
 
     def __call__(self, x, positions, mask, inv_freq, cache_kv=None, cache_index=None):
-        """x [B,T,D], positions [B,T], mask [B,1,T,S] bool; cache_kv = (k, v) [B,S,K,H] or None.
+        """x [B,T,D], positions [B,T], mask [B,1,T,S] bool.
 
-        Returns (out [B,T,D], (k, v)): the updated cache slices, or this call's keys/values.
+        cache_kv: None, or (k_all, v_all [L,B,S,K,H], layer []) to write this call's T slots at
+        `cache_index` and attend over all S slots of `layer`.
+        Returns (out [B,T,D], (k, v)): the updated (k_all, v_all), or this call's keys/values [B,T,K,H].
         """
         cfg, dt = self.cfg, x.dtype
         q = jnp.einsum("btd,dnh->btnh", x, self.q_proj[...].astype(dt))
@@ -117,13 +119,20 @@ class Attention(nnx.Module):
         q = apply_rope(q, positions, inv_freq)
         k = apply_rope(k, positions, inv_freq)
         if cache_kv is not None:
-            k_cache, v_cache = cache_kv
-            start = (0, cache_index, 0, 0)
-            k = jax.lax.dynamic_update_slice(k_cache, k.astype(k_cache.dtype), start).astype(dt)
-            v = jax.lax.dynamic_update_slice(v_cache, v.astype(v_cache.dtype), start).astype(dt)
+            # Write this call's keys/values into the all-layer cache in place, then attend over this
+            # layer's slots read straight from it (no per-layer copy of the cache).
+            k_all, v_all, layer = cache_kv
+            start = (layer, 0, cache_index, 0, 0)
+            k_all = jax.lax.dynamic_update_slice(k_all, k[None].astype(k_all.dtype), start)
+            v_all = jax.lax.dynamic_update_slice(v_all, v[None].astype(v_all.dtype), start)
+            k = jax.lax.dynamic_index_in_dim(k_all, layer, keepdims=False).astype(dt)
+            v = jax.lax.dynamic_index_in_dim(v_all, layer, keepdims=False).astype(dt)
+            new_cache = (k_all, v_all)
+        else:
+            new_cache = (k, v)
         out = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=_attention_impl(cfg))
         out = jnp.einsum("btnh,nhd->btd", out, self.o_proj[...].astype(dt))
-        return out, (k, v)
+        return out, new_cache
 
 
 class MLP(nnx.Module):
@@ -230,10 +239,7 @@ class Decoder(nnx.Module):
         def layer_with_cache(carry, xs):
             x, k_all, v_all = carry
             layer, layer_state = xs
-            x, (k, v) = run_layer(layer_state, x, (k_all[layer], v_all[layer]))
-            new_slots = (layer, 0, index, 0, 0)
-            k_all = jax.lax.dynamic_update_slice(k_all, _slots(k, index, t)[None].astype(k_all.dtype), new_slots)
-            v_all = jax.lax.dynamic_update_slice(v_all, _slots(v, index, t)[None].astype(v_all.dtype), new_slots)
+            x, (k_all, v_all) = run_layer(layer_state, x, (k_all, v_all, layer))
             return (x, k_all, v_all), None
 
         layer_ids = jnp.arange(cfg.num_layers)
@@ -251,11 +257,6 @@ class Decoder(nnx.Module):
         hidden, new_cache = self.hidden_states(input_ids, attention_mask, positions, cache)
         logits = self.logits(hidden)
         return logits if cache is None else (logits, new_cache)
-
-
-def _slots(kv: jax.Array, index: jax.Array, t: int) -> jax.Array:
-    """The t slots starting at `index` of a per-layer cache [B, S, K, H] -> [B, t, K, H]."""
-    return jax.lax.dynamic_slice_in_dim(kv, index, t, axis=1)
 
 
 def _attention_impl(cfg: ModelConfig) -> str:
