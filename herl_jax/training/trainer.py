@@ -101,6 +101,8 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             self.close()
+        if self.is_main and self.step >= t.steps and not self._stop_requested:
+            (self.workdir / "FINISHED").write_text(f"{self.step}\n")  # launch/sweep.py skips finished runs
         return self.step
 
     def train_step(self) -> dict[str, float]:
