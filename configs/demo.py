@@ -8,14 +8,16 @@ def get_config():
     c = base_config()
     c.model.dtype = "float32"  # CPUs have no fast bf16 matmul
     c.model.remat = False
-    c.rollout.update(n=4, max_new_tokens=48, max_prompt_len=320, prompt_bucket=64)
-    c.revision.update(max_new_tokens=48, max_prompt_len=640, prompt_bucket=128)
+    # Short prompts and replies: on a CPU the update's cost is rows x padded length (longer prompts are
+    # skipped and counted in samples/long_prompts_skipped).
+    c.rollout.update(n=4, max_new_tokens=32, max_prompt_len=192, prompt_bucket=64)
+    c.revision.update(max_new_tokens=32, max_prompt_len=512, prompt_bucket=128)
     c.herl.max_candidates = 1
     c.train.optim.lr = 1e-5  # a few steps must move a 135M model visibly
     c.train.ppo.mini_batch_size = 10  # one optimizer step per RL step: 2 prompts x (4 + 1) members
     c.train.ppo.micro_batch_size = 5
     c.train.loss.kl_coef = 0.0
     c.rubrics.workers = 1
-    c.trainer.update(steps=6, prompts_per_step=2, sequence_bucket=128, validate_every=3, validation_prompts=4,
-                     checkpoint_every=3)
+    c.trainer.update(steps=4, prompts_per_step=2, sequence_bucket=128, validate_every=4, validation_prompts=4,
+                     checkpoint_every=2)
     return c
