@@ -44,6 +44,7 @@ class Checkpointer:
         abstract_state: a pytree of jax.ShapeDtypeStruct (or arrays) with the state's structure.
         """
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        unreadable = []
         for step in reversed(self.steps()):
             try:
                 restored = self._manager.restore(step, args=ocp.args.Composite(
@@ -51,9 +52,28 @@ class Checkpointer:
             except Exception as e:  # orbax raises many types for unreadable or partial checkpoints
                 log.warning("checkpoint %d in %s is unreadable (%s: %s); trying the previous one",
                             step, self.directory, type(e).__name__, e)
+                unreadable.append(step)
                 continue
+            self._set_aside(unreadable)
             return step, restored["state"], dict(restored["metadata"])
         return None
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Renames unreadable checkpoints newer than the restored one to STEP.unreadable (kept for a look):
+        the resumed run saves those steps again, and orbax refuses to overwrite an existing step."""
+        if not steps:
+            return
+        if jax.process_index() == 0:
+            for step in steps:
+                target = self.directory / f"{step}.unreadable"
+                suffix = 1
+                while target.exists():
+                    target, suffix = self.directory / f"{step}.unreadable.{suffix}", suffix + 1
+                (self.directory / str(step)).rename(target)
+                log.warning("moved unreadable checkpoint %d aside to %s", step, target)
+        if jax.process_count() > 1:
+            ocp.multihost.sync_global_processes(f"herl_checkpoints_set_aside_{'_'.join(map(str, steps))}")
+        self._manager.reload()
 
     def close(self) -> None:
         self.wait()

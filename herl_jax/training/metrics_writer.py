@@ -11,13 +11,19 @@ from typing import Mapping
 class MetricsWriter:
     """Writes scalar metrics under `directory` (tensorboard/ and metrics.jsonl); only call it on process 0."""
 
-    def __init__(self, directory: str | Path, run_name: str = "train"):
+    def __init__(self, directory: str | Path, run_name: str = "train", resume_step: int | None = None):
+        """`resume_step`: the run resumed from this step's checkpoint, so what an earlier attempt logged after
+        it (steps redone now) is dropped from metrics.jsonl and hidden in TensorBoard (its purge_step)."""
         from tensorboardX import SummaryWriter
 
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._tb = SummaryWriter(str(self.directory / "tensorboard" / run_name))
-        self._jsonl = open(self.directory / "metrics.jsonl", "a")
+        path = self.directory / "metrics.jsonl"
+        if resume_step is not None and path.exists():
+            _drop_lines_after(path, resume_step)
+        purge_step = None if resume_step is None else resume_step + 1
+        self._tb = SummaryWriter(str(self.directory / "tensorboard" / run_name), purge_step=purge_step)
+        self._jsonl = open(path, "a")
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         """Logs `metrics` (name -> number; names may hold "/" groups) at `step`."""
@@ -32,3 +38,17 @@ class MetricsWriter:
     def close(self) -> None:
         self._tb.close()
         self._jsonl.close()
+
+
+def _drop_lines_after(path: Path, step: int) -> None:
+    """Rewrites a metrics.jsonl without the lines past `step` (or torn by a kill mid-write)."""
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text("".join(kept))
+    partial.replace(path)

@@ -66,10 +66,12 @@ class Trainer:
         if config.train.loss.kl_coef > 0:  # a frozen copy of the initial policy (not donated with the state)
             self.ref_params = jax.tree.map(lambda p: jnp.array(p, copy=True), self.state.params)
         self.checkpointer = Checkpointer(self.workdir / "checkpoints", keep=config.trainer.keep_checkpoints)
-        self.writer = MetricsWriter(self.workdir, config.trainer.run_name) if self.is_main else None
         self.step = 0
         self._stop_requested = False
         self._resume()
+        # Opened after the resume: steps an earlier attempt logged past the restored checkpoint are redone.
+        self.writer = (MetricsWriter(self.workdir, config.trainer.run_name, resume_step=self.step or None)
+                       if self.is_main else None)
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> int:

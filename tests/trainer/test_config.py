@@ -1,0 +1,137 @@
+"""Config validation (issue 6 item 1): unknown keys and invalid values fail before any compute, naming the
+key; every configs/paper.py combination validates."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+
+from herl_jax.config import ConfigError, base_config, validate
+from herl_jax.training.trainer import Trainer, redact
+from tests.trainer.conftest import REPO
+from tests.trainer.tiny_config import demo_config
+
+MISSING_MODEL = "/nonexistent/herl-test-model"  # loading it would raise FileNotFoundError
+
+
+def _paper_module():
+    spec = importlib.util.spec_from_file_location("herl_paper_config", REPO / "configs" / "paper.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _demo_without_model():
+    c = demo_config()
+    c.model.source = MISSING_MODEL
+    return c
+
+
+@pytest.mark.parametrize("arg", [",".join(p) for p in itertools.product(
+    ("qwen2.5-7b", "llama3.2-3b", "qwen3-4b"), ("herl", "rlvr", "he", "naive_he"), ("if", "medical"))])
+def test_every_paper_combination_validates(arg):
+    c = _paper_module().get_config(arg)
+    validate(c)
+    assert c.rollout.n == (8 if arg.split(",")[1] == "rlvr" else 7)
+
+
+def test_base_and_demo_validate():
+    validate(base_config())
+    validate(demo_config())
+
+
+def test_a_valid_config_gets_past_validation_to_the_model():
+    """The control for the tests below: with a valid config, the missing model is what fails."""
+    with pytest.raises(FileNotFoundError, match="herl-test-model"):
+        Trainer(_demo_without_model(), "/nonexistent/never-created")
+
+
+@pytest.mark.parametrize("path", ["herl.alpah", "trainer.checkpoint_evry", "rollout.topp", "extra.section"])
+def test_unknown_key_fails_before_any_compute(tmp_path, path):
+    c = _demo_without_model()
+    section, key = path.split(".")
+    if section not in c:
+        c[section] = {}
+    c[section][key] = 1
+    workdir = tmp_path / "run"
+    with pytest.raises(ConfigError, match=f"unknown config keys: .*'{path}'"):
+        Trainer(c, workdir)
+    assert not workdir.exists()  # nothing written, nothing loaded
+
+
+INVALID = [
+    ("herl.alpha", -0.1),
+    ("train.loss.shaping_gamma", 0.0),
+    ("train.loss.shaping_gamma", -1.0),
+    ("rollout.top_p", 0.0),
+    ("rollout.top_p", 1.5),
+    ("revision.top_p", -0.5),
+    ("rollout.n", 1),
+    ("train.ppo.mini_batch_size", 7),  # the demo's batch is 2 prompts x (4 + 1) = 10 rows
+    ("train.ppo.micro_batch_size", 4),  # does not divide the mini-batch of 10
+    ("trainer.checkpoint_every", 0),
+    ("model.dtype", "float8"),
+]
+
+
+@pytest.mark.parametrize("key,value", INVALID)
+def test_invalid_value_fails_before_any_compute_naming_the_key(tmp_path, key, value):
+    c = _demo_without_model()
+    *parents, leaf = key.split(".")
+    section = c
+    for name in parents:
+        section = section[name]
+    section[leaf] = value
+    workdir = tmp_path / "run"
+    with pytest.raises(ConfigError) as error:
+        Trainer(c, workdir)
+    assert str(error.value).startswith(f"config.{key}=")
+    assert not workdir.exists()
+
+
+def test_batch_rule_follows_the_group_size():
+    """RLVR groups have n members, HeRL's n + 1: the same mini-batch is valid for one and not the other."""
+    c = demo_config()  # 2 prompts x (4 + 1) = 10 rows, mini-batch 10
+    c.herl.variant = "rlvr"
+    with pytest.raises(ConfigError, match="train.ppo.mini_batch_size.*8 rows"):
+        validate(c)
+    c.train.ppo.update(mini_batch_size=8, micro_batch_size=4)
+    validate(c)
+
+
+def _cli(tmp_path, *overrides):
+    workdir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "herl_jax.train", "--config", str(REPO / "configs" / "demo.py"),
+         "--workdir", str(workdir), f"--config.model.source={MISSING_MODEL}", *overrides],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+        env=dict(os.environ, JAX_PLATFORMS="cpu", HF_HUB_OFFLINE="1"))
+    return result, workdir
+
+
+def test_cli_unknown_override_fails_naming_the_key(tmp_path):
+    result, workdir = _cli(tmp_path, "--config.herl.alpah=0.1")
+    assert result.returncode != 0
+    assert "alpah" in result.stderr
+    assert not workdir.exists()  # rejected while parsing the flags, before the trainer starts
+
+
+def test_cli_invalid_override_fails_naming_the_key(tmp_path):
+    result, workdir = _cli(tmp_path, "--config.herl.alpha=-0.1")
+    assert result.returncode == 1
+    assert "config error: config.herl.alpha=-0.1: must be >= 0" in result.stderr
+    assert "herl-test-model" not in result.stderr  # the model was never looked for
+    assert not (workdir / "config.json").exists()
+
+
+def test_redact_hides_secret_values_and_keeps_key_names():
+    tree = {"rubrics": {"judge": {"api_key": "sk-1", "api_key_env": "MY_KEY", "base_url": "http://x"}},
+            "hub": {"token": "hf_2", "password": None, "secret": "s3", "tokens": 5}, "other": "sk-visible"}
+    assert redact(tree) == {
+        "rubrics": {"judge": {"api_key": "<redacted>", "api_key_env": "MY_KEY", "base_url": "http://x"}},
+        "hub": {"token": "<redacted>", "password": None, "secret": "<redacted>", "tokens": 5}, "other": "sk-visible"}
