@@ -1,0 +1,87 @@
+"""Resumability: per-example records survive a crash; a rerun samples only what is missing."""
+
+import json
+
+import pytest
+
+from herl_jax.evaluation.config import default_config
+from herl_jax.evaluation.runner import evaluate
+from herl_jax.evaluation.store import ResultStore
+from tests.evaluation.helpers import ScriptedPolicy
+
+LIMIT = 6
+
+
+def _reply(text: str, i: int) -> str:
+    return f"Answer to: {text[:40]}\nThe end"
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def _run(tmp_path, policy, **overrides):
+    c = default_config()
+    c.batch_size = 2  # three sampler calls for six examples
+    c.update_from_flattened_dict(overrides)
+    return evaluate(c, ["scripted=unused"], ["ifeval"], tmp_path, limit=LIMIT, policies={"scripted": policy})
+
+
+def test_a_rerun_samples_only_unfinished_examples(tmp_path):
+    def crash_on_second_call(text, i):
+        if crashing.calls == 2:
+            raise Crash("killed mid-run")
+        return _reply(text, i)
+
+    crashing = ScriptedPolicy(crash_on_second_call)
+    with pytest.raises(Crash):
+        _run(tmp_path, crashing)
+    records_path = tmp_path / "scripted" / "ifeval" / "pass1.jsonl"
+    assert len(ResultStore(records_path).load()) == 2  # the first batch was stored before the crash
+
+    resumed = ScriptedPolicy(_reply)
+    _run(tmp_path, resumed)
+    assert resumed.rows == LIMIT - 2
+    fresh = ScriptedPolicy(_reply)
+    _run(tmp_path / "fresh", fresh)  # the same evaluation without interruption
+    summary = lambda root: json.loads((root / "scripted" / "summary.json").read_text())["benchmarks"]["ifeval"]  # noqa: E731
+    assert summary(tmp_path)["pass@1"] == summary(tmp_path / "fresh")["pass@1"]
+    assert summary(tmp_path)["pass@1"]["n"] == LIMIT
+
+    again = ScriptedPolicy(_reply)
+    _run(tmp_path, again)
+    assert again.calls == 0
+    assert summary(tmp_path)["pass@1"] == summary(tmp_path / "fresh")["pass@1"]
+
+
+def test_a_torn_last_record_is_sampled_again_and_later_records_stay_readable(tmp_path):
+    _run(tmp_path, ScriptedPolicy(_reply), **{"passk.n": 2})
+    passk_path = tmp_path / "scripted" / "ifeval" / "passk.jsonl"
+    text = passk_path.read_text()
+    passk_path.write_text(text[: len(text) - len(text.split("\n")[-2]) // 2 - 1])  # the process died mid-line
+
+    resumed = ScriptedPolicy(_reply)
+    _run(tmp_path, resumed, **{"passk.n": 2})
+    assert (resumed.calls, resumed.rows) == (1, 2)  # one example, two samples; Pass@1 untouched
+    records = ResultStore(passk_path).load()
+    assert len(records) == LIMIT and all(len(r["responses"]) == 2 for r in records.values())
+
+
+def test_a_run_of_other_benchmarks_keeps_earlier_results(tmp_path):
+    _run(tmp_path, ScriptedPolicy(_reply))
+    evaluate(default_config(), ["scripted=unused"], ["healthbench"], tmp_path, limit=2,
+             policies={"scripted": ScriptedPolicy(_reply)})
+    benchmarks = json.loads((tmp_path / "scripted" / "summary.json").read_text())["benchmarks"]
+    assert benchmarks["ifeval"]["pass@1"]["n"] == LIMIT and benchmarks["healthbench"]["skipped"] == "no judge"
+    assert "| Checkpoint | IFEval | HealthBench-500 |" in (tmp_path / "results.md").read_text()
+
+
+def test_results_of_another_checkpoint_under_the_same_label_are_not_resumed(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    c = default_config()
+    evaluate(c, [f"run={tmp_path / 'a'}"], ["ifeval"], tmp_path / "out", limit=2,
+             policies={"run": ScriptedPolicy(_reply)})
+    with pytest.raises(ValueError, match="OTHER_LABEL="):
+        evaluate(c, [f"run={tmp_path / 'b'}"], ["ifeval"], tmp_path / "out", limit=2,
+                 policies={"run": ScriptedPolicy(_reply)})
