@@ -135,11 +135,12 @@ def _revision_tables(summaries, names) -> list[str]:
     return lines
 
 
-# file -> (title, summary section, rows of (curve key, equal-budget baseline key, y label, scale))
+# file -> (title, summary section, x label, rows of (curve key, equal-budget baseline key, y label, scale))
 _PLOTS = {
-    "passk.png": ("pass@k (unbiased estimator) and best-of-k reward", "pass@k",
+    "passk.png": ("pass@k (unbiased estimator) and best-of-k reward", "pass@k", "k (samples per prompt)",
                   [("pass@k", None, "pass@k (%)", 100), ("best_of_k", None, "best-of-k reward (Eq. 4)", 1)]),
     "revision.png": ("Iterative guided revision vs pass@k at equal sample budget", "revision",
+                     "samples per prompt (revision rounds, or k)",
                      [("success", "pass@k", "prompts solved (%)", 100),
                       ("best_reward", "best_of_k", "best reward so far (Eq. 4)", 1)]),
 }
@@ -153,7 +154,7 @@ def plot(summaries: dict[str, dict], output: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    for filename, (title, section, rows) in _PLOTS.items():
+    for filename, (title, section, xlabel, rows) in _PLOTS.items():
         data = {b: {label: s["benchmarks"][b][section] for label, s in summaries.items()
                     if s["benchmarks"].get(b, {}).get(section, {}).get(rows[0][0])}
                 for b in BENCHMARK_TITLES}
@@ -168,7 +169,7 @@ def plot(summaries: dict[str, dict], output: Path) -> list[Path]:
                     if baseline and d.get(baseline):
                         _line(ax, d[baseline], scale, f"C{i}", "s--", f"{label}: pass@k / best-of-k")
                 ax.set_title(f"{BENCHMARK_TITLES[b]} ({next(iter(by_label.values()))['n']} prompts)")
-                ax.set_xlabel("samples per prompt (k, or revision rounds)")
+                ax.set_xlabel(xlabel)
                 ax.set_ylabel(ylabel)
                 ax.set_ylim(0, max(0.05 * scale, ax.get_ylim()[1]))
                 ax.grid(alpha=0.3)
