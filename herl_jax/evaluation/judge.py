@@ -15,7 +15,7 @@ import os
 from typing import Any, Callable, Sequence
 
 from herl_jax.rubrics import JudgeConfig
-from herl_jax.rubrics.judge import _Caller
+from herl_jax.rubrics.judge import JudgeCaller
 from herl_jax.rubrics.stats import JudgeStats
 
 Question = tuple[list[dict], Callable[[str | None], Any]]  # (chat messages, parser of the answer text)
@@ -44,5 +44,5 @@ class ChatJudge:
                                     timeout=self.config.timeout_s)
         slots = asyncio.Semaphore(self.config.max_concurrency)
         async with client:
-            call = _Caller(client, self.config, slots, self.stats)
+            call = JudgeCaller(client, self.config, slots, self.stats)
             return list(await asyncio.gather(*(call(messages, parse) for messages, parse in questions)))

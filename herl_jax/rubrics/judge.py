@@ -71,10 +71,10 @@ class RubricJudge:
         )
         slots = asyncio.Semaphore(self.config.max_concurrency)
         async with client:
-            call = _Caller(client, self.config, slots, stats)
+            call = JudgeCaller(client, self.config, slots, stats)
             return list(await asyncio.gather(*(self._judge_one(call, r, stats) for r in requests)))
 
-    async def _judge_one(self, call: _Caller, request: JudgeRequest, stats: JudgeStats) -> list[ItemVerdict]:
+    async def _judge_one(self, call: JudgeCaller, request: JudgeRequest, stats: JudgeStats) -> list[ItemVerdict]:
         keys = [judgement_key(self.config.model, request.prompt, request.response, i) for i in request.items]
         cached = self._cache.get_many(keys) if self._cache is not None else {}
         stats.items += len(keys)
@@ -101,7 +101,7 @@ class RubricJudge:
         return [ItemVerdict(cached[key]) if key in cached else fresh[i] for i, key in enumerate(keys)]
 
 
-class _Caller:
+class JudgeCaller:
     """One judge call with retries: returns (parsed answer, None), or (None, why it failed for good)."""
 
     def __init__(
