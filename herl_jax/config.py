@@ -51,6 +51,9 @@ def base_config() -> ConfigDict:
         steps=500,  # RL steps, each: sample -> score -> revise -> update
         prompts_per_step=64,  # the paper's PPO mini-batch of 64 prompts
         sequence_bucket=256,  # training rows are padded to a multiple of this length (bounded recompiles)
+        # Rollouts (and revisions) are sampled in this many pieces; the host scores piece k while the
+        # device samples piece k + 1. 1 = one batch, no overlap (best when scoring is cheap).
+        score_overlap_chunks=4,
         seed=0,
         log_every=1,
         validate_every=50,  # 0: never
@@ -126,7 +129,7 @@ def validate(config: ConfigDict) -> None:
     need(ppo.temperature == config.rollout.temperature, "train.ppo.temperature",
          f"must equal rollout.temperature={config.rollout.temperature} (the trainer recomputes the "
          "sampler's log-probs)")
-    for key in ("checkpoint_every", "keep_checkpoints", "log_every", "sequence_bucket"):
+    for key in ("checkpoint_every", "keep_checkpoints", "log_every", "sequence_bucket", "score_overlap_chunks"):
         need(t[key] >= 1, f"trainer.{key}", "must be >= 1")
     need(t.validate_every >= 0, "trainer.validate_every", "must be >= 0 (0 = never)")
     try:

@@ -59,6 +59,21 @@ class SampleOutput:
         """Token ids of one row's completion."""
         return self.tokens[row, : self.lengths[row]].tolist()
 
+    @classmethod
+    def concatenate(cls, outputs: Sequence["SampleOutput"]) -> "SampleOutput":
+        """The outputs of consecutive calls (same max_new_tokens) as one; prompt indices continue."""
+        if len(outputs) == 1:
+            return outputs[0]
+        offsets = np.cumsum([0] + [int(o.prompt_index.max()) + 1 for o in outputs[:-1]])
+        return cls(
+            tokens=np.concatenate([o.tokens for o in outputs]),
+            logprobs=np.concatenate([o.logprobs for o in outputs]),
+            mask=np.concatenate([o.mask for o in outputs]),
+            lengths=np.concatenate([o.lengths for o in outputs]),
+            finish_reasons=tuple(r for o in outputs for r in o.finish_reasons),
+            prompt_index=np.concatenate([o.prompt_index + off for o, off in zip(outputs, offsets)]),
+        )
+
 
 def generate(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingConfig,
              pad_id: int = 0) -> SampleOutput:

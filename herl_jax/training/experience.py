@@ -7,10 +7,11 @@ with fewer than two members, or a prompt too long for the sampler, is skipped. A
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -38,7 +39,8 @@ class StepCounts:
     generated_tokens: int = 0
     revision_tokens: int = 0
     sample_seconds: float = 0.0
-    score_seconds: float = 0.0
+    score_seconds: float = 0.0  # host scoring time (overlaps sampling when the step is chunked)
+    score_wait_seconds: float = 0.0  # of which the device sat idle, waiting for scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +60,12 @@ def texts_of(tokenizer, output: SampleOutput) -> list[str]:
 
 
 def collect_experience(policy, tokenizer, examples: Sequence[Example], scorer, cfg, seed: int,
-                       pad_id: int) -> Experience:
-    """Runs one step's sampling, scoring and revision for `examples`; `cfg` is the whole train config."""
+                       pad_id: int, generate_fn: Callable[..., SampleOutput] = generate) -> Experience:
+    """Runs one step's sampling, scoring and revision for `examples`; `cfg` is the whole train config.
+
+    `generate_fn(policy, prompts, sampling_config, pad_id=...)` does the device work: our sampler, or the
+    PyTorch baseline's (third_party/torch_baseline/herl_step.py), so both share this host logic.
+    """
     counts = StepCounts(prompts=len(examples))
     variant = variant_from_config(cfg.herl)
     stop = stop_ids_for(tokenizer, policy)
@@ -72,13 +78,11 @@ def collect_experience(policy, tokenizer, examples: Sequence[Example], scorer, c
 
     n = cfg.rollout.n
     rollout = _sampling(cfg.rollout, n=n, seed=seed, stop=stop)
-    with _timer(counts, "sample_seconds"):
-        out = generate(policy, prompts, rollout, pad_id=pad_id)
+    out, texts, results = generate_and_score(
+        policy, tokenizer, prompts, rollout, pad_id, counts, cfg.trainer.score_overlap_chunks,
+        lambda rows, texts: scorer.score_batch([examples[r // n].prompt for r in rows], texts,
+                                               [examples[r // n].rubric for r in rows]), generate_fn)
     counts.generated_tokens = int(out.lengths.sum())
-    texts = texts_of(tokenizer, out)
-    with _timer(counts, "score_seconds"):
-        results = scorer.score_batch([examples[r // n].prompt for r in range(len(texts))], texts,
-                                     [examples[r // n].rubric for r in range(len(texts))])
 
     # Per prompt: the scored originals, and which of them to revise.
     groups = []
@@ -104,14 +108,14 @@ def collect_experience(policy, tokenizer, examples: Sequence[Example], scorer, c
 
     revisions: dict[int, list[tuple[int, Sample]]] = {}
     if revise_jobs and variant.revise:
-        with _timer(counts, "sample_seconds"):
-            revised = generate(policy, [ids for _, _, ids in revise_jobs],
-                               _sampling(cfg.revision, n=1, seed=seed + 1, stop=stop), pad_id=pad_id)
+        revised, _, revised_results = generate_and_score(
+            policy, tokenizer, [ids for _, _, ids in revise_jobs],
+            _sampling(cfg.revision, n=1, seed=seed + 1, stop=stop), pad_id, counts,
+            cfg.trainer.score_overlap_chunks,
+            lambda rows, texts: scorer.score_batch([groups[revise_jobs[j][0]][0].prompt for j in rows], texts,
+                                                   [groups[revise_jobs[j][0]][0].rubric for j in rows]),
+            generate_fn)
         counts.revision_tokens = int(revised.lengths.sum())
-        revised_texts = texts_of(tokenizer, revised)
-        with _timer(counts, "score_seconds"):
-            revised_results = scorer.score_batch([groups[g][0].prompt for g, _, _ in revise_jobs],
-                                                 revised_texts, [groups[g][0].rubric for g, _, _ in revise_jobs])
         for j, ((g, c, ids), result) in enumerate(zip(revise_jobs, revised_results)):
             counts.revisions += 1
             if result.dropped:
@@ -140,6 +144,46 @@ def collect_experience(policy, tokenizer, examples: Sequence[Example], scorer, c
             counts.zero_variance_groups += 1
         records += group.records
     return Experience(tuple(records), counts, tuple(rewards), tuple(group_max), tuple(gains), tuple(bonus))
+
+
+def generate_and_score(policy, tokenizer, prompts: Sequence[Sequence[int]], sampling: SamplingConfig,
+                       pad_id: int, counts: StepCounts, chunks: int,
+                       score: Callable[[list[int], list[str]], list[RubricResult]],
+                       generate_fn: Callable[..., SampleOutput] = generate):
+    """Samples `sampling.n` completions per prompt and scores them; returns (SampleOutput, texts, results).
+
+    The prompts are sampled in up to `chunks` consecutive pieces. While the device samples piece k + 1,
+    a host thread scores piece k (checker processes, judge calls), so with a slow judge the device does
+    not sit idle. `score(rows, texts)` gets the output rows' indices (prompt-major) and their texts.
+    One piece reproduces an unchunked call exactly; piece k > 0 draws with its own seed.
+    """
+    bounds = np.linspace(0, len(prompts), min(chunks, len(prompts)) + 1).round().astype(int)
+    outputs, texts, pending = [], [], []
+
+    def timed_score(rows, texts):
+        start = time.perf_counter()
+        try:
+            return score(rows, texts)
+        finally:
+            counts.score_seconds += time.perf_counter() - start
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as scoring:
+        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            piece = sampling if k == 0 else sampling.replace(seed=_piece_seed(sampling.seed, k))
+            with _timer(counts, "sample_seconds"):
+                out = generate_fn(policy, prompts[lo:hi], piece, pad_id=pad_id)
+            rows = list(range(lo * sampling.n, hi * sampling.n))
+            outputs.append(out)
+            texts += texts_of(tokenizer, out)
+            pending.append(scoring.submit(timed_score, rows, texts[rows[0]:]))
+        with _timer(counts, "score_wait_seconds"):
+            results = [r for future in pending for r in future.result()]
+    return SampleOutput.concatenate(outputs), texts, results
+
+
+def _piece_seed(seed: int, piece: int) -> int:
+    """A seed for piece `piece` of a chunked step, independent of every other (seed, piece) pair."""
+    return int(np.random.SeedSequence([seed, piece]).generate_state(1)[0] >> 1)
 
 
 def validate_policy(policy, tokenizer, examples: Sequence[Example], scorer, cfg, pad_id: int,

@@ -130,7 +130,8 @@ class Trainer:
             log.warning("step %d: no trainable groups (all prompts skipped or dropped); no update", self.step)
         c = experience.counts
         metrics.update({
-            "time/sample": c.sample_seconds, "time/score": c.score_seconds, "time/update": update_seconds,
+            "time/sample": c.sample_seconds, "time/score": c.score_seconds, "time/score_wait": c.score_wait_seconds,
+            "time/update": update_seconds,
             "time/step": time.perf_counter() - start,
             "perf/sample_tokens_per_s": (c.generated_tokens + c.revision_tokens) / max(c.sample_seconds, 1e-9),
         })
