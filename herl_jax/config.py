@@ -6,6 +6,8 @@ before any model is loaded and names the offending key for an unknown key or an 
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import Any
 
 from ml_collections import ConfigDict
@@ -68,6 +70,22 @@ def base_config() -> ConfigDict:
 
 # Subtrees whose contents are checked by their own dataclass rather than against the base keys.
 _FREE_FORM = ("rubrics.judge", "herl.prompt.templates")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing for the CLIs, with a `--config.KEY=...` override of a key the config does not
+    have reported in one line (ml_collections raises a bare AttributeError from deep inside)."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except (AttributeError, KeyError) as e:
+        overrides = " ".join(a for a in argv if a.startswith("--config."))
+        message = str(e.args[0] if e.args else e)
+        key = re.search(r"[\w.-]+", message)
+        hint = re.search(r'Did you mean "([^"]+)"', message)
+        sys.exit(f"config error: the config has no key {key.group(0) if key else message!r}"
+                 + (f" (did you mean {hint.group(1)!r}?)" if hint else "") + f"; overrides given: {overrides}")
 
 
 def validate(config: ConfigDict) -> None:

@@ -42,4 +42,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from herl_jax.config import parse_flags
+
+    app.run(main, flags_parser=parse_flags)

@@ -23,6 +23,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv) -> None:
     del argv
     from herl_jax.config import ConfigError
+    from herl_jax.training.checkpoints import CheckpointError
     from herl_jax.training.trainer import Trainer
 
     workdir = Path(_WORKDIR.value)
@@ -34,9 +35,13 @@ def main(argv) -> None:
         trainer = Trainer(_CONFIG.value, workdir)
     except ConfigError as e:
         sys.exit(f"config error: {e}")
+    except CheckpointError as e:
+        sys.exit(f"checkpoint error: {e}")
     steps = trainer.run()
     logging.info("done: %d steps in %s", steps, workdir)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from herl_jax.config import parse_flags
+
+    app.run(main, flags_parser=parse_flags)

@@ -17,6 +17,10 @@ import orbax.checkpoint as ocp
 log = logging.getLogger(__name__)
 
 
+class CheckpointError(RuntimeError):
+    """No checkpoint in a directory that holds some can be read: resuming would silently start over."""
+
+
 class Checkpointer:
     """Saves and restores (train state, host metadata) pairs under `directory`."""
 
@@ -42,6 +46,7 @@ class Checkpointer:
         """(step, state, metadata) of the newest readable checkpoint, or None when there is none.
 
         abstract_state: a pytree of jax.ShapeDtypeStruct (or arrays) with the state's structure.
+        Raises CheckpointError when checkpoints exist but none of them can be read.
         """
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
         unreadable = []
@@ -56,6 +61,10 @@ class Checkpointer:
                 continue
             self._set_aside(unreadable)
             return step, restored["state"], dict(restored["metadata"])
+        if unreadable:
+            raise CheckpointError(
+                f"none of the checkpoints {unreadable} in {self.directory} can be read (see the warnings "
+                "above); move them away to start this run over, or use another workdir")
         return None
 
     def _set_aside(self, steps: list[int]) -> None:
