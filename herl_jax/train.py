@@ -31,6 +31,7 @@ def main(argv) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=[logging.StreamHandler(sys.stderr), logging.FileHandler(workdir / "train.log")],
                         force=True)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax narrates every save at INFO through absl
     try:
         trainer = Trainer(_CONFIG.value, workdir)
     except ConfigError as e:
