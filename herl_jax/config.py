@@ -12,7 +12,7 @@ from typing import Any
 
 from ml_collections import ConfigDict
 
-from herl_jax import herl, training
+from herl_jax import herl, parallel, training
 from herl_jax.data import default_config as data_config
 from herl_jax.herl.config import variant_from_config
 from herl_jax.models.config import ATTENTION_IMPLS, DTYPES
@@ -65,6 +65,9 @@ def base_config() -> ConfigDict:
         export_final=True,  # write the final policy as a HF checkpoint to WORKDIR/export
         run_name="train",  # TensorBoard run name (WORKDIR/tensorboard/RUN_NAME); sweeps set one per run
     ))
+    # The device mesh (herl_jax.parallel): data / fsdp / tensor sizes, one of them -1 to fill every device
+    # of every process. Default: FSDP over all devices (one device: no sharding).
+    c.parallel = parallel.default_config()
     return c
 
 
@@ -154,6 +157,10 @@ def validate(config: ConfigDict) -> None:
         ScorerConfig.from_config(config.rubrics)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"config.rubrics: {e}") from None
+    try:
+        parallel.MeshConfig.from_config(config.parallel)
+    except parallel.MeshError as e:
+        raise ConfigError(f"config.{e}") from None
 
 
 def _flat_keys(config: Any, prefix: str = "") -> list[str]:

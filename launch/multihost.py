@@ -1,20 +1,16 @@
-"""One training run across several processes / hosts: jax.distributed.initialize, then herl_jax.train.
+"""One training run across several processes / hosts: jax.distributed, then herl_jax.train.
 
-Under SLURM (started by srun, one process per GPU; see launch/multihost.sbatch) everything is detected:
+Under SLURM (started by srun; see launch/multihost.sbatch) everything is detected:
   srun python launch/multihost.py --config configs/paper.py:qwen2.5-7b,herl,if --workdir runs/q7
 
 Anywhere else, run one copy per process with an explicit coordinator (process 0's host and a free port):
   python launch/multihost.py --coordinator-address host0:1234 --num-processes 2 --process-id 0 \
       --config configs/demo.py --workdir runs/mh      # and --process-id 1 on the second host
 
-Every argument this script does not define goes to the trainer unchanged. jax.distributed.initialize runs
-before any other JAX call (importing jax is not a call). The trainer writes metrics, run records and the
-export from process 0 only.
-
-Scope: this joins the processes into one JAX runtime and runs the same trainer in each. Sharding params and
-the batch over every process's devices, orbax multi-host checkpoints and a per-process data split are
-tracked by the sharding issue (issue 8); until that lands, each process trains a full replica of the model
-on its local devices.
+Every argument this script does not define goes to the trainer unchanged. The joining itself is
+`herl_jax.parallel.initialize_distributed` (which reads SLURM's variables); it runs before any other JAX
+call. The trainer then builds one mesh over every process's devices (config.parallel), shards the
+parameters and optimizer state over it, and writes metrics, run records and the export from process 0.
 """
 
 from __future__ import annotations
@@ -30,8 +26,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--num-processes", type=int, help="processes in the run (default: detected)")
     parser.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1")
     parser.add_argument("--local-device-ids", type=lambda s: [int(i) for i in s.split(",")],
-                        help="devices this process drives, e.g. 0,1,2,3 (default: under SLURM the GPU at "
-                             "SLURM_LOCALID, else every local device)")
+                        help="devices this process drives, e.g. 0,1,2,3 (default: under SLURM with one task "
+                             "per GPU the GPU at SLURM_LOCALID, else every local device)")
     args, trainer_argv = parser.parse_known_args(argv)
     explicit = (args.coordinator_address, args.num_processes, args.process_id)
     if any(v is not None for v in explicit) and any(v is None for v in explicit):
@@ -41,10 +37,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> None:
     args, trainer_argv = parse_args(sys.argv[1:] if argv is None else argv)
+    from herl_jax.parallel import initialize_distributed
+
+    initialize_distributed(args.coordinator_address, args.num_processes, args.process_id, args.local_device_ids)
     import jax
 
-    jax.distributed.initialize(coordinator_address=args.coordinator_address, num_processes=args.num_processes,
-                               process_id=args.process_id, local_device_ids=args.local_device_ids)
     print(f"jax.distributed: process {jax.process_index()} of {jax.process_count()}, "
           f"{jax.local_device_count()} local / {jax.device_count()} global devices", file=sys.stderr, flush=True)
 

@@ -6,9 +6,11 @@ import json
 import os
 from pathlib import Path
 
+import jax
 import numpy as np
 from flax import nnx
 
+from herl_jax import parallel
 from herl_jax.models.decoder import Decoder
 from herl_jax.models.hf_layout import tensor_specs
 
@@ -19,13 +21,18 @@ def export_hf(model: Decoder, directory: str | os.PathLike, tokenizer=None,
               max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
     """Writes config.json, safetensors weights (sharded with an index past `max_shard_bytes`) and the
     tokenizer files. Tensors are converted one at a time and each shard is written as soon as it fills,
-    so the host holds at most one shard besides the model."""
+    so the host holds at most one shard besides the model.
+
+    In a multi-process run, call it on every process: each parameter sharded across processes is gathered
+    (a collective), one at a time, and process 0 alone writes."""
     from safetensors.numpy import save_file
 
     cfg = model.cfg
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     params = nnx.state(model, nnx.Param).to_pure_dict()
+    writer = jax.process_index() == 0
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
 
     metadata = {"format": "pt"}  # transformers expects this tag on safetensors files
     written: list[tuple[Path, list[str]]] = []  # (temporary file, tensor names); named once all are known
@@ -42,13 +49,17 @@ def export_hf(model: Decoder, directory: str | os.PathLike, tokenizer=None,
         value = params
         for key in spec.path:
             value = value[key]
-        stacked = np.asarray(value)
+        stacked = parallel.to_host(value)
+        if not writer:
+            continue
         for i in range(cfg.num_layers) if spec.per_layer else [None]:
             tensor = np.ascontiguousarray(spec.to_hf(stacked if i is None else stacked[i]))
             if shard and sum(t.nbytes for t in shard.values()) + tensor.nbytes > max_shard_bytes:
                 flush()
             shard[spec.hf_name.format(i=i)] = tensor
             total_bytes += tensor.nbytes
+    if not writer:
+        return out
     flush()
 
     if len(written) == 1:

@@ -1,7 +1,8 @@
 """Loading a policy: HF checkpoint directories, GGUF files and the built-in SmolLM2-135M-Instruct.
 
 Weights are read tensor by tensor and converted straight into the parameter dtype, one stacked parameter
-buffer at a time, so the host never holds a second full float32 copy of the model.
+buffer at a time, so the host never holds a second full float32 copy of the model. Given a mesh, each
+buffer goes straight to its shards on the devices (`herl_jax.parallel`): no device holds a whole model.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh
 
+from herl_jax import parallel
 from herl_jax.models.config import ModelConfig, UnsupportedModelError
 from herl_jax.models.decoder import Decoder
 from herl_jax.models.hf_layout import IGNORED_HF_TENSORS, TensorSpec, tensor_specs
@@ -67,8 +70,10 @@ def resolve_source(source: str | os.PathLike) -> tuple[str, Path]:
 
 
 def load_model(source: str | os.PathLike, *, dtype: str = "float32", param_dtype: str | None = None,
-               attention_impl: str = "auto", remat: bool = False) -> Decoder:
-    """A Decoder with the weights of `source` (HF directory, .gguf file or built-in name)."""
+               attention_impl: str = "auto", remat: bool = False, mesh: Mesh | None = None,
+               rules: parallel.Rules = parallel.DEFAULT_RULES) -> Decoder:
+    """A Decoder with the weights of `source` (HF directory, .gguf file or built-in name); placed on
+    `mesh` by the logical-axis `rules` when one is given, else on the default device."""
     runtime = dict(dtype=dtype, param_dtype=param_dtype or dtype, attention_impl=attention_impl, remat=remat)
     kind, path = resolve_source(source)
     if kind == "gguf":
@@ -76,10 +81,10 @@ def load_model(source: str | os.PathLike, *, dtype: str = "float32", param_dtype
 
         ckpt = GGUFCheckpoint(path)
         cfg = ModelConfig.from_hf_dict(ckpt.hf_config(), **runtime)
-        return build_model(cfg, ckpt.read, ckpt.names(), label=str(path))
+        return build_model(cfg, ckpt.read, ckpt.names(), label=str(path), mesh=mesh, rules=rules)
     cfg = ModelConfig.from_json_file(path / "config.json", **runtime)
     with SafetensorsCheckpoint(path) as ckpt:
-        return build_model(cfg, ckpt.read, ckpt.names(), label=str(path))
+        return build_model(cfg, ckpt.read, ckpt.names(), label=str(path), mesh=mesh, rules=rules)
 
 
 def load_tokenizer(source: str | os.PathLike):
@@ -137,19 +142,25 @@ def _save_atomically(tokenizer, directory: Path) -> None:
 
 
 def load_policy(source: str | os.PathLike, *, dtype: str = "float32", param_dtype: str | None = None,
-                attention_impl: str = "auto", remat: bool = False):
-    """(model, tokenizer) for a HF checkpoint directory, a GGUF file or `smollm2-135m-instruct`."""
-    model = load_model(source, dtype=dtype, param_dtype=param_dtype, attention_impl=attention_impl, remat=remat)
+                attention_impl: str = "auto", remat: bool = False, mesh: Mesh | None = None,
+                rules: parallel.Rules = parallel.DEFAULT_RULES):
+    """(model, tokenizer) for a HF checkpoint directory, a GGUF file or `smollm2-135m-instruct`; the
+    model placed on `mesh` when one is given (see `load_model`)."""
+    model = load_model(source, dtype=dtype, param_dtype=param_dtype, attention_impl=attention_impl, remat=remat,
+                       mesh=mesh, rules=rules)
     return model, load_tokenizer(source)
 
 
 def build_model(cfg: ModelConfig, read: Callable[[str], np.ndarray], available: Iterable[str],
-                label: str) -> Decoder:
-    """Fills a Decoder of config `cfg` from `read(hf_name) -> array [out, in]`, checking names and shapes."""
+                label: str, mesh: Mesh | None = None, rules: parallel.Rules = parallel.DEFAULT_RULES) -> Decoder:
+    """Fills a Decoder of config `cfg` from `read(hf_name) -> array [out, in]`, checking names and shapes.
+
+    With a mesh, each parameter is created sharded by its logical axes (each device receives its part)."""
     available = set(available)
     abstract = nnx.eval_shape(lambda: Decoder(cfg))
     graphdef, state = nnx.split(abstract)
     shapes = state.to_pure_dict()
+    shardings = None if mesh is None else parallel.tree_shardings(state, mesh, rules).to_pure_dict()
     values: dict = {}
     dtype = NUMPY_DTYPES[cfg.param_dtype]
     specs = tensor_specs(cfg)
@@ -161,7 +172,9 @@ def build_model(cfg: ModelConfig, read: Callable[[str], np.ndarray], available: 
                 buffer[i] = _read_checked(spec, spec.hf_name.format(i=i), shape[1:], read, available, label)
         else:
             buffer = _read_checked(spec, spec.hf_name, shape, read, available, label).astype(dtype)
-        _assign(values, spec.path, jnp.asarray(buffer))
+        placed = (jnp.asarray(buffer) if shardings is None
+                  else parallel.host_to_global(buffer, _lookup(shardings, spec.path)))
+        _assign(values, spec.path, placed)
         del buffer
     used = {spec.hf_name.format(i=i) for spec in specs for i in range(cfg.num_layers if spec.per_layer else 1)}
     unused = sorted(n for n in available - used if not n.endswith(IGNORED_HF_TENSORS))

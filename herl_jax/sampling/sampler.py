@@ -8,6 +8,10 @@ generate(model, prompts, config) -> SampleOutput
 
 Params enter both programs as arguments (never closed over), so a policy update does not recompile.
 Rows are prompt-major: row r holds sample r % n of prompt r // n.
+
+Sharding: both programs run on the mesh the model's parameters are placed on (none: one device). The
+prompt rows, the KV cache and the logits are laid out by `rules` (herl_jax.parallel), and the outputs are
+replicated, so every process of a multi-host run reads all rows. Every process must pass the same prompts.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import functools
 import warnings
 from typing import Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh
 
+from herl_jax import parallel
 from herl_jax.models import Decoder, KVCache
 from herl_jax.sampling.config import SamplingConfig
 from herl_jax.sampling.filters import sample_rows
@@ -76,8 +81,10 @@ class SampleOutput:
 
 
 def generate(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingConfig,
-             pad_id: int = 0) -> SampleOutput:
-    """Samples `config.n` completions for each prompt (a list of token-id lists of any lengths)."""
+             pad_id: int = 0, rules: parallel.Rules = parallel.DEFAULT_RULES) -> SampleOutput:
+    """Samples `config.n` completions for each prompt (a list of token-id lists of any lengths).
+
+    `rules` place the batch and cache arrays when the model's parameters are on a mesh."""
     _validate_prompts(prompts, config)
     num_prompts = len(prompts)
     bucket_prompts = 1 << (num_prompts - 1).bit_length()  # next power of two
@@ -93,12 +100,14 @@ def generate(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingC
     rows = bucket_prompts * config.n
     row_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(config.seed), jnp.arange(rows))
     graphdef, state = nnx.split(model)
+    mesh = parallel.mesh_of(state)
     cache_len = bucket_len + config.max_new_tokens
-    first_logits, cache = _prefill(graphdef, state, ids, mask, n=config.n, cache_len=cache_len)
+    first_logits, cache = _prefill(graphdef, state, ids, mask, n=config.n, cache_len=cache_len, mesh=mesh,
+                                   rules=rules)
     # Only what shapes the decode program is static: the seed, n and the bucketing rules are not.
     decode_settings = config.replace(seed=0, n=1, max_prompt_len=1, prompt_bucket=1)
     tokens, logprobs, lengths, stopped = _decode(graphdef, state, first_logits, cache, row_keys,
-                                                 config=decode_settings, pad_id=pad_id)
+                                                 config=decode_settings, pad_id=pad_id, mesh=mesh, rules=rules)
 
     real = num_prompts * config.n
     tokens, logprobs = np.asarray(tokens)[:real], np.asarray(logprobs)[:real]
@@ -125,12 +134,13 @@ def _validate_prompts(prompts: Sequence[Sequence[int]], config: SamplingConfig) 
             )
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n", "cache_len"))
-def _prefill(graphdef, state, ids, mask, *, n: int, cache_len: int):
+@functools.partial(jax.jit, static_argnames=("graphdef", "n", "cache_len", "mesh", "rules"))
+def _prefill(graphdef, state, ids, mask, *, n: int, cache_len: int, mesh: Mesh | None, rules: parallel.Rules):
     """Runs the prompts [P, T] once; returns last-position logits [P*n, V] and the cache for P*n rows."""
     model = nnx.merge(graphdef, state)
-    ids = nn.with_logical_constraint(ids, BATCH_SEQ_AXES)
-    cache = KVCache.empty(model.cfg, batch=ids.shape[0], max_len=cache_len)
+    ids = parallel.constrain(ids, BATCH_SEQ_AXES, mesh, rules)
+    mask = parallel.constrain(mask, BATCH_SEQ_AXES, mesh, rules)
+    cache = _constrain_cache(KVCache.empty(model.cfg, batch=ids.shape[0], max_len=cache_len), mesh, rules)
     hidden, cache = model.hidden_states(ids, mask, cache=cache)
     logits = model.logits(hidden[:, -1])  # left-padded: the last column is every prompt's last token
     repeat = functools.partial(jnp.repeat, repeats=n)  # each prompt's cache serves its n samples
@@ -138,21 +148,34 @@ def _prefill(graphdef, state, ids, mask, *, n: int, cache_len: int):
         k=repeat(cache.k, axis=1), v=repeat(cache.v, axis=1), key_valid=repeat(cache.key_valid, axis=0),
         lengths=repeat(cache.lengths, axis=0), index=cache.index,
     )
-    return repeat(logits, axis=0), cache
+    logits = parallel.constrain(repeat(logits, axis=0), BATCH_VOCAB_AXES, mesh, rules)
+    return logits, _constrain_cache(cache, mesh, rules)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "config", "pad_id"), donate_argnames=("cache",))
-def _decode(graphdef, state, first_logits, cache: KVCache, row_keys, *, config: SamplingConfig, pad_id: int):
+def _constrain_cache(cache: KVCache, mesh: Mesh | None, rules: parallel.Rules) -> KVCache:
+    """The cache laid out by its logical axes (keys/values split by rows and, where they divide, heads)."""
+    kv = functools.partial(parallel.constrain, logical_axes=KVCache.KV_AXES, mesh=mesh, rules=rules)
+    return dataclasses.replace(
+        cache, k=kv(cache.k), v=kv(cache.v),
+        key_valid=parallel.constrain(cache.key_valid, KVCache.MASK_AXES, mesh, rules),
+        lengths=parallel.constrain(cache.lengths, ("batch",), mesh, rules),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "config", "pad_id", "mesh", "rules"),
+                   donate_argnames=("cache",))
+def _decode(graphdef, state, first_logits, cache: KVCache, row_keys, *, config: SamplingConfig, pad_id: int,
+            mesh: Mesh | None, rules: parallel.Rules):
     """Samples up to max_new_tokens per row, stopping early once every row has hit a stop token.
 
-    Returns tokens [B, M] int32, logprobs [B, M] float32, lengths [B] int32, stopped [B] bool.
+    Returns tokens [B, M] int32, logprobs [B, M] float32, lengths [B] int32, stopped [B] bool, replicated.
     """
     rows, max_new = first_logits.shape[0], config.max_new_tokens
     stop_ids = jnp.asarray(config.stop_token_ids or (-1,), jnp.int32)
 
     def draw(logits, step):
         keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(row_keys, step)
-        logits = nn.with_logical_constraint(logits, BATCH_VOCAB_AXES)
+        logits = parallel.constrain(logits, BATCH_VOCAB_AXES, mesh, rules)
         return sample_rows(logits, keys, config.temperature, config.top_k, config.top_p)
 
     token, logprob = draw(first_logits, 0)
@@ -169,6 +192,7 @@ def _decode(graphdef, state, first_logits, cache: KVCache, row_keys, *, config: 
         step, token, tokens, logprobs, lengths, stopped, cache = carry
         model = nnx.merge(graphdef, state)  # built inside the loop body: NNX objects stay on one trace level
         logits, cache = model(token[:, None], jnp.ones((rows, 1), jnp.int32), cache=cache)
+        cache = _constrain_cache(cache, mesh, rules)
         new_token, new_logprob = draw(logits[:, 0], step)
         new_token = jnp.where(stopped, pad_id, new_token)
         tokens = tokens.at[:, step].set(new_token)
@@ -179,4 +203,4 @@ def _decode(graphdef, state, first_logits, cache: KVCache, row_keys, *, config: 
 
     carry = (jnp.int32(1), token, tokens, logprobs, lengths, stopped, cache)
     _, _, tokens, logprobs, lengths, stopped, _ = jax.lax.while_loop(not_finished, decode_step, carry)
-    return tokens, logprobs, lengths, stopped
+    return tuple(parallel.replicate(x, mesh) for x in (tokens, logprobs, lengths, stopped))

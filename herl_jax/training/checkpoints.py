@@ -45,7 +45,9 @@ class Checkpointer:
     def restore_latest(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
         """(step, state, metadata) of the newest readable checkpoint, or None when there is none.
 
-        abstract_state: a pytree of jax.ShapeDtypeStruct (or arrays) with the state's structure.
+        abstract_state: a pytree of jax.ShapeDtypeStruct (or arrays) with the state's structure; each array
+        is restored with its sharding (a sharded train state comes back sharded the same way, each process
+        reading only its own shards).
         Raises CheckpointError when checkpoints exist but none of them can be read.
         """
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)

@@ -156,6 +156,7 @@ def generate_and_score(policy, tokenizer, prompts: Sequence[Sequence[int]], samp
     a host thread scores piece k (checker processes, judge calls), so with a slow judge the device does
     not sit idle. `score(rows, texts)` gets the output rows' indices (prompt-major) and their texts.
     One piece reproduces an unchunked call exactly; piece k > 0 draws with its own seed.
+    `generate_fn` does the device work: our sampler by default; the PyTorch baseline passes its own.
     """
     bounds = np.linspace(0, len(prompts), min(chunks, len(prompts)) + 1).round().astype(int)
     outputs, texts, pending = [], [], []

@@ -10,6 +10,12 @@ Batches are ``herl_jax.herl.collate`` dicts: input_ids, positions, attention_mas
 loss_mask, sampler_logprobs, sampler_mask [B, W]; advantages, is_revision [B]. W == T for the "right"
 layout; W < T for "left_context", whose targets are scored by hidden[:, T-W-1 : T-1].
 
+Sharding: when the model's parameters are on a mesh (``herl_jax.parallel``), the state is kept laid out
+like them (optimizer moments mirror the parameters), each micro-batch's rows are split over the batch axes,
+and log-probs and metrics come back replicated. Numpy batches are the global batch; in a multi-process run
+process 0's copy is broadcast, so all processes step on the same data. Global jax.Arrays (e.g. from
+``parallel.local_batch_to_global``) are used as they are.
+
 Precision: master parameters and optimizer state are float32. The model computes in its
 ``ModelConfig.dtype``: with "bfloat16" the step casts the parameters to bf16 once, differentiates the
 loss with respect to that copy, and accumulates the gradient in float32 (the same gradient as casting
@@ -24,9 +30,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from herl_jax import parallel
 from herl_jax.training.logprobs import token_logprobs
 from herl_jax.training.loss import LossConfig, Normalizer, mini_batch_normalizer, policy_loss
 
@@ -87,21 +97,27 @@ def micro_batch_loss(
                        normalizer, cfg.loss, ref_logprobs=ref_logprobs, entropy=entropy)
 
 
-def _split_micro_batches(tree, micro_batch_size: int):
-    """Reshapes every [M, ...] leaf to [M // m, m, ...], m = min(micro_batch_size, M)."""
+def _split_micro_batches(tree, micro_batch_size: int, mesh: Mesh | None, rules: parallel.Rules):
+    """Reshapes every [M, ...] leaf to [M // m, m, ...], m = min(micro_batch_size, M), each micro-batch's
+    m rows split over the mesh's batch axes."""
     rows = jax.tree.leaves(tree)[0].shape[0]
     m = min(micro_batch_size, rows)
     if rows % m:
         raise ValueError(f"a mini-batch of {rows} rows does not split into micro-batches of {m}")
-    return jax.tree.map(lambda x: x.reshape(rows // m, m, *x.shape[1:]), tree)
+
+    def split(x):
+        x = x.reshape(rows // m, m, *x.shape[1:])
+        return parallel.constrain(x, (None, "batch") + (None,) * (x.ndim - 2), mesh, rules)
+
+    return jax.tree.map(split, tree)
 
 
 def _cast(params: nnx.State, dtype) -> nnx.State:
     return jax.tree.map(lambda p: p.astype(dtype), params)
 
 
-def compute_logprobs(graphdef: nnx.GraphDef, cfg: StepConfig, compute_dtype, params: nnx.State,
-                     batch: Batch) -> jax.Array:
+def compute_logprobs(graphdef: nnx.GraphDef, cfg: StepConfig, compute_dtype, mesh: Mesh | None,
+                     rules: parallel.Rules, params: nnx.State, batch: Batch) -> jax.Array:
     """Per-token log-probs [B, W] float32 of ``batch["targets"]``, one micro-batch at a time."""
     params = _cast(params, compute_dtype)
 
@@ -112,7 +128,7 @@ def compute_logprobs(graphdef: nnx.GraphDef, cfg: StepConfig, compute_dtype, par
         return logp
 
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "positions", "targets")}
-    logp = jax.lax.map(one_micro_batch, _split_micro_batches(inputs, cfg.micro_batch_size))
+    logp = jax.lax.map(one_micro_batch, _split_micro_batches(inputs, cfg.micro_batch_size, mesh, rules))
     return logp.reshape(batch["targets"].shape)
 
 
@@ -121,6 +137,8 @@ def train_step(
     tx: optax.GradientTransformation,
     cfg: StepConfig,
     compute_dtype,
+    mesh: Mesh | None,
+    rules: parallel.Rules,
     state: TrainState,
     minibatch: Batch,
     old_logprobs: jax.Array,
@@ -136,7 +154,7 @@ def train_step(
     normalizer = mini_batch_normalizer(minibatch["loss_mask"], minibatch["is_revision"])
     keys = ("input_ids", "attention_mask", "positions", "targets", "loss_mask", "advantages", "is_revision")
     micro_batches = _split_micro_batches(
-        ({k: minibatch[k] for k in keys}, old_logprobs, ref_logprobs), cfg.micro_batch_size
+        ({k: minibatch[k] for k in keys}, old_logprobs, ref_logprobs), cfg.micro_batch_size, mesh, rules
     )
     compute_params = _cast(state.params, compute_dtype)
 
@@ -170,22 +188,65 @@ class Learner:
       learner.compute_logprobs(params, batch) -> [B, W]
       learner.train_step(state, minibatch, old_logprobs, ref_logprobs=None) -> (state, metrics)
 
-    Built from a model only for its graphdef (structure and config) and its compute dtype
-    (``model.cfg.dtype``); parameters always travel as arguments. ``train_step`` donates its state.
+    Built from a model only for its graphdef (structure and config), its compute dtype
+    (``model.cfg.dtype``) and where its parameters are placed (a mesh, laid out by ``rules``, or one
+    device); parameters always travel as arguments. ``train_step`` donates its state.
     Each function compiles once per batch shape (collate buckets the lengths).
     """
 
-    def __init__(self, model, tx: optax.GradientTransformation, cfg: StepConfig):
-        self.graphdef, _ = nnx.split(model, nnx.Param)
+    def __init__(self, model, tx: optax.GradientTransformation, cfg: StepConfig,
+                 rules: parallel.Rules = parallel.DEFAULT_RULES):
+        self.graphdef, params = nnx.split(model, nnx.Param)
         self.tx = tx
         self.cfg = cfg
-        compute_dtype = jnp.dtype(model.cfg.dtype)
-        self.compute_logprobs = jax.jit(functools.partial(compute_logprobs, self.graphdef, cfg, compute_dtype))
-        self.train_step = jax.jit(functools.partial(train_step, self.graphdef, tx, cfg, compute_dtype),
-                                  donate_argnums=0)
+        self.mesh = parallel.mesh_of(params)
+        self.state_shardings = None
+        logprobs_out, step_out, init_out = {}, {}, {}  # jit keyword arguments fixing output layouts on a mesh
+        if self.mesh is not None:
+            replicated = NamedSharding(self.mesh, PartitionSpec())
+            opt_state = jax.eval_shape(tx.init, params)
+            self.state_shardings = TrainState(parallel.tree_shardings(params, self.mesh, rules),
+                                              parallel.tree_shardings(opt_state, self.mesh, rules), replicated)
+            logprobs_out = dict(out_shardings=replicated)
+            step_out = dict(out_shardings=(self.state_shardings, replicated))
+            init_out = dict(out_shardings=self.state_shardings)
+        where = (jnp.dtype(model.cfg.dtype), self.mesh, rules)
+        self._compute_logprobs = jax.jit(functools.partial(compute_logprobs, self.graphdef, cfg, *where),
+                                         **logprobs_out)
+        self._train_step = jax.jit(functools.partial(train_step, self.graphdef, tx, cfg, *where), donate_argnums=0,
+                                   **step_out)
+        self._init_state = jax.jit(functools.partial(_init_state, tx), **init_out)
+
+    def compute_logprobs(self, params: nnx.State, batch: Batch) -> jax.Array:
+        """Per-token log-probs [B, W] float32 of ``batch["targets"]`` under ``params``."""
+        return self._compute_logprobs(params, _same_on_every_process(batch))
+
+    def train_step(self, state: TrainState, minibatch: Batch, old_logprobs, ref_logprobs=None):
+        """One optimizer step on a mini-batch; returns (new state, metrics). Donates ``state``."""
+        minibatch, old_logprobs, ref_logprobs = _same_on_every_process((minibatch, old_logprobs, ref_logprobs))
+        return self._train_step(state, minibatch, old_logprobs, ref_logprobs)
 
     def init_state(self, model) -> TrainState:
-        """A fresh state holding a float32 copy of the model's parameters (the model stays usable)."""
+        """A fresh state holding a float32 copy of the model's parameters (the model stays usable), laid out
+        like the model's parameters."""
         _, params = nnx.split(model, nnx.Param)
-        params = jax.tree.map(lambda p: jnp.array(p, dtype=jnp.float32, copy=True), params)
-        return TrainState(params, self.tx.init(params), jnp.zeros((), jnp.int32))
+        return self._init_state(params)
+
+
+def _init_state(tx: optax.GradientTransformation, params: nnx.State) -> TrainState:
+    # A copy even when already float32: jit would hand back the input arrays, and train_step donates them.
+    params = jax.tree.map(lambda p: jnp.array(p, dtype=jnp.float32, copy=True), params)
+    return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
+
+
+def _same_on_every_process(tree):
+    """Numpy leaves replaced by process 0's values in a multi-process run (jax.Arrays are left alone), so
+    host-side differences between processes cannot desynchronize the step."""
+    if jax.process_count() == 1:
+        return tree
+    leaves, treedef = jax.tree.flatten(tree)
+    host = [i for i, x in enumerate(leaves) if isinstance(x, np.ndarray)]
+    sent = multihost_utils.broadcast_one_to_all([leaves[i] for i in host])
+    for i, value in zip(host, sent):
+        leaves[i] = np.asarray(value, dtype=leaves[i].dtype)  # the broadcast sums, which promotes bools
+    return jax.tree.unflatten(treedef, leaves)

@@ -22,6 +22,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
+from herl_jax import parallel
 from herl_jax.config import validate
 from herl_jax.data import load_dataset
 from herl_jax.herl import collate
@@ -51,13 +52,20 @@ class Trainer:
         if self.is_main:
             self._save_run_info()
 
+        # Every array lives on one mesh over all processes' devices, laid out by parallel.DEFAULT_RULES; the
+        # sampler and the learner run where the parameters are.
+        self.mesh = parallel.make_mesh(parallel.MeshConfig.from_config(config.parallel))
+        log.info("mesh %s over %d devices in %d processes", dict(self.mesh.shape), self.mesh.size,
+                 jax.process_count())
         m = config.model
         self.model, self.tokenizer = load_policy(m.source, dtype=m.dtype, param_dtype="float32",
-                                                 attention_impl=m.attention_impl, remat=m.remat)
+                                                 attention_impl=m.attention_impl, remat=m.remat, mesh=self.mesh)
         self.pad_id = next(t for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0) if t is not None)
         self.dataset = load_dataset(config.data)
         for stats in self.dataset.stats:
             log.info("data: %s", stats)
+        # Every process walks the same global batches and repeats the host work (scoring, groups, collate);
+        # the learner takes process 0's batch, so all processes always step on the same data.
         self.batches = self.dataset.train_batches(config.trainer.prompts_per_step)
         self.scorer = RubricScorer(ScorerConfig.from_config(config.rubrics))
         self.learner = Learner(self.model, make_optimizer(config.train.optim), StepConfig.from_config(config.train))
@@ -95,7 +103,7 @@ class Trainer:
             if self._stop_requested:
                 log.warning("stop requested: saving step %d and exiting", self.step)
                 self.save()
-            elif t.export_final and self.is_main:
+            elif t.export_final:  # every process gathers the sharded weights; process 0 writes them
                 export_hf(self.policy(), self.workdir / "export", self.tokenizer)
                 log.info("exported the final policy to %s", self.workdir / "export")
         finally:

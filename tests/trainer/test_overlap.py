@@ -10,7 +10,6 @@ import pytest
 
 from herl_jax.models import load_policy
 from herl_jax.sampling import SamplingConfig, generate
-from herl_jax.training import experience
 from herl_jax.training.experience import StepCounts, generate_and_score, texts_of
 
 PROMPTS = [[1, 2, 3, 4], [5, 6, 7], [8, 9, 10, 11, 12], [13, 14], [15, 16, 17, 18]]
@@ -63,7 +62,7 @@ def test_chunks_cover_every_row_once_in_order(policy):
     assert not np.array_equal(out.tokens[4:8], same_seed.tokens)
 
 
-def test_scoring_runs_while_the_next_piece_samples(policy, monkeypatch):
+def test_scoring_runs_while_the_next_piece_samples(policy):
     model, tokenizer = policy
     generate(model, PROMPTS[:2], CONFIG)  # compile outside the timed part
     events = []
@@ -80,9 +79,9 @@ def test_scoring_runs_while_the_next_piece_samples(policy, monkeypatch):
             events.append(("scored", time.perf_counter()))
         return [None] * len(rows)
 
-    monkeypatch.setattr(experience, "generate", recording_generate)
     counts = StepCounts()
-    generate_and_score(model, tokenizer, PROMPTS[:4], CONFIG, 0, counts, 2, slow_score)
+    generate_and_score(model, tokenizer, PROMPTS[:4], CONFIG, 0, counts, 2, slow_score,
+                       generate_fn=recording_generate)
     samples = [t for kind, t in events if kind == "sample"]
     scored = [t for kind, t in events if kind == "scored"]
     assert len(samples) == 2 and len(scored) == 2

@@ -1,0 +1,55 @@
+"""Sharding across devices and hosts: the mesh, logical-axis rules, placement, and multi-host start-up.
+
+Floor 1 of the package: imports nothing from herl_jax. See the README's "Multiple GPUs and hosts".
+"""
+
+from herl_jax.parallel.distributed import DistributedSettings, initialize_distributed, slurm_settings
+from herl_jax.parallel.mesh import AXES, MeshConfig, MeshError, abstract_mesh, default_config, make_mesh
+from herl_jax.parallel.placement import (
+    create_sharded,
+    host_to_global,
+    local_batch_to_global,
+    shard_module,
+    to_host,
+)
+from herl_jax.parallel.rules import (
+    DEFAULT_RULES,
+    Rules,
+    activate,
+    batch_shardings,
+    constrain,
+    logical_sharding,
+    mesh_of,
+    partition_spec,
+    replicate,
+    tree_shardings,
+    variable_axes,
+)
+
+__all__ = [
+    "AXES",
+    "DEFAULT_RULES",
+    "DistributedSettings",
+    "MeshConfig",
+    "MeshError",
+    "Rules",
+    "abstract_mesh",
+    "activate",
+    "batch_shardings",
+    "constrain",
+    "create_sharded",
+    "default_config",
+    "host_to_global",
+    "initialize_distributed",
+    "local_batch_to_global",
+    "logical_sharding",
+    "make_mesh",
+    "mesh_of",
+    "partition_spec",
+    "replicate",
+    "shard_module",
+    "slurm_settings",
+    "to_host",
+    "tree_shardings",
+    "variable_axes",
+]

@@ -1,0 +1,294 @@
+"""Plan a training run's memory per device before launching it:
+
+  python -m herl_jax.plan --config configs/paper.py:qwen2.5-7b,herl,if --num_devices=8 \
+      [--config.parallel.fsdp=8 ...] [--device_memory_gib=80]
+
+Everything is computed from shapes: the model is built abstractly (nnx.eval_shape) from the checkpoint's
+config.json, or, for the paper's models when their weights are not on this machine, from a copy of their
+config.json kept here (KNOWN_MODELS); the optimizer state from jax.eval_shape of its init. Each array is
+divided by the mesh axes its logical axes map to (herl_jax.parallel.DEFAULT_RULES), exactly as the trainer
+places it. Nothing is loaded and nothing large is allocated; no accelerator is needed.
+
+Activations and temporaries are estimates (see `activation_arrays`); XLA's own scratch space is not
+counted, so leave some headroom.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import AbstractMesh
+
+from herl_jax import parallel
+from herl_jax.herl.config import variant_from_config
+from herl_jax.models import Decoder, KVCache, ModelConfig
+from herl_jax.models.loading import resolve_source
+from herl_jax.training.optim import make_optimizer
+
+GIB = 1024**3
+
+# config.json fields of the paper's models (and the 0.5B shape the GPU benchmarks use), for planning on a
+# machine without their weights. A `model.source` whose last path component is a key here uses them.
+KNOWN_MODELS: dict[str, dict[str, Any]] = {
+    "Qwen2.5-7B-Instruct": dict(
+        architectures=["Qwen2ForCausalLM"], vocab_size=152064, hidden_size=3584, intermediate_size=18944,
+        num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, rms_norm_eps=1e-6,
+        rope_theta=1e6, max_position_embeddings=32768, tie_word_embeddings=False, bos_token_id=151643,
+        eos_token_id=151645),
+    "Llama-3.2-3B-Instruct": dict(
+        architectures=["LlamaForCausalLM"], vocab_size=128256, hidden_size=3072, intermediate_size=8192,
+        num_hidden_layers=28, num_attention_heads=24, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-5,
+        rope_theta=500000.0, rope_scaling=dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0,
+                                               high_freq_factor=4.0, original_max_position_embeddings=8192),
+        max_position_embeddings=131072, tie_word_embeddings=True, bos_token_id=128000,
+        eos_token_id=[128001, 128008, 128009]),
+    "Qwen3-4B-Instruct-2507": dict(
+        architectures=["Qwen3ForCausalLM"], vocab_size=151936, hidden_size=2560, intermediate_size=9728,
+        num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
+        rope_theta=5e6, max_position_embeddings=262144, tie_word_embeddings=True, bos_token_id=151643,
+        eos_token_id=151645),
+    "Qwen2.5-0.5B-Instruct": dict(
+        architectures=["Qwen2ForCausalLM"], vocab_size=151936, hidden_size=896, intermediate_size=4864,
+        num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, rms_norm_eps=1e-6, rope_theta=1e6,
+        max_position_embeddings=32768, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One group of arrays: `phase` is "persistent" (whole run), "sampling" or "training"."""
+
+    name: str
+    phase: str
+    per_device: int  # bytes on the busiest device
+    total: int  # bytes over all devices (replicated arrays counted once per device)
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPlan:
+    model: str  # where the model's shapes came from
+    model_config: ModelConfig
+    mesh_shape: dict[str, int]
+    items: tuple[Item, ...]
+
+    def phase_bytes(self, phase: str) -> int:
+        return sum(i.per_device for i in self.items if i.phase == phase)
+
+    @property
+    def peak_per_device(self) -> int:
+        """Persistent arrays plus the larger of the sampling and the training phase."""
+        return self.phase_bytes("persistent") + max(self.phase_bytes("sampling"), self.phase_bytes("training"))
+
+    def item(self, name: str) -> Item:
+        return next(i for i in self.items if i.name == name)
+
+
+def model_config_for(source: str, **runtime: Any) -> tuple[ModelConfig, str]:
+    """(ModelConfig, description) of a model source, from its config.json / GGUF metadata, else KNOWN_MODELS."""
+    try:
+        kind, path = resolve_source(source)
+    except FileNotFoundError:
+        name = str(source).rstrip("/").split("/")[-1]
+        if name not in KNOWN_MODELS:
+            raise FileNotFoundError(f"model source {source!r} is not here and is not one of the known models "
+                                    f"{sorted(KNOWN_MODELS)}; point model.source at a checkpoint directory") from None
+        return ModelConfig.from_hf_dict(KNOWN_MODELS[name], **runtime), f"{name} (built-in config; no weights read)"
+    if kind == "gguf":
+        from herl_jax.models.gguf_reader import GGUFCheckpoint
+
+        return ModelConfig.from_hf_dict(GGUFCheckpoint(path).hf_config(), **runtime), str(path)
+    return ModelConfig.from_json_file(path / "config.json", **runtime), str(path)
+
+
+def plan_memory(config, num_devices: int) -> MemoryPlan:
+    """The per-device memory of training with `config` (a full training config) on `num_devices` devices."""
+    m = config.model
+    cfg, described = model_config_for(m.source, dtype=m.dtype, param_dtype="float32",
+                                      attention_impl=m.attention_impl, remat=m.remat)
+    mesh = parallel.abstract_mesh(parallel.MeshConfig.from_config(config.parallel), num_devices)
+    size = _Sizer(mesh)
+
+    _, params = nnx.split(nnx.eval_shape(lambda: Decoder(cfg, nnx.Rngs(0))), nnx.Param)
+    opt_state = jax.eval_shape(make_optimizer(config.train.optim).init, params)
+    params_f32 = size.tree(params)
+    compute = jnp.dtype(cfg.dtype).itemsize
+    cast = cfg.dtype != "float32"  # the sampler and the step use a copy of the params in the compute dtype
+
+    items = [
+        Item("params (float32 master)", "persistent", *params_f32),
+        Item("optimizer state", "persistent", *size.tree(opt_state)),
+    ]
+    if config.train.loss.kl_coef > 0:
+        items.append(Item("reference params (kl_coef > 0)", "persistent", *params_f32))
+
+    if cast:
+        items.append(Item(f"params in {cfg.dtype} for sampling", "sampling", *size.tree(params, compute)))
+    caches = []  # one per sampler call; the calls run one after another, so the largest counts
+    for name, prompts, n, slots in _sampling_batches(config):
+        rows = prompts * n + (prompts if n > 1 else 0)  # the prefill's prompt cache beside the repeated one
+        shape = (cfg.num_layers, rows, slots, cfg.num_kv_heads, cfg.head_dim)
+        kv = size.arrays([(shape, KVCache.KV_AXES, compute)] * 2)
+        caches.append((kv, f"{name}: {rows} rows x {slots} slots"))
+    kv, label = max(caches)
+    items.append(Item(f"KV cache ({label})", "sampling", *kv))
+
+    micro, seq = config.train.ppo.micro_batch_size, _training_length(config)
+    if cast:
+        items.append(Item(f"params in {cfg.dtype} for the step", "training", *size.tree(params, compute)))
+    grads = size.tree(params, itemsize=4 + compute if cast else 4)
+    items.append(Item("gradients (float32 sum + a micro-batch's)", "training", *grads))
+    remat = "remat" if cfg.remat else "no remat"
+    items.append(Item(f"activations ({micro} rows x {seq} tokens, {remat})", "training",
+                      *size.arrays(activation_arrays(cfg, micro, seq, config.train.ppo.logprob_chunk_size))))
+    return MemoryPlan(described, cfg, dict(mesh.shape), tuple(items))
+
+
+def _sampling_batches(config) -> list[tuple[str, int, int, int]]:
+    """(name, prompts, samples per prompt, cache slots) of a step's largest rollout and revision calls.
+
+    The trainer samples a step's prompts in `trainer.score_overlap_chunks` pieces; the sampler pads a
+    piece's prompt count to a power of two and its prompt length to `prompt_bucket`, and its prefill keeps
+    the prompts' own cache beside the n-times repeated one."""
+    t = config.trainer
+    variant = variant_from_config(config.herl)
+    calls = [("rollouts", config.rollout, t.prompts_per_step, config.rollout.n)]
+    if variant.revise:  # at worst every rollout is a candidate
+        candidates = min(config.herl.max_candidates, config.rollout.n)
+        calls.append(("revisions", config.revision, t.prompts_per_step * candidates, 1))
+    out = []
+    for name, s, prompts, n in calls:
+        piece = 1 << (math.ceil(prompts / min(t.score_overlap_chunks, prompts)) - 1).bit_length()
+        slots = -(-s.max_prompt_len // s.prompt_bucket) * s.prompt_bucket + s.max_new_tokens
+        out.append((name, piece, n, slots))
+    return out
+
+
+def _training_length(config) -> int:
+    """The longest training row: a revise prompt plus its revision (or a prompt plus a rollout), bucketed."""
+    longest = max(config.rollout.max_prompt_len + config.rollout.max_new_tokens,
+                  config.revision.max_prompt_len + config.revision.max_new_tokens)
+    bucket = config.trainer.sequence_bucket
+    return -(-longest // bucket) * bucket
+
+
+def activation_arrays(cfg: ModelConfig, rows: int, seq: int, chunk: int) -> list[tuple[tuple, tuple, int]]:
+    """(shape, logical axes, bytes per element) of the arrays alive at the peak of one micro-batch's
+    forward + backward: an estimate.
+
+    A layer's working set: its input and norms [b,T,D] x 4, q / attention output [b,T,N,H] x 2, k / v
+    [b,T,K,H] x 2, the MLP's gate / up / product [b,T,F] x 3, and with XLA attention the scores
+    [b,N,T,T] in float32 (cuDNN's fused kernel keeps only [b,N,T] statistics); the backward pass holds
+    about as much again in gradients. With remat the L layer inputs are saved and one layer is live; without
+    remat every layer's working set is saved. Plus the final hidden states and the LM head's float32
+    logits for one chunk of positions [b, chunk, V] (and their gradient)."""
+    d, f, n, k, h, v, layers = (cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, cfg.num_kv_heads,
+                                cfg.head_dim, cfg.vocab_size, cfg.num_layers)
+    e = jnp.dtype(cfg.dtype).itemsize
+    hidden = ((rows, seq, d), ("batch", "seq", None), e)
+    layer = [hidden] * 4 + [
+        ((rows, seq, n, h), ("batch", "seq", "q_heads", "head_dim"), e),
+        ((rows, seq, n, h), ("batch", "seq", "q_heads", "head_dim"), e),
+        ((rows, seq, k, h), ("batch", "seq", "kv_heads", "head_dim"), e),
+        ((rows, seq, k, h), ("batch", "seq", "kv_heads", "head_dim"), e),
+    ] + [((rows, seq, f), ("batch", "seq", "mlp"), e)] * 3
+    cudnn = cfg.attention_impl == "cudnn" or (cfg.attention_impl == "auto" and cfg.dtype != "float32")
+    layer.append(((rows, n, seq), ("batch", "q_heads", "seq"), 4) if cudnn else
+                 ((rows, n, seq, seq), ("batch", "q_heads", "seq", None), 4))
+    live = layer * 2  # forward working set and its gradients
+    saved = [hidden] * layers if cfg.remat else layer * layers
+    head = [hidden, ((rows, min(chunk, seq), v), ("batch", "seq", "vocab"), 4),
+            ((rows, min(chunk, seq), v), ("batch", "seq", "vocab"), 4)]
+    return saved + live + head
+
+
+class _Sizer:
+    """Bytes per device and in total of arrays laid out on a mesh by the default rules."""
+
+    def __init__(self, mesh: AbstractMesh):
+        self.mesh = mesh
+
+    def one(self, shape, axes, itemsize: int) -> tuple[int, int]:
+        spec = parallel.partition_spec(axes, shape, self.mesh)
+        shards = 1
+        for entry in spec:
+            for axis in (entry,) if isinstance(entry, str) else (entry or ()):
+                shards *= self.mesh.shape[axis]
+        nbytes = int(np.prod(shape)) * itemsize
+        return nbytes // shards, nbytes // shards * self.mesh.size
+
+    def arrays(self, arrays) -> tuple[int, int]:
+        sizes = [self.one(shape, axes, itemsize) for shape, axes, itemsize in arrays]
+        return sum(s[0] for s in sizes), sum(s[1] for s in sizes)
+
+    def tree(self, tree, itemsize: int | None = None) -> tuple[int, int]:
+        """Arrays of an abstract pytree: those in nnx Variables by their logical axes, others replicated."""
+        arrays = []
+        for x in jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, nnx.Variable)):
+            axes = parallel.variable_axes(x) if isinstance(x, nnx.Variable) else None
+            value = x.get_value() if isinstance(x, nnx.Variable) else x
+            arrays.append((value.shape, axes or (None,) * len(value.shape), itemsize or value.dtype.itemsize))
+        return self.arrays(arrays)
+
+
+def format_plan(plan: MemoryPlan, device_memory_gib: float) -> str:
+    cfg = plan.model_config
+    mesh = " ".join(f"{k}={v}" for k, v in plan.mesh_shape.items())
+    devices = math.prod(plan.mesh_shape.values())
+    lines = [
+        f"model  {plan.model}: {cfg.family}, {cfg.num_params / 1e9:.2f}B parameters, compute {cfg.dtype}, "
+        f"remat {'on' if cfg.remat else 'off'}",
+        f"mesh   {mesh} ({devices} devices)",
+        "",
+        f"{'':<58}{'per device':>12}{'all devices':>14}",
+    ]
+    for phase in ("persistent", "sampling", "training"):
+        lines.append(f"{phase} (total {plan.phase_bytes(phase) / GIB:.2f} GiB per device)")
+        for item in (i for i in plan.items if i.phase == phase):
+            lines.append(f"  {item.name:<56}{item.per_device / GIB:>9.2f} GiB{item.total / GIB:>10.1f} GiB")
+    peak, limit = plan.peak_per_device, device_memory_gib * GIB
+    verdict = (f"fits: {(limit - peak) / GIB:.1f} GiB to spare" if peak <= limit
+               else f"does NOT fit: {(peak - limit) / GIB:.1f} GiB over")
+    lines += ["", f"peak per device (persistent + max(sampling, training)): {peak / GIB:.2f} GiB of "
+                  f"{device_memory_gib:g} GiB -> {verdict}"]
+    return "\n".join(lines)
+
+
+def main(argv) -> None:
+    del argv
+    from herl_jax.config import ConfigError, validate
+
+    config = _CONFIG.value
+    try:
+        validate(config)
+        num_devices = _NUM_DEVICES.value or _default_devices(config)
+        plan = plan_memory(config, num_devices)
+    except (ConfigError, parallel.MeshError, FileNotFoundError) as e:
+        sys.exit(f"plan: {e}")
+    print(format_plan(plan, _DEVICE_MEMORY_GIB.value))
+
+
+def _default_devices(config) -> int:
+    """The product of the mesh sizes when none is -1, else this machine's device count."""
+    sizes = [config.parallel[a] for a in parallel.AXES]
+    return math.prod(sizes) if -1 not in sizes else jax.device_count()
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    from herl_jax.config import parse_flags
+
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "training config file (see configs/)")
+    _NUM_DEVICES = flags.DEFINE_integer("num_devices", None, "devices of the planned run (default: the "
+                                        "product of config.parallel's sizes, or this machine's count)")
+    _DEVICE_MEMORY_GIB = flags.DEFINE_float("device_memory_gib", 80.0, "memory of one device, GiB")
+    flags.mark_flags_as_required(["config"])
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,84 @@
+"""One of two processes joined by jax.distributed on 127.0.0.1, each with 2 CPU devices (gloo collectives).
+
+  multi_process.py PORT PROCESS_ID OUT_DIR      (run by test_multi_process.py, both processes at once)
+
+On a (data=1, fsdp=2, tensor=2) mesh over the 4 devices, so the parameters are split across the processes:
+one HeRL train step on a collated batch (the whole batch as numpy on each process), its log-probs again
+from each process's own half of the rows, greedy sampling, a checkpoint round trip and an HF export. Each result is
+compared with the same work done on this process's first device alone, before anything is sharded.
+Prints one JSON object; writes the gathered parameters to OUT_DIR/params_PROCESS_ID.npz.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from herl_jax import parallel
+
+port, process_id, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+parallel.initialize_distributed(f"127.0.0.1:{port}", 2, process_id)
+
+import jax  # noqa: E402
+
+jax.config.update("jax_default_matmul_precision", "highest")
+
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from herl_jax.models import export_hf  # noqa: E402
+from herl_jax.sampling import SamplingConfig, generate  # noqa: E402
+from herl_jax.training import Learner  # noqa: E402
+from herl_jax.training.checkpoints import Checkpointer  # noqa: E402
+from tests.parallel.common import (  # noqa: E402
+    PROMPTS, max_difference, one_train_step, optimizer, step_config, tiny_model, train_batch,
+)
+
+GREEDY = SamplingConfig(n=2, max_new_tokens=6, temperature=0.0, max_prompt_len=16, prompt_bucket=8)
+
+
+def main() -> None:
+    assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 4, 2)
+    model, batch = tiny_model(), train_batch()
+
+    # Single device (this process's first): the reference.
+    ref_old, ref_state, ref_metrics = one_train_step(Learner(model, optimizer(), step_config()), model, batch)
+    ref_greedy = generate(model, PROMPTS, GREEDY)
+
+    mesh = parallel.make_mesh(parallel.MeshConfig(data=1, fsdp=2, tensor=2))
+    sharded = parallel.shard_module(model, mesh)
+    learner = Learner(sharded, optimizer(), step_config())
+    old, state, metrics = one_train_step(learner, sharded, batch)  # numpy batch: process 0's copy is used
+    params = parallel.to_host(state.params)
+
+    rows = batch["input_ids"].shape[0] // 2
+    local = {k: v[process_id * rows : (process_id + 1) * rows] for k, v in batch.items()}
+    local_batch = parallel.local_batch_to_global(local, mesh)
+    local_old = learner.compute_logprobs(learner.init_state(sharded).params, local_batch)
+    greedy = generate(sharded, PROMPTS, GREEDY)
+
+    checkpointer = Checkpointer(out / "checkpoints", async_save=False)
+    checkpointer.save(1, state, {"step": 1})
+    _, restored, _ = checkpointer.restore_latest(state)
+    checkpointer.close()
+    export_hf(sharded, out / "export")
+
+    np.savez(out / f"params_{process_id}.npz",
+             **{jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(params)})
+    print(json.dumps(dict(
+        params_sharded=not state.params["embed"][...].is_fully_addressable,
+        old_logprobs=max_difference(old, ref_old),
+        params=max_difference(params, ref_state.params),
+        opt_state=max_difference(parallel.to_host(state.opt_state), ref_state.opt_state),
+        metrics=max_difference(metrics, ref_metrics),
+        local_rows_old_logprobs=max_difference(local_old, old),
+        tokens_equal=bool(np.array_equal(greedy.tokens, ref_greedy.tokens)),
+        checkpoint=max_difference(parallel.to_host(restored), parallel.to_host(state)),
+        moved=max_difference(ref_state.params, nnx.state(model, nnx.Param)),
+    )))
+    jax.distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()
