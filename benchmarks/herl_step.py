@@ -175,7 +175,8 @@ class JaxHeRLStep:
         if experience.records:
             batch = collate_experience(experience.records, self.cfg, self.pad_id)
             update_start = time.perf_counter()
-            self.state, update = update_policy(self.state, batch, self.learner, self.cfg.train.ppo, self.ref_params)
+            self.state, update = update_policy(self.state, batch, self.learner, self.cfg.train.ppo, self.ref_params,
+                                               bucket_size=self.cfg.trainer.sequence_bucket)
             jax.block_until_ready(self.state)
             update_seconds = time.perf_counter() - update_start
         return step_metrics(timer, experience, batch, update_seconds, time.perf_counter() - start, update)

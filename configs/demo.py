@@ -15,7 +15,7 @@ def get_config():
     c.herl.max_candidates = 1
     c.train.optim.lr = 1e-5  # a few steps must move a 135M model visibly
     c.train.ppo.mini_batch_size = 10  # one optimizer step per RL step: 2 prompts x (4 + 1) members
-    c.train.ppo.micro_batch_size = 5
+    c.train.ppo.micro_batch_size = 2  # short micro-batches: the 8 rollouts are not padded to a revision's length
     c.train.loss.kl_coef = 0.0
     c.rubrics.workers = 1
     # score_overlap_chunks=1: programmatic checks take milliseconds, and on a CPU one batch of 8 rows

@@ -52,7 +52,9 @@ def base_config() -> ConfigDict:
     c.trainer = ConfigDict(dict(
         steps=500,  # RL steps, each: sample -> score -> revise -> update
         prompts_per_step=64,  # the paper's PPO mini-batch of 64 prompts
-        sequence_bucket=256,  # training rows are padded to a multiple of this length (bounded recompiles)
+        # Training micro-batches group rows of similar length, each padded to a multiple of this (bounded
+        # recompiles): rollouts are not padded to the length of a long revise prompt.
+        sequence_bucket=256,
         # Rollouts (and revisions) are sampled in this many pieces; the host scores piece k while the
         # device samples piece k + 1. 1 = one batch, no overlap (best when scoring is cheap).
         score_overlap_chunks=4,

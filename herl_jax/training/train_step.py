@@ -1,25 +1,32 @@
-"""The jitted device side of a policy update: log-probs before the update, and one optimizer step.
+"""The device side of a policy update: log-probs before the update, and one optimizer step.
 
 A ``Learner`` fixes the static parts (the model's graphdef, the optax transform, the ``StepConfig``)
-and exposes two jitted functions that take the parameters as arguments:
+and exposes two functions that take the parameters as arguments:
 
-  compute_logprobs(params, batch) -> [B, W]      old / reference log-probs, before the update
-  train_step(state, minibatch, old_logprobs, ref_logprobs=None) -> (state, metrics)
+  compute_logprobs(params, batch, bucket_size=None) -> [B, W]   old / reference log-probs
+  train_step(state, minibatch, old_logprobs, ref_logprobs=None, bucket_size=None) -> (state, metrics)
 
 Batches are ``herl_jax.herl.collate`` dicts: input_ids, positions, attention_mask [B, T]; targets,
 loss_mask, sampler_logprobs, sampler_mask [B, W]; advantages, is_revision [B]. W == T for the "right"
 layout; W < T for "left_context", whose targets are scored by hidden[:, T-W-1 : T-1].
 
+Micro-batches: a mini-batch is cut into micro-batches of ``micro_batch_size`` rows, each a jitted
+forward/backward whose float32 gradient is added to a running sum; one jitted optimizer step then applies
+it. With ``bucket_size`` the rows are first sorted by length and each micro-batch is trimmed to its own
+longest row (rounded up to ``bucket_size``), so rollouts are not padded to the length of a long revise
+prompt. Every loss term is normalized by the whole mini-batch (``mini_batch_normalizer``), so the sum
+is the mini-batch gradient however the rows are grouped. Compiles once per micro-batch width.
+
 Sharding: when the model's parameters are on a mesh (``herl_jax.parallel``), the state is kept laid out
 like them (optimizer moments mirror the parameters), each micro-batch's rows are split over the batch axes,
-and log-probs and metrics come back replicated. Numpy batches are the global batch; in a multi-process run
-process 0's copy is broadcast, so all processes step on the same data. Global jax.Arrays (e.g. from
-``parallel.local_batch_to_global``) are used as they are.
+and log-probs and metrics come back replicated. Batches are host (numpy) arrays of the global batch; in a
+multi-process run process 0's copy is broadcast, so all processes step on the same data.
+``compute_logprobs`` without ``bucket_size`` also takes global jax.Arrays (e.g. from
+``parallel.local_batch_to_global``) as they are.
 
 Precision: master parameters and optimizer state are float32. The model computes in its
-``ModelConfig.dtype``: with "bfloat16" the step casts the parameters to bf16 once, differentiates the
-loss with respect to that copy, and accumulates the gradient in float32 (the same gradient as casting
-inside every micro-batch's loss, without re-casting per micro-batch).
+``ModelConfig.dtype``: with "bfloat16" the step casts the parameters to bf16 once per mini-batch,
+differentiates the loss with respect to that copy, and accumulates the gradient in float32.
 """
 
 from __future__ import annotations
@@ -132,66 +139,99 @@ def compute_logprobs(graphdef: nnx.GraphDef, cfg: StepConfig, compute_dtype, mes
     return logp.reshape(batch["targets"].shape)
 
 
-def train_step(
+INPUT_KEYS = ("input_ids", "attention_mask", "positions")  # [B, T]
+RESPONSE_KEYS = ("targets", "loss_mask", "sampler_logprobs", "sampler_mask")  # [B, W]
+LOSS_KEYS = ("input_ids", "attention_mask", "positions", "targets", "loss_mask", "advantages", "is_revision")
+
+
+def accumulate_gradients(
     graphdef: nnx.GraphDef,
-    tx: optax.GradientTransformation,
     cfg: StepConfig,
-    compute_dtype,
     mesh: Mesh | None,
     rules: parallel.Rules,
-    state: TrainState,
-    minibatch: Batch,
+    compute_params: nnx.State,
+    grad_sum: nnx.State,
+    micro: Batch,
     old_logprobs: jax.Array,
-    ref_logprobs: jax.Array | None = None,
-) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimizer step on one mini-batch [M, ...]: gradients accumulated over micro-batches.
+    ref_logprobs: jax.Array | None,
+    normalizer: Normalizer,
+) -> tuple[nnx.State, dict[str, jax.Array]]:
+    """grad_sum + the float32 gradient of one micro-batch's share of the mini-batch loss, and the
+    micro-batch's shares of the metrics. micro: [m, T] / [m, W] arrays; old / ref log-probs [m, W]."""
+    def split_rows(x):
+        return parallel.constrain(x, ("batch",) + (None,) * (x.ndim - 1), mesh, rules)
 
-    old_logprobs, ref_logprobs: [M, W] from ``compute_logprobs`` before the update (ref may be None
-    when kl_coef is 0). Metrics (float32 scalars) are the mini-batch's: the loss parts and ratio / clip
-    statistics of ``policy_loss``, plus grad_norm (before clipping) and sampler_logprob_gap, the mean
-    |sampler_logprob − old_logprob| over sampler_mask tokens (0 when no row carries sampler log-probs).
-    """
-    normalizer = mini_batch_normalizer(minibatch["loss_mask"], minibatch["is_revision"])
-    keys = ("input_ids", "attention_mask", "positions", "targets", "loss_mask", "advantages", "is_revision")
-    micro_batches = _split_micro_batches(
-        ({k: minibatch[k] for k in keys}, old_logprobs, ref_logprobs), cfg.micro_batch_size, mesh, rules
-    )
-    compute_params = _cast(state.params, compute_dtype)
+    micro, old_logprobs, ref_logprobs = jax.tree.map(split_rows, (micro, old_logprobs, ref_logprobs))
 
-    def loss_fn(params, micro, old, ref):
+    def loss_fn(params):
         model = nnx.merge(graphdef, params)
-        return micro_batch_loss(response_hidden(model, micro), model.lm_head_kernel(), micro, old, ref,
-                                normalizer, cfg)
+        return micro_batch_loss(response_hidden(model, micro), model.lm_head_kernel(), micro, old_logprobs,
+                                ref_logprobs, normalizer, cfg)
 
-    def accumulate(grad_sum, xs):
-        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(compute_params, *xs)
-        return jax.tree.map(lambda acc, g: acc + g.astype(jnp.float32), grad_sum, grads), metrics
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(compute_params)
+    return jax.tree.map(lambda acc, g: acc + g.astype(jnp.float32), grad_sum, grads), metrics
 
-    zeros = jax.tree.map(jnp.zeros_like, state.params)
-    grads, per_micro = jax.lax.scan(accumulate, zeros, micro_batches)
-    # Every metric is a micro-batch's share of the mini-batch value, except ratio_max (see policy_loss).
-    metrics = {k: (v.max() if k == "ratio_max" else v.sum()) for k, v in per_micro.items()}
 
+def apply_gradients(tx: optax.GradientTransformation, state: TrainState,
+                    grads: nnx.State) -> tuple[TrainState, jax.Array]:
+    """One optimizer step with the mini-batch gradient; also returns its global norm (before clipping)."""
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), optax.global_norm(grads)
 
-    sampler_mask = minibatch["sampler_mask"]
-    gap = jnp.abs(minibatch["sampler_logprobs"] - old_logprobs)
-    metrics["grad_norm"] = optax.global_norm(grads)
-    metrics["sampler_logprob_gap"] = jnp.where(sampler_mask, gap, 0.0).sum() / jnp.maximum(sampler_mask.sum(), 1)
-    return TrainState(params, opt_state, state.step + 1), metrics
+
+def micro_batches(batch: dict[str, np.ndarray], micro_batch_size: int, bucket_size: int | None = None,
+                  extra: dict[str, np.ndarray | None] | None = None):
+    """Splits a host batch of M rows into micro-batches of m = min(micro_batch_size, M) rows.
+
+    Returns [(rows [m] int, micro-batch dict)]. ``extra``: more [M, W] arrays (old / reference log-probs)
+    split and trimmed like the targets (None values stay None). Without ``bucket_size`` the rows are
+    taken in order at full width; with it, sorted by length (stable) and each micro-batch trimmed to
+    its longest row rounded up to ``bucket_size`` (both blocks separately for the "left_context" layout).
+    """
+    arrays = dict(batch, **(extra or {}))
+    size, t, w = batch["input_ids"].shape[0], batch["input_ids"].shape[1], batch["targets"].shape[1]
+    m = min(micro_batch_size, size)
+    if size % m:
+        raise ValueError(f"a mini-batch of {size} rows does not split into micro-batches of {m}")
+    attention = np.asarray(batch["attention_mask"]).astype(bool)
+    order = np.argsort(attention.sum(axis=1), kind="stable") if bucket_size else np.arange(size)
+    response_keys = set(RESPONSE_KEYS) | set(extra or {})
+
+    def width(used: np.ndarray, full: int) -> int:
+        return full if not bucket_size else min(full, max(bucket_size, -(-int(used.max()) // bucket_size) * bucket_size))
+
+    out = []
+    for start in range(0, size, m):
+        rows = order[start : start + m]
+        if w == t:  # "right": every row starts at column 0
+            used = attention[rows].sum(axis=1)
+            cols_in, cols_out = slice(0, width(used, t)), slice(0, width(used, t))
+        else:  # "left_context": contexts end at column P = T - W, responses start there
+            p = t - w
+            context = width(attention[rows, :p].sum(axis=1), p)
+            response = width(attention[rows, p:].sum(axis=1), w)
+            cols_in, cols_out = slice(p - context, p + response), slice(0, response)
+        micro = {}
+        for key, value in arrays.items():
+            if value is None:
+                micro[key] = None
+            elif key in INPUT_KEYS:
+                micro[key] = value[rows][:, cols_in]
+            elif key in response_keys:
+                micro[key] = value[rows][:, cols_out]
+            else:
+                micro[key] = value[rows]
+        out.append((rows, micro))
+    return out
 
 
 class Learner:
-    """The jitted functions for one model architecture, optimizer and ``StepConfig``:
-
-      learner.compute_logprobs(params, batch) -> [B, W]
-      learner.train_step(state, minibatch, old_logprobs, ref_logprobs=None) -> (state, metrics)
+    """The jitted functions for one model architecture, optimizer and ``StepConfig`` (see the module
+    docstring for ``compute_logprobs`` and ``train_step``).
 
     Built from a model only for its graphdef (structure and config), its compute dtype
     (``model.cfg.dtype``) and where its parameters are placed (a mesh, laid out by ``rules``, or one
     device); parameters always travel as arguments. ``train_step`` donates its state.
-    Each function compiles once per batch shape (collate buckets the lengths).
     """
 
     def __init__(self, model, tx: optax.GradientTransformation, cfg: StepConfig,
@@ -199,32 +239,77 @@ class Learner:
         self.graphdef, params = nnx.split(model, nnx.Param)
         self.tx = tx
         self.cfg = cfg
+        self.compute_dtype = jnp.dtype(model.cfg.dtype)
         self.mesh = parallel.mesh_of(params)
         self.state_shardings = None
-        logprobs_out, step_out, init_out = {}, {}, {}  # jit keyword arguments fixing output layouts on a mesh
+        # jit keyword arguments fixing output layouts on a mesh
+        logprobs_out, params_out, accumulate_out, apply_out, init_out = {}, {}, {}, {}, {}
         if self.mesh is not None:
             replicated = NamedSharding(self.mesh, PartitionSpec())
             opt_state = jax.eval_shape(tx.init, params)
             self.state_shardings = TrainState(parallel.tree_shardings(params, self.mesh, rules),
                                               parallel.tree_shardings(opt_state, self.mesh, rules), replicated)
             logprobs_out = dict(out_shardings=replicated)
-            step_out = dict(out_shardings=(self.state_shardings, replicated))
+            params_out = dict(out_shardings=self.state_shardings.params)
+            accumulate_out = dict(out_shardings=(self.state_shardings.params, replicated))
+            apply_out = dict(out_shardings=(self.state_shardings, replicated))
             init_out = dict(out_shardings=self.state_shardings)
-        where = (jnp.dtype(model.cfg.dtype), self.mesh, rules)
-        self._compute_logprobs = jax.jit(functools.partial(compute_logprobs, self.graphdef, cfg, *where),
-                                         **logprobs_out)
-        self._train_step = jax.jit(functools.partial(train_step, self.graphdef, tx, cfg, *where), donate_argnums=0,
-                                   **step_out)
+        where = (self.mesh, rules)
+        self._compute_logprobs = jax.jit(
+            functools.partial(compute_logprobs, self.graphdef, cfg, self.compute_dtype, *where), **logprobs_out)
+        self._cast = jax.jit(functools.partial(_cast, dtype=self.compute_dtype), **params_out)
+        self._zeros = jax.jit(functools.partial(jax.tree.map, jnp.zeros_like), **params_out)
+        self._accumulate = jax.jit(functools.partial(accumulate_gradients, self.graphdef, cfg, *where),
+                                   donate_argnums=1, **accumulate_out)
+        self._apply = jax.jit(functools.partial(apply_gradients, tx), donate_argnums=(0, 1), **apply_out)
         self._init_state = jax.jit(functools.partial(_init_state, tx), **init_out)
 
-    def compute_logprobs(self, params: nnx.State, batch: Batch) -> jax.Array:
-        """Per-token log-probs [B, W] float32 of ``batch["targets"]`` under ``params``."""
-        return self._compute_logprobs(params, _same_on_every_process(batch))
+    def compute_logprobs(self, params: nnx.State, batch: Batch, bucket_size: int | None = None):
+        """Per-token log-probs [B, W] float32 of ``batch["targets"]`` under ``params`` (0 past a row's
+        trimmed width when ``bucket_size`` is given; those positions are outside every loss mask)."""
+        batch = _same_on_every_process(batch)
+        if bucket_size is None:
+            return self._compute_logprobs(params, batch)
+        inputs = {k: batch[k] for k in INPUT_KEYS + ("targets",)}
+        pieces = [(rows, self._compute_logprobs(params, micro))
+                  for rows, micro in micro_batches(inputs, self.cfg.micro_batch_size, bucket_size)]
+        logp = np.zeros(batch["targets"].shape, np.float32)
+        for rows, piece in pieces:
+            piece = np.asarray(piece)
+            logp[rows, : piece.shape[1]] = piece
+        return logp
 
-    def train_step(self, state: TrainState, minibatch: Batch, old_logprobs, ref_logprobs=None):
-        """One optimizer step on a mini-batch; returns (new state, metrics). Donates ``state``."""
-        minibatch, old_logprobs, ref_logprobs = _same_on_every_process((minibatch, old_logprobs, ref_logprobs))
-        return self._train_step(state, minibatch, old_logprobs, ref_logprobs)
+    def train_step(self, state: TrainState, minibatch: Batch, old_logprobs, ref_logprobs=None,
+                   bucket_size: int | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One optimizer step on a mini-batch [M, ...]; returns (new state, metrics). Donates ``state``.
+
+        old_logprobs, ref_logprobs: [M, W] from ``compute_logprobs`` before the update (ref may be None
+        when kl_coef is 0). Metrics (float32 scalars) are the mini-batch's: the loss parts and ratio / clip
+        statistics of ``policy_loss``, plus grad_norm (before clipping) and sampler_logprob_gap, the mean
+        |sampler_logprob − old_logprob| over sampler_mask tokens (0 when no row carries sampler log-probs).
+        """
+        minibatch, old_logprobs, ref_logprobs = jax.tree.map(
+            np.asarray, _same_on_every_process((minibatch, old_logprobs, ref_logprobs)))
+        normalizer = Normalizer(*(np.float32(x) for x in
+                                  mini_batch_normalizer(minibatch["loss_mask"], minibatch["is_revision"])))
+        compute_params = state.params if self.compute_dtype == jnp.float32 else self._cast(state.params)
+        grads = self._zeros(state.params)
+        per_micro = []
+        loss_inputs = {k: minibatch[k] for k in LOSS_KEYS}
+        extra = {"old": old_logprobs, "ref": ref_logprobs}
+        for _, micro in micro_batches(loss_inputs, self.cfg.micro_batch_size, bucket_size, extra):
+            old, ref = micro.pop("old"), micro.pop("ref")
+            grads, metrics = self._accumulate(compute_params, grads, micro, old, ref, normalizer)
+            per_micro.append(metrics)
+        state, grad_norm = self._apply(state, grads)
+        # Every metric is a micro-batch's share of the mini-batch value, except ratio_max (see policy_loss).
+        metrics = {k: (jnp.max if k == "ratio_max" else jnp.sum)(jnp.stack([m[k] for m in per_micro]))
+                   for k in per_micro[0]}
+        sampled = minibatch["sampler_mask"]
+        gap = np.abs(minibatch["sampler_logprobs"] - old_logprobs)
+        metrics["grad_norm"] = grad_norm
+        metrics["sampler_logprob_gap"] = np.float32(np.where(sampled, gap, 0.0).sum() / max(sampled.sum(), 1))
+        return state, metrics
 
     def init_state(self, model) -> TrainState:
         """A fresh state holding a float32 copy of the model's parameters (the model stays usable), laid out

@@ -130,7 +130,8 @@ class Trainer:
             batch = collate(experience.records, pad_id=self.pad_id, bucket_size=self.cfg.trainer.sequence_bucket,
                             batch_size=rows)
             update_start = time.perf_counter()
-            self.state, update = update_policy(self.state, batch, self.learner, self.cfg.train.ppo, self.ref_params)
+            self.state, update = update_policy(self.state, batch, self.learner, self.cfg.train.ppo, self.ref_params,
+                                               bucket_size=self.cfg.trainer.sequence_bucket)
             update_seconds = time.perf_counter() - update_start
             metrics.update({f"train/{k}": v for k, v in update.items()})
             metrics["perf/train_tokens_per_s"] = float(batch["attention_mask"].sum()) / max(update_seconds, 1e-9)

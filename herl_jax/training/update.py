@@ -15,7 +15,7 @@ def default_config():
     return ConfigDict(
         dict(
             mini_batch_size=512,  # rows per optimizer step: the paper's 64 prompts x (7 + 1) members
-            micro_batch_size=8,  # rows per forward/backward inside the jitted step
+            micro_batch_size=8,  # rows per forward/backward; each micro-batch is trimmed to its own length
             epochs=1,  # passes over the batch per RL step (PPO epochs; verl's default 1)
             seed=0,  # shuffling: each update seeds its RNG with (seed, optimizer step)
             temperature=1.0,  # the sampling temperature; divides the logits
@@ -30,6 +30,7 @@ def update_policy(
     learner: Learner,
     cfg,
     ref_params=None,
+    bucket_size: int | None = None,
 ) -> tuple[TrainState, dict[str, float]]:
     """Runs ``cfg.epochs`` shuffled passes of mini-batch steps over ``batch``; returns the new state.
 
@@ -37,14 +38,17 @@ def update_policy(
     with ``collate(..., batch_size=...)``; padding rows carry no loss). Old log-probs (``state.params``)
     and reference log-probs (``ref_params``; None when the loss has no KL term) are computed for every
     row before the first update. ``ref_params`` must not share buffers with ``state``, which each step
-    donates. Metrics: the mean over the steps of each step metric (ratio_max: the max).
+    donates. ``bucket_size``: micro-batches of rows of similar length, each trimmed to its own width
+    (see ``Learner.train_step``). Metrics: the mean over the steps of each step metric (ratio_max: the max).
     """
     rows, size = batch["input_ids"].shape[0], cfg.mini_batch_size
     if rows % size:
         raise ValueError(f"{rows} rows do not split into mini-batches of {size}; pad with collate(batch_size=...)")
-    chunks = [{k: v[i : i + size] for k, v in batch.items()} for i in range(0, rows, size)]
 
     def logprobs_of(params):
+        if bucket_size:  # micro-batches of similar lengths over the whole batch
+            return np.asarray(learner.compute_logprobs(params, batch, bucket_size))
+        chunks = [{k: v[i : i + size] for k, v in batch.items()} for i in range(0, rows, size)]
         return np.concatenate(jax.device_get([learner.compute_logprobs(params, c) for c in chunks]))
 
     old_logprobs = logprobs_of(state.params)
@@ -58,7 +62,7 @@ def update_policy(
             idx = order[i : i + size]
             minibatch = {k: v[idx] for k, v in batch.items()}
             ref = None if ref_logprobs is None else ref_logprobs[idx]
-            state, metrics = learner.train_step(state, minibatch, old_logprobs[idx], ref)
+            state, metrics = learner.train_step(state, minibatch, old_logprobs[idx], ref, bucket_size)
             step_metrics.append(metrics)
 
     step_metrics = jax.device_get(step_metrics)

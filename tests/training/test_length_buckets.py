@@ -1,0 +1,93 @@
+"""Micro-batches of similar-length rows, each trimmed to its own width: the same step, less padding."""
+
+import jax
+import numpy as np
+import pytest
+
+from herl_jax.herl import TrainingRecord, collate
+from herl_jax.training.train_step import micro_batches
+from tests.training.tiny import PAD, STEP
+
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
+BUCKET = 8
+
+
+def _mixed_records(seed: int):
+    """8 records: 6 short rollouts and 2 revisions under a long context (as revise prompts are)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(8):
+        long = i in (2, 5)
+        context = rng.integers(1, 32, size=rng.integers(20, 30) if long else rng.integers(2, 5))
+        response = rng.integers(1, 32, size=rng.integers(2, 6))
+        sampler = -rng.uniform(0.5, 3.0, size=len(response)) if i % 2 else None
+        records.append(TrainingRecord(context, response, advantage=float(rng.normal()), reward=0.0,
+                                      is_revision=long, sampler_logprobs=sampler))
+    return records
+
+
+def _off_policy(logp, seed):
+    return (logp + np.random.default_rng(seed).normal(size=logp.shape) * 0.3).astype(np.float32)
+
+
+@pytest.mark.parametrize("layout", ["right", "left_context"])
+def test_trimmed_micro_batches_cover_every_token(layout):
+    batch = collate(_mixed_records(0), pad_id=PAD, bucket_size=BUCKET, layout=layout)
+    pieces = micro_batches(batch, STEP.micro_batch_size, BUCKET)
+    seen = np.concatenate([rows for rows, _ in pieces])
+    assert sorted(seen.tolist()) == list(range(8))
+    widths = [micro["input_ids"].shape[1] for _, micro in pieces]
+    assert min(widths) < batch["input_ids"].shape[1] == max(widths)  # short rows lost their padding
+    for rows, micro in pieces:  # nothing real was cut: every row keeps all its tokens and targets
+        assert micro["attention_mask"].sum() == batch["attention_mask"][rows].sum()
+        assert micro["loss_mask"].sum() == batch["loss_mask"][rows].sum()
+        np.testing.assert_array_equal(micro["targets"][micro["loss_mask"]],
+                                      batch["targets"][rows][batch["loss_mask"][rows]])
+
+
+@pytest.mark.parametrize("layout", ["right", "left_context"])
+def test_bucketed_step_equals_the_full_width_step(model, learner, layout):
+    batch = collate(_mixed_records(1), pad_id=PAD, bucket_size=BUCKET, layout=layout)
+    params = learner.init_state(model).params
+    full_logp = np.asarray(learner.compute_logprobs(params, batch))
+    bucketed_logp = np.asarray(learner.compute_logprobs(params, batch, bucket_size=BUCKET))
+    mask = batch["loss_mask"]
+    np.testing.assert_allclose(bucketed_logp[mask], full_logp[mask], rtol=1e-5, atol=1e-6)
+
+    old, ref = _off_policy(full_logp, 2), _off_policy(full_logp, 3)
+    full_state, full_metrics = learner.train_step(learner.init_state(model), batch, old, ref)
+    bucketed_state, bucketed_metrics = learner.train_step(learner.init_state(model), batch, old, ref,
+                                                          bucket_size=BUCKET)
+    # The recording optimizer keeps the gradient it was given as its state.
+    for a, b in zip(jax.tree.leaves(bucketed_state.opt_state), jax.tree.leaves(full_state.opt_state), strict=True):
+        b = np.asarray(b)
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
+    for key, value in full_metrics.items():
+        np.testing.assert_allclose(float(bucketed_metrics[key]), float(value), rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+def test_rows_of_known_widths_do_not_recompile(model, learner):
+    first = collate(_mixed_records(4), pad_id=PAD, bucket_size=BUCKET)
+    # Same lengths, other tokens and advantages: the same micro-batch widths.
+    rng = np.random.default_rng(5)
+    second = dict(first, input_ids=np.where(first["attention_mask"], rng.integers(1, 32, first["input_ids"].shape),
+                                            PAD).astype(np.int32),
+                  advantages=rng.normal(size=8).astype(np.float32))
+    logp = np.asarray(learner.compute_logprobs(learner.init_state(model).params, first, bucket_size=BUCKET))
+    learner.train_step(learner.init_state(model), first, logp, logp, bucket_size=BUCKET)
+    state = learner.init_state(model)
+
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event in COMPILE_EVENTS:
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        logp = learner.compute_logprobs(state.params, second, bucket_size=BUCKET)
+        state, _ = learner.train_step(state, second, logp, logp, bucket_size=BUCKET)
+        jax.block_until_ready(state)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert events == []
