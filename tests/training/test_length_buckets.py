@@ -6,9 +6,8 @@ import pytest
 
 from herl_jax.herl import TrainingRecord, collate
 from herl_jax.training.train_step import micro_batches
-from tests.training.tiny import PAD, STEP
+from tests.training.tiny import PAD, STEP, compilations
 
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
 BUCKET = 8
 
 
@@ -77,17 +76,8 @@ def test_rows_of_known_widths_do_not_recompile(model, learner):
     learner.train_step(learner.init_state(model), first, logp, logp, bucket_size=BUCKET)
     state = learner.init_state(model)
 
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event in COMPILE_EVENTS:
-            events.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with compilations() as events:
         logp = learner.compute_logprobs(state.params, second, bucket_size=BUCKET)
         state, _ = learner.train_step(state, second, logp, logp, bucket_size=BUCKET)
         jax.block_until_ready(state)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
     assert events == []

@@ -7,9 +7,7 @@ import pytest
 
 from herl_jax.herl import TrainingRecord, collate
 from herl_jax.training import default_config, update_policy
-from tests.training.tiny import PAD, random_batch
-
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
+from tests.training.tiny import PAD, compilations, random_batch
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +61,9 @@ def test_a_second_batch_of_the_same_bucket_does_not_recompile(model, learner, pp
     assert not np.array_equal(first["loss_mask"], second["loss_mask"])
     state, _ = update_policy(state, first, learner, ppo, ref_params=ref_params)
 
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event in COMPILE_EVENTS:
-            events.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with compilations() as events:
         state, metrics = update_policy(state, second, learner, ppo, ref_params=ref_params)
         jax.block_until_ready(state)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
     assert events == []
     assert np.isfinite(metrics["loss"])
 

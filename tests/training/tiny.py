@@ -1,5 +1,7 @@
 """Tiny random decoders and random training records shared by the train-step tests."""
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,3 +61,22 @@ def random_batch(seed: int, n: int, batch_size: int, layout: str = "right", **kw
     """A collated batch of ``n`` random records padded to ``batch_size`` rows, T bucketed to 16."""
     return collate(random_records(seed, n, **kwargs), pad_id=PAD, bucket_size=16, layout=layout,
                    batch_size=batch_size)
+
+
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
+
+
+@contextlib.contextmanager
+def compilations():
+    """Yields a list that collects the compile events JAX reports while the block runs."""
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event in COMPILE_EVENTS:
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield events
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
