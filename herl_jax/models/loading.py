@@ -24,7 +24,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from herl_jax import parallel
-from herl_jax.models.config import ModelConfig, UnsupportedModelError
+from herl_jax.models.config import ModelConfig
 from herl_jax.models.decoder import Decoder
 from herl_jax.models.hf_layout import IGNORED_HF_TENSORS, TensorSpec, tensor_specs
 

@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-import torch
 from flax import nnx
 
 from herl_jax.models import Decoder, ModelConfig, load_model
