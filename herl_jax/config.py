@@ -87,10 +87,11 @@ def parse_flags(argv: list[str]) -> list[str]:
     except (AttributeError, KeyError) as e:
         overrides = " ".join(a for a in argv if a.startswith("--config."))
         message = str(e.args[0] if e.args else e)
-        key = re.search(r"[\w.-]+", message)
+        key = re.search(r"[\w.-]+", message)  # ml_collections quotes the missing key, then may suggest one
         hint = re.search(r'Did you mean "([^"]+)"', message)
-        sys.exit(f"config error: the config has no key {key.group(0) if key else message!r}"
-                 + (f" (did you mean {hint.group(1)!r}?)" if hint else "") + f"; overrides given: {overrides}")
+        name = key.group(0) if key else message
+        suggestion = f" (did you mean {hint.group(1)!r}?)" if hint else ""
+        sys.exit(f"config error: the config has no key {name!r}{suggestion}; overrides given: {overrides}")
 
 
 def validate(config: ConfigDict) -> None:

@@ -108,12 +108,13 @@ def collect_experience(policy, tokenizer, examples: Sequence[Example], scorer, c
 
     revisions: dict[int, list[tuple[int, Sample]]] = {}
     if revise_jobs and variant.revise:
+        revised_examples = [groups[g][0] for g, _, _ in revise_jobs]  # scored against the original rubric
         revised, _, revised_results = generate_and_score(
             policy, tokenizer, [ids for _, _, ids in revise_jobs],
             _sampling(cfg.revision, n=1, seed=seed + 1, stop=stop), pad_id, counts,
             cfg.trainer.score_overlap_chunks,
-            lambda rows, texts: scorer.score_batch([groups[revise_jobs[j][0]][0].prompt for j in rows], texts,
-                                                   [groups[revise_jobs[j][0]][0].rubric for j in rows]),
+            lambda rows, texts: scorer.score_batch([revised_examples[j].prompt for j in rows], texts,
+                                                   [revised_examples[j].rubric for j in rows]),
             generate_fn)
         counts.revision_tokens = int(revised.lengths.sum())
         for j, ((g, c, ids), result) in enumerate(zip(revise_jobs, revised_results)):
