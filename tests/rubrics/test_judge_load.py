@@ -22,7 +22,9 @@ def script(request, attempt):
         return Reply(content="no idea")
     if n % 20 == 0 and attempt == 1:  # 100 judgements that hit a 500 first
         return Reply(status=500)
-    return Reply(content=truthful_answer(request))
+    # Held a moment, as a real judge is, so that the client's 64 workers are all in flight at once
+    # even on a slow, loaded machine (an instant answer frees a worker before the next one sends).
+    return Reply(content=truthful_answer(request), delay_s=0.2)
 
 
 def test_2000_judgements_at_concurrency_64_end_in_a_result_or_a_counted_drop(monkeypatch):
