@@ -1,9 +1,11 @@
-"""Sharding across devices and hosts: the mesh, logical-axis rules, placement, and multi-host start-up.
+"""Sharding across devices and hosts: the mesh, logical-axis rules, placement, multi-host start-up, and
+the exchange of host values between processes.
 
 Floor 1 of the package: imports nothing from herl_jax. See the README's "Multiple GPUs and hosts".
 """
 
 from herl_jax.parallel.distributed import DistributedSettings, initialize_distributed, slurm_settings
+from herl_jax.parallel.exchange import allgather_objects, my_share
 from herl_jax.parallel.mesh import AXES, MeshConfig, MeshError, abstract_mesh, default_config, make_mesh
 from herl_jax.parallel.placement import (
     create_sharded,
@@ -35,6 +37,7 @@ __all__ = [
     "Rules",
     "abstract_mesh",
     "activate",
+    "allgather_objects",
     "batch_shardings",
     "constrain",
     "create_sharded",
@@ -45,6 +48,7 @@ __all__ = [
     "logical_sharding",
     "make_mesh",
     "mesh_of",
+    "my_share",
     "partition_spec",
     "replicate",
     "shard_module",

@@ -23,7 +23,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from herl_jax import parallel
-from herl_jax.config import validate
+from herl_jax.config import ConfigError, validate
 from herl_jax.data import load_dataset
 from herl_jax.herl import collate
 from herl_jax.models import export_hf, load_policy
@@ -45,6 +45,10 @@ class Trainer:
 
     def __init__(self, config, workdir: str | Path):
         validate(config)  # before anything is loaded: a typo fails in a second
+        if config.trainer.prompts_per_step % jax.process_count():
+            raise ConfigError(f"config.trainer.prompts_per_step={config.trainer.prompts_per_step}: must be a "
+                              f"multiple of the number of processes ({jax.process_count()}), each taking an "
+                              "equal share")
         self.cfg = config
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -64,9 +68,10 @@ class Trainer:
         self.dataset = load_dataset(config.data)
         for stats in self.dataset.stats:
             log.info("data: %s", stats)
-        # Every process walks the same global batches and repeats the host work (scoring, groups, collate);
-        # the learner takes process 0's batch, so all processes always step on the same data.
-        self.batches = self.dataset.train_batches(config.trainer.prompts_per_step)
+        # Each process takes its own slice of every global batch and does the host work for it (scoring,
+        # revisions, groups); collect_experience then gathers the whole step on every process.
+        self.batches = self.dataset.train_batches(config.trainer.prompts_per_step, jax.process_count(),
+                                                  jax.process_index())
         self.scorer = RubricScorer(ScorerConfig.from_config(config.rubrics))
         self.learner = Learner(self.model, make_optimizer(config.train.optim), StepConfig.from_config(config.train))
         self.state = self.learner.init_state(self.model)

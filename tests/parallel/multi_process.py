@@ -64,6 +64,7 @@ def main() -> None:
     checkpointer.close()
     export_hf(sharded, out / "export")
 
+    values = parallel.allgather_objects({"process": process_id, "text": "é" * 1000 * (process_id + 1)})
     np.savez(out / f"params_{process_id}.npz",
              **{jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(params)})
     print(json.dumps(dict(
@@ -76,6 +77,8 @@ def main() -> None:
         tokens_equal=bool(np.array_equal(greedy.tokens, ref_greedy.tokens)),
         checkpoint=max_difference(parallel.to_host(restored), parallel.to_host(state)),
         moved=max_difference(ref_state.params, nnx.state(model, nnx.Param)),
+        gathered_objects=values == [{"process": i, "text": "é" * 1000 * (i + 1)} for i in (0, 1)],
+        my_share=parallel.my_share(list(range(7))),
     )))
     jax.distributed.shutdown()
 

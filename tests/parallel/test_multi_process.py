@@ -1,7 +1,8 @@
 """Two processes on 127.0.0.1 joined by jax.distributed (CPU collectives), 2 CPU devices each, run one HeRL
 train step with the parameters split across them (tests/parallel/multi_process.py): both end with the same
 parameters, equal to the single-device step; the greedy sampler, log-probs from process-local rows, an orbax
-checkpoint round trip and the HF export (gathered from both, written by process 0) work there too."""
+checkpoint round trip and the HF export (gathered from both, written by process 0) work there too, and host
+values pass between the processes."""
 
 import json
 import socket
@@ -53,6 +54,12 @@ def test_one_step_across_two_processes_matches_one_device(run):
             assert r[key] <= TOLERANCE, key
         assert r["tokens_equal"]
         assert r["checkpoint"] == 0.0
+
+
+def test_host_values_are_exchanged_between_processes(run):
+    results, _ = run
+    assert all(r["gathered_objects"] for r in results)  # both values, in process order, on both processes
+    assert [r["my_share"] for r in results] == [[0, 2, 4, 6], [1, 3, 5]]
 
 
 def test_both_processes_end_with_identical_parameters(run):

@@ -94,6 +94,16 @@ def test_invalid_value_fails_before_any_compute_naming_the_key(tmp_path, key, va
     assert not workdir.exists()
 
 
+def test_prompts_per_step_must_split_evenly_over_the_processes(tmp_path, monkeypatch):
+    import jax
+
+    monkeypatch.setattr(jax, "process_count", lambda: 3)  # the demo's 2 prompts per step cannot be split
+    workdir = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"^config.trainer.prompts_per_step=2: .* processes \(3\)"):
+        Trainer(_demo_without_model(), workdir)
+    assert not workdir.exists()
+
+
 def test_batch_rule_follows_the_group_size():
     """RLVR groups have n members, HeRL's n + 1: the same mini-batch is valid for one and not the other."""
     c = demo_config()  # 2 prompts x (4 + 1) = 10 rows, mini-batch 10

@@ -88,3 +88,23 @@ def test_scoring_runs_while_the_next_piece_samples(policy):
     assert samples[1] < scored[0]  # piece 1 was sampled before piece 0's scores came back
     assert counts.score_seconds >= 2.0
     assert counts.score_wait_seconds < counts.score_seconds
+
+
+def test_a_call_without_prompts_samples_nothing_and_scores_nothing(policy):
+    """What a process whose share of the step is empty does (every process must still make the call)."""
+    model, tokenizer = policy
+    calls = []
+    out, texts, results = generate_and_score(model, tokenizer, [], CONFIG, 0, StepCounts(), 4, echo_scorer(calls))
+    assert calls == [] and texts == [] and results == []
+    assert out.tokens.shape == (0, CONFIG.max_new_tokens) and out.num_prompts == 0
+
+
+def test_the_rows_of_a_range_of_prompts(policy):
+    model, _ = policy
+    out = generate(model, PROMPTS, CONFIG)
+    middle = out.prompts(1, 3)  # prompts 1 and 2: rows 2..5
+    np.testing.assert_array_equal(middle.tokens, out.tokens[2:6])
+    np.testing.assert_array_equal(middle.lengths, out.lengths[2:6])
+    assert middle.finish_reasons == out.finish_reasons[2:6]
+    np.testing.assert_array_equal(middle.prompt_index, [0, 0, 1, 1])
+    assert out.prompts(2, 2).num_prompts == 0
