@@ -90,3 +90,35 @@ def run_script(script: str, *args: str, devices: int, timeout: float) -> dict:
                           capture_output=True, text=True, timeout=timeout, cwd=REPO)
     assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a jax.distributed coordinator)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_together(commands: list[tuple[list[str], int]], logs: Path, timeout: float) -> list[dict]:
+    """Starts every (script argv, CPU devices) command at once (the processes of one jax.distributed run
+    must all be up to start); returns the JSON object each prints last. Their output goes to
+    LOGS/stdout_I.txt and LOGS/stderr_I.txt; any still running at the timeout is killed."""
+    files, processes = [], []
+    for i, (argv, devices) in enumerate(commands):
+        out, err = open(logs / f"stdout_{i}.txt", "w"), open(logs / f"stderr_{i}.txt", "w")
+        files += [out, err]
+        processes.append(subprocess.Popen([sys.executable, *argv], env=script_env(devices), cwd=REPO,
+                                          stdout=out, stderr=err))
+    try:
+        codes = [p.wait(timeout=timeout) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+        for f in files:
+            f.close()
+    for i, code in enumerate(codes):
+        assert code == 0, f"command {i} failed:\n{(logs / f'stderr_{i}.txt').read_text()[-5000:]}"
+    return [json.loads((logs / f"stdout_{i}.txt").read_text().strip().splitlines()[-1]) for i in range(len(codes))]

@@ -4,45 +4,20 @@ parameters, equal to the single-device step; the greedy sampler, log-probs from 
 checkpoint round trip and the HF export (gathered from both, written by process 0) work there too, and host
 values pass between the processes."""
 
-import json
-import socket
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from flax import nnx
 
 from herl_jax.models import load_model
-from tests.parallel.common import REPO, TOLERANCE, max_difference, script_env, tiny_model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.parallel.common import REPO, TOLERANCE, free_port, max_difference, run_together, tiny_model
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """(the two processes' JSON results, their output directory)."""
     out = tmp_path_factory.mktemp("multi_process")
-    port, script = free_port(), REPO / "tests" / "parallel" / "multi_process.py"
-    logs = [(open(out / f"stdout_{i}.txt", "w"), open(out / f"stderr_{i}.txt", "w")) for i in (0, 1)]
-    processes = [subprocess.Popen([sys.executable, str(script), str(port), str(i), str(out)], env=script_env(2),
-                                  cwd=REPO, stdout=o, stderr=e) for i, (o, e) in enumerate(logs)]
-    try:
-        codes = [p.wait(timeout=300) for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-        for o, e in logs:
-            o.close()
-            e.close()
-    for i, code in enumerate(codes):
-        assert code == 0, f"process {i} failed:\n{(out / f'stderr_{i}.txt').read_text()[-5000:]}"
-    return [json.loads((out / f"stdout_{i}.txt").read_text().strip().splitlines()[-1]) for i in (0, 1)], out
+    port, script = str(free_port()), str(REPO / "tests" / "parallel" / "multi_process.py")
+    return run_together([([script, port, str(i), str(out)], 2) for i in (0, 1)], out, timeout=300), out
 
 
 def test_one_step_across_two_processes_matches_one_device(run):

@@ -5,15 +5,10 @@ devices doing all the work (tests/trainer/process_run.py)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from tests.parallel.common import TOLERANCE, max_difference, script_env
-from tests.parallel.test_multi_process import free_port
+from tests.parallel.common import TOLERANCE, free_port, max_difference, run_together
 from tests.trainer.conftest import REPO, config_arg
 from tests.trainer.helpers import read_metrics
 
@@ -29,28 +24,11 @@ def runs(tiny_checkpoint, hir_files, tmp_path_factory):
     """{"one": (result, workdir), "two": ([result of process 0, of process 1], workdir)}."""
     arg = config_arg(tiny_checkpoint, hir_files, "hir")
     one, two = tmp_path_factory.mktemp("one_process"), tmp_path_factory.mktemp("two_processes")
-    port = str(free_port())
-    commands = [(one, ["0", "1", "0", str(one)], 4), (two, [port, "2", "0", str(two)], 2),
-                (two, [port, "2", "1", str(two)], 2)]
-    logs, processes = [], []
-    for i, (workdir, args, devices) in enumerate(commands):
-        out, err = open(workdir / f"stdout_{i}.txt", "w"), open(workdir / f"stderr_{i}.txt", "w")
-        logs += [out, err]
-        processes.append(subprocess.Popen([sys.executable, str(SCRIPT), *args, arg], env=script_env(devices),
-                                          cwd=REPO, stdout=out, stderr=err))
-    try:
-        codes = [p.wait(timeout=600) for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-        for f in logs:
-            f.close()
-    results = []
-    for i, ((workdir, _, _), code) in enumerate(zip(commands, codes)):
-        assert code == 0, f"run {i} failed:\n{(workdir / f'stderr_{i}.txt').read_text()[-5000:]}"
-        results.append(json.loads((workdir / f"stdout_{i}.txt").read_text().strip().splitlines()[-1]))
-    return {"one": (results[0], one), "two": (results[1:], two)}
+    port, script = str(free_port()), str(SCRIPT)
+    alone, *pair = run_together([([script, "0", "1", "0", str(one), arg], 4),
+                                 ([script, port, "2", "0", str(two), arg], 2),
+                                 ([script, port, "2", "1", str(two), arg], 2)], two, timeout=600)
+    return {"one": (alone, one), "two": (pair, two)}
 
 
 def test_each_process_takes_its_own_half_of_every_batch(runs):
