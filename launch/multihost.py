@@ -10,7 +10,9 @@ Anywhere else, run one copy per process with an explicit coordinator (process 0'
 Every argument this script does not define goes to the trainer unchanged. The joining itself is
 `herl_jax.parallel.initialize_distributed` (which reads SLURM's variables); it runs before any other JAX
 call. The trainer then builds one mesh over every process's devices (config.parallel), shards the
-parameters and optimizer state over it, and writes metrics, run records and the export from process 0.
+parameters and optimizer state over it, gives each process its own slice of every batch to score and
+revise (trainer.prompts_per_step must be a multiple of the process count), and writes metrics, run
+records and the export from process 0.
 """
 
 from __future__ import annotations
