@@ -55,9 +55,16 @@ class _Worker:
         self.process = context.Process(target=_worker_main, args=(child_conn, loose), daemon=True)
         self.process.start()
         child_conn.close()
-        if not self.conn.poll(_STARTUP_TIMEOUT_S) or self.conn.recv() != "ready":
+        try:
+            started = self.conn.poll(_STARTUP_TIMEOUT_S) and self.conn.recv() == "ready"
+        except EOFError:  # the worker died while starting
+            started = False
+        if not started:
             self.stop()
-            raise RuntimeError("a checker worker did not start")
+            raise RuntimeError(
+                f"a checker worker process did not start (exit code {self.process.exitcode}). Workers "
+                "re-import the main module: run from a file (not stdin), and keep a script's work under "
+                "`if __name__ == '__main__':`")
         self.job: int | None = None
         self.deadline = 0.0
 

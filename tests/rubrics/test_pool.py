@@ -59,3 +59,16 @@ def test_a_worker_that_dies_mid_check_costs_only_its_item():
         assert [v.met for v in result["v"]] == [None, True]
         assert result["v"][0].reason == "checker process died"
         assert (stats.errors, stats.worker_restarts) == (1, 1)
+
+
+def test_a_worker_that_cannot_start_is_a_clear_error():
+    """Workers re-import the main module; a script piped to stdin cannot be, so they die at start."""
+    import subprocess
+    import sys
+
+    script = ("from herl_jax.rubrics.pool import CheckJob, CheckPool\nfrom herl_jax.rubrics.types import Check\n"
+              "CheckPool(workers=1).run([CheckJob(Check('punctuation:no_comma'), 'p', 'a b')])\n")
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "RuntimeError: a checker worker process did not start" in done.stderr
+    assert "not stdin" in done.stderr
