@@ -23,6 +23,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv) -> None:
     del argv
     from herl_jax.config import ConfigError
+    from herl_jax.data import DataError
+    from herl_jax.models import CheckpointError as ModelFileError
+    from herl_jax.models import UnsupportedModelError
     from herl_jax.training.checkpoints import CheckpointError
     from herl_jax.training.trainer import Trainer
 
@@ -38,6 +41,10 @@ def main(argv) -> None:
         sys.exit(f"config error: {e}")
     except CheckpointError as e:
         sys.exit(f"checkpoint error: {e}")
+    except (FileNotFoundError, ModelFileError, UnsupportedModelError) as e:  # the model or a data file
+        sys.exit(f"cannot start: {e}")
+    except DataError as e:
+        sys.exit(f"data error: {e}")
     steps = trainer.run()
     logging.info("done: %d steps in %s", steps, workdir)
 

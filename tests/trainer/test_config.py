@@ -133,6 +133,14 @@ def test_cli_unknown_override_fails_naming_the_key(tmp_path):
     assert not workdir.exists()  # rejected while parsing the flags, before the trainer starts
 
 
+def test_cli_missing_model_is_one_line(tmp_path):
+    result, _ = _cli(tmp_path)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("cannot start: ") and MISSING_MODEL in last  # says what is missing, in one line
+    assert "Traceback" not in result.stderr
+
+
 def test_cli_invalid_override_fails_naming_the_key(tmp_path):
     result, workdir = _cli(tmp_path, "--config.herl.alpha=-0.1")
     assert result.returncode == 1
