@@ -12,6 +12,7 @@ and DIR/passk.png, DIR/revision.png; per-example records under DIR/LABEL/BENCHMA
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from absl import app, flags
@@ -30,12 +31,20 @@ _OUTPUT = flags.DEFINE_string("output", None, "output folder (reruns resume in i
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from herl_jax.evaluation.config import EvalConfigError
     from herl_jax.evaluation.runner import evaluate
+    from herl_jax.models import CheckpointError, UnsupportedModelError
 
+    unknown = sorted(set(_BENCHMARKS.value) - set(BENCHMARKS))
+    if unknown:
+        sys.exit(f"unknown benchmarks {unknown}; expected some of {list(BENCHMARKS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
     config = _CONFIG.value
     checkpoints = [c for spec in (_CHECKPOINTS.value or [config.model.source]) for c in spec.split(",") if c]
-    paths = evaluate(config, checkpoints, _BENCHMARKS.value, _OUTPUT.value, limit=_LIMIT.value)
+    try:
+        paths = evaluate(config, checkpoints, _BENCHMARKS.value, _OUTPUT.value, limit=_LIMIT.value)
+    except (EvalConfigError, FileNotFoundError, CheckpointError, UnsupportedModelError) as e:
+        sys.exit(f"cannot evaluate: {e}")  # finished examples are kept: a rerun resumes
     print(Path(paths["markdown"]).read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")

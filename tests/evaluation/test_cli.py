@@ -24,6 +24,20 @@ def test_cli_runs_with_the_config_file_and_overrides(tmp_path):
     assert '"n": 4' in summary and '"limit": 2' in summary
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--benchmarks", "ifeval,nosuch"], "unknown benchmarks ['nosuch']"),
+    (["--benchmarks", "ifeval", "--limit", "1", "--checkpoint", "x=/nonexistent/herl-ckpt"],
+     "cannot evaluate: model source '/nonexistent/herl-ckpt'"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "herl_jax.evaluate", "--output", str(tmp_path), *args],
+                            capture_output=True, text=True, timeout=300, cwd=REPO,
+                            env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("overrides, key", [
     ({"revision.rounds": 4, "passk.n": 2}, "passk.n"),
     ({"revision.rounds": 2, "passk.n": 2, "passk.limit": 10, "revision.limit": 20}, "revision.limit"),
