@@ -130,6 +130,9 @@ def plan_memory(config, num_devices: int) -> MemoryPlan:
 
     if cast:
         items.append(Item(f"params in {cfg.dtype} for sampling", "sampling", *size.tree(params, compute)))
+    # The sampler runs the layers unrolled on per-layer copies of their weights (sampling.sampler).
+    items.append(Item(f"layer weights in {cfg.dtype}, copied per layer for sampling", "sampling",
+                      *size.tree(params["layers"], compute)))
     caches = []  # one per sampler call; the calls run one after another, so the largest counts
     for name, prompts, n, slots in _sampling_batches(config):
         rows = prompts * n + (prompts if n > 1 else 0)  # the prefill's prompt cache beside the repeated one

@@ -15,7 +15,8 @@ from herl_jax.models.config import ModelConfig
 class KVCache:
     """Per-layer keys and values in fixed-size slot buffers, plus which slots hold real tokens.
 
-    k, v:       [L, B, S, K, H]  cached keys / values (slot j of row b)
+    k, v:       [L, B, S, K, H]  cached keys / values (slot j of row b); or, after `per_layer()`,
+                                 tuples of L arrays [B, S, K, H]
     key_valid:  [B, S] bool      slot holds a real (non-padding) token
     lengths:    [B] int32        real tokens seen so far per row (the next token's RoPE position)
     index:      [] int32         next slot to write; the same for all rows (prompts are left-padded)
@@ -29,6 +30,7 @@ class KVCache:
 
     # Logical axis names, for the sharding rules.
     KV_AXES = ("layers", "batch", "cache_seq", "kv_heads", "head_dim")
+    LAYER_KV_AXES = KV_AXES[1:]  # one layer's keys or values in the per-layer form
     MASK_AXES = ("batch", "cache_seq")
 
     @classmethod
@@ -45,5 +47,20 @@ class KVCache:
         )
 
     @property
+    def is_per_layer(self) -> bool:
+        return isinstance(self.k, tuple)
+
+    @property
     def max_len(self) -> int:
-        return self.k.shape[2]
+        return self.k[0].shape[1] if self.is_per_layer else self.k.shape[2]
+
+    def per_layer(self) -> "KVCache":
+        """The same cache with one buffer per layer. A decode loop that runs the layers one by one
+        (`Decoder.hidden_states(..., layers=...)`) then writes each layer's buffer in place."""
+        if self.is_per_layer:
+            return self
+
+        def split(x):
+            return tuple(x[i] for i in range(x.shape[0]))
+
+        return dataclasses.replace(self, k=split(self.k), v=split(self.v))

@@ -2,8 +2,11 @@
 
 generate(model, prompts, config) -> SampleOutput
   host:   validate, left-pad prompts into a (prompt-count, length) bucket, pick per-row RNG keys
-  device: prefill once per prompt -> KV cache repeated for the prompt's n samples (jit 1)
-          decode until every row has stopped or max_new_tokens (jit 2, cache donated)
+  device: the layers' weights copied into per-layer buffers (jit 1)
+          prefill once per prompt -> KV cache repeated for the prompt's n samples (jit 2)
+          decode until every row has stopped or max_new_tokens (jit 3, cache donated)
+          Both run the layers unrolled over those buffers and a per-layer cache: a loop over the
+          stacked layers would slice (copy) every layer's weights on every decode step.
   host:   slice off bucket padding, finish reasons
 
 Params enter both programs as arguments (never closed over), so a policy update does not recompile.
@@ -119,11 +122,12 @@ def generate(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingC
     graphdef, state = nnx.split(model)
     mesh = parallel.mesh_of(state)
     cache_len = bucket_len + config.max_new_tokens
-    first_logits, cache = _prefill(graphdef, state, ids, mask, n=config.n, cache_len=cache_len, mesh=mesh,
+    layers = _layer_states(graphdef, state)  # per-layer copies of the layers' weights, for this call
+    first_logits, cache = _prefill(graphdef, state, layers, ids, mask, n=config.n, cache_len=cache_len, mesh=mesh,
                                    rules=rules)
     # Only what shapes the decode program is static: the seed, n and the bucketing rules are not.
     decode_settings = config.replace(seed=0, n=1, max_prompt_len=1, prompt_bucket=1)
-    tokens, logprobs, lengths, stopped = _decode(graphdef, state, first_logits, cache, row_keys,
+    tokens, logprobs, lengths, stopped = _decode(graphdef, state, layers, first_logits, cache, row_keys,
                                                  config=decode_settings, pad_id=pad_id, mesh=mesh, rules=rules)
 
     real = num_prompts * config.n
@@ -151,19 +155,28 @@ def _validate_prompts(prompts: Sequence[Sequence[int]], config: SamplingConfig) 
             )
 
 
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _layer_states(graphdef, state) -> tuple[nnx.State, ...]:
+    """Each layer's weights in buffers of its own (a copy): prefill and decode run the layers unrolled on
+    them, as slicing the stacked layers inside a loop copies them on every step (`Decoder.layer_states`)."""
+    return nnx.merge(graphdef, state).layer_states()
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "n", "cache_len", "mesh", "rules"))
-def _prefill(graphdef, state, ids, mask, *, n: int, cache_len: int, mesh: Mesh | None, rules: parallel.Rules):
-    """Runs the prompts [P, T] once; returns last-position logits [P*n, V] and the cache for P*n rows."""
+def _prefill(graphdef, state, layers, ids, mask, *, n: int, cache_len: int, mesh: Mesh | None,
+             rules: parallel.Rules):
+    """Runs the prompts [P, T] once; returns last-position logits [P*n, V] and the cache for P*n rows, one
+    buffer per layer."""
     model = nnx.merge(graphdef, state)
     ids = parallel.constrain(ids, BATCH_SEQ_AXES, mesh, rules)
     mask = parallel.constrain(mask, BATCH_SEQ_AXES, mesh, rules)
-    cache = _constrain_cache(KVCache.empty(model.cfg, batch=ids.shape[0], max_len=cache_len), mesh, rules)
-    hidden, cache = model.hidden_states(ids, mask, cache=cache)
+    cache = KVCache.empty(model.cfg, batch=ids.shape[0], max_len=cache_len).per_layer()
+    hidden, cache = model.hidden_states(ids, mask, cache=_constrain_cache(cache, mesh, rules), layers=layers)
     logits = model.logits(hidden[:, -1])  # left-padded: the last column is every prompt's last token
     repeat = functools.partial(jnp.repeat, repeats=n)  # each prompt's cache serves its n samples
     cache = KVCache(
-        k=repeat(cache.k, axis=1), v=repeat(cache.v, axis=1), key_valid=repeat(cache.key_valid, axis=0),
-        lengths=repeat(cache.lengths, axis=0), index=cache.index,
+        k=tuple(repeat(k, axis=0) for k in cache.k), v=tuple(repeat(v, axis=0) for v in cache.v),
+        key_valid=repeat(cache.key_valid, axis=0), lengths=repeat(cache.lengths, axis=0), index=cache.index,
     )
     logits = parallel.constrain(repeat(logits, axis=0), BATCH_VOCAB_AXES, mesh, rules)
     return logits, _constrain_cache(cache, mesh, rules)
@@ -171,7 +184,11 @@ def _prefill(graphdef, state, ids, mask, *, n: int, cache_len: int, mesh: Mesh |
 
 def _constrain_cache(cache: KVCache, mesh: Mesh | None, rules: parallel.Rules) -> KVCache:
     """The cache laid out by its logical axes (keys/values split by rows and, where they divide, heads)."""
-    kv = functools.partial(parallel.constrain, logical_axes=KVCache.KV_AXES, mesh=mesh, rules=rules)
+    def kv(buffers):
+        if cache.is_per_layer:
+            return tuple(parallel.constrain(b, KVCache.LAYER_KV_AXES, mesh, rules) for b in buffers)
+        return parallel.constrain(buffers, KVCache.KV_AXES, mesh, rules)
+
     return dataclasses.replace(
         cache, k=kv(cache.k), v=kv(cache.v),
         key_valid=parallel.constrain(cache.key_valid, KVCache.MASK_AXES, mesh, rules),
@@ -181,10 +198,12 @@ def _constrain_cache(cache: KVCache, mesh: Mesh | None, rules: parallel.Rules) -
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "config", "pad_id", "mesh", "rules"),
                    donate_argnames=("cache",))
-def _decode(graphdef, state, first_logits, cache: KVCache, row_keys, *, config: SamplingConfig, pad_id: int,
-            mesh: Mesh | None, rules: parallel.Rules):
+def _decode(graphdef, state, layers, first_logits, cache: KVCache, row_keys, *, config: SamplingConfig,
+            pad_id: int, mesh: Mesh | None, rules: parallel.Rules):
     """Samples up to max_new_tokens per row, stopping early once every row has hit a stop token.
 
+    Each step runs the layers unrolled, each on its own weights (`layers`) and cache buffers: ~20% faster
+    than a scan over the stacked layers (CPU, SmolLM2, batch 8), for a copy of the layer weights.
     Returns tokens [B, M] int32, logprobs [B, M] float32, lengths [B] int32, stopped [B] bool, replicated.
     """
     rows, max_new = first_logits.shape[0], config.max_new_tokens
@@ -208,7 +227,7 @@ def _decode(graphdef, state, first_logits, cache: KVCache, row_keys, *, config: 
     def decode_step(carry):
         step, token, tokens, logprobs, lengths, stopped, cache = carry
         model = nnx.merge(graphdef, state)  # built inside the loop body: NNX objects stay on one trace level
-        logits, cache = model(token[:, None], jnp.ones((rows, 1), jnp.int32), cache=cache)
+        logits, cache = model(token[:, None], jnp.ones((rows, 1), jnp.int32), cache=cache, layers=layers)
         cache = _constrain_cache(cache, mesh, rules)
         new_token, new_logprob = draw(logits[:, 0], step)
         new_token = jnp.where(stopped, pad_id, new_token)

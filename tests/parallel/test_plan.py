@@ -77,3 +77,9 @@ def test_cli_names_a_mesh_that_does_not_fit():
                            "--config.parallel.data=3"], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode != 0
     assert "plan: parallel.fsdp=-1: the other axes (data=3, tensor=1) use 3 devices" in done.stderr
+
+
+def test_sampling_copies_the_layer_weights_once():
+    plan = plan_memory(paper_config(), num_devices=1)
+    layer_params = L * (D * H * (2 * N + 2 * K) + 3 * D * F + 2 * D) + BIASES  # all but embeddings / final norm
+    assert plan.item("layer weights in bfloat16, copied per layer for sampling").per_device == 2 * layer_params
