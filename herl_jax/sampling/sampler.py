@@ -9,7 +9,7 @@ generate(model, prompts, config) -> SampleOutput
           stacked layers would slice (copy) every layer's weights on every decode step.
   host:   slice off bucket padding, finish reasons
 
-Params enter both programs as arguments (never closed over), so a policy update does not recompile.
+Params enter every program as arguments (never closed over), so a policy update does not recompile.
 Rows are prompt-major: row r holds sample r % n of prompt r // n.
 
 Sharding: both programs run on the mesh the model's parameters are placed on (none: one device). The
