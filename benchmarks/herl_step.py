@@ -37,15 +37,11 @@ time. Prints a table last and writes JSON to --out.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
-import json
 import os
 import platform
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +52,8 @@ from flax import nnx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: make herl_jax and third_party importable
+
+from benchmarks import side_by_side  # noqa: E402
 
 from herl_jax.config import validate  # noqa: E402
 from herl_jax.data import load_dataset  # noqa: E402
@@ -302,41 +300,22 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, help="peak FLOP/s of the device, for MFU")
     parser.add_argument("--no-static", action="store_true", help="GPU: PyTorch generates with the dynamic cache")
     parser.add_argument("--torch-threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--out", help="JSON path (default benchmarks/out/herl_step_<device>.json)")
-    parser.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    for key, value in DEFAULTS[args.device].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = side_by_side.parse_args(parser, DEFAULTS, "herl_step")
     if args.n < 2:
         parser.error("--n must be >= 2 (a group needs two rollouts)")
     if args.num_layers and args.model == BUILTIN:
         parser.error("--num-layers applies to the random-weight shapes only")
 
-    if args.worker:
-        result = (run_jax if args.worker == "jax" else run_torch)(args)
-        Path(args.result).write_text(json.dumps(result))
+    if side_by_side.serve_as_worker(args, {"jax": run_jax, "torch": run_torch}):
         return
 
     env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", TOKENIZERS_PARALLELISM="false")
+    # The PyTorch worker imports herl_jax for the host logic only: keep JAX off the GPU there.
+    cpu_jax = dict(env, JAX_PLATFORMS="cpu")
     num_params = model_config(args).num_params
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in ("jax", "torch"):
-            result_path = Path(tmp) / f"{name}.json"
-            # The PyTorch worker imports herl_jax for the host logic only: keep JAX off the GPU there.
-            worker_env = dict(env, JAX_PLATFORMS="cpu") if name == "torch" or args.device == "cpu" else env
-            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--worker", name, "--result", str(result_path)],
-                           env=worker_env, check=True)
-            rows.append(summarize(name, json.loads(result_path.read_text()), num_params, args.peak_tflops))
-
-    out = Path(args.out or ROOT / "benchmarks" / "out" / f"herl_step_{args.device}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(
-        date=datetime.datetime.now().isoformat(timespec="seconds"), host=platform.node(),
-        config={k: v for k, v in vars(args).items() if k not in ("worker", "result", "out")},
-        num_params=num_params, rows=rows), indent=2))
+    results = side_by_side.run_workers(lambda side: cpu_jax if side == "torch" or args.device == "cpu" else env)
+    rows = [summarize(side, result, num_params, args.peak_tflops) for side, result in results.items()]
+    out = side_by_side.write_results(args, "herl_step", num_params=num_params, rows=rows)
     print_table(rows, args, num_params)
     print(f"wrote {out}")
 

@@ -8,8 +8,9 @@ One step is one PPO mini-batch: forward + backward over its micro-batches with t
 paper's defaults, KL to a reference included), global-norm clipping, AdamW. JAX: ``Learner.train_step``
 (compute dtype bf16 on GPU). PyTorch: a transformers model of the same shape, the torch loss in
 third_party/torch_baseline and torch.optim.AdamW (fused on GPU), under bf16 autocast on GPU. Old and
-reference log-probs are computed before timing. Each framework runs in its own subprocess, so peak
-memory is its own and JAX does not preallocate beside torch.
+reference log-probs are computed before timing; the first step (JAX compiles in it) is timed on its
+own. Each framework runs in its own subprocess, so peak memory is its own and JAX does not preallocate
+beside torch.
 
 tokens/s counts every position of the batch (B x T). MFU = 6 x params x tokens/s / peak FLOP/s, with
 the peak from --peak-tflops (default on GPU: 808, the bf16 matmul rate measured on the H100; none on
@@ -19,14 +20,10 @@ CPU, where the JAX / torch ratio is the figure). Prints a table last and writes 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import platform
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +31,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: make herl_jax and third_party importable
+
+from benchmarks import side_by_side  # noqa: E402
 
 SHAPES = {
     "smollm2-135m": dict(family="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536, num_layers=30,
@@ -80,6 +79,13 @@ def optim_config():
     return default_config()
 
 
+def timed_first_step(step) -> float:
+    """Seconds of the first step: compiles (JAX) or warms up (PyTorch), then runs."""
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
 def timed_steps(step, warmup: int, steps: int) -> list[float]:
     for _ in range(warmup):
         step()
@@ -112,25 +118,21 @@ def run_jax(args) -> dict:
     old = learner.compute_logprobs(state.params, batch)
     ref = old  # the reference policy is the initial one here
 
-    start = time.perf_counter()
-    compiled = learner.train_step.lower(state, batch, old, ref).compile()
-    compile_s = time.perf_counter() - start
-    memory = compiled.memory_analysis()
     metrics = {}
 
     def step():
         nonlocal state, metrics
-        state, metrics = compiled(state, batch, old, ref)
+        state, metrics = learner.train_step(state, batch, old, ref)
         jax.block_until_ready((state, metrics))
 
+    first_step_s = timed_first_step(step)  # compiles the step's programs
     times = timed_steps(step, args.warmup, args.steps)
     stats = jax.devices()[0].memory_stats() or {}
     return dict(
-        times=times, compile_s=compile_s, loss=float(metrics["loss"]), device=jax.devices()[0].device_kind,
+        times=times, first_step_s=first_step_s, loss=float(metrics["loss"]), device=jax.devices()[0].device_kind,
         version=f"jax {jax.__version__}",
         peak_device_mib=stats["peak_bytes_in_use"] / 2**20 if "peak_bytes_in_use" in stats else None,
         peak_host_mib=peak_host_mib(),
-        temp_mib=getattr(memory, "temp_size_in_bytes", 0) / 2**20,
     )
 
 
@@ -166,15 +168,16 @@ def run_torch(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    first_step_s = timed_first_step(step)
     times = timed_steps(step, args.warmup, args.steps)
     on_gpu = device.type == "cuda"
     return dict(
-        times=times, compile_s=None, loss=float(metrics["loss"]),
+        times=times, first_step_s=first_step_s, loss=float(metrics["loss"]),
         device=torch.cuda.get_device_name() if on_gpu else platform.processor() or "cpu",
         version=f"torch {torch.__version__}, transformers {transformers.__version__}",
         threads=torch.get_num_threads() if not on_gpu else None,
         peak_device_mib=torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
-        peak_host_mib=peak_host_mib(), temp_mib=None,
+        peak_host_mib=peak_host_mib(),
     )
 
 
@@ -192,12 +195,12 @@ def print_table(rows: list[dict], args) -> None:
 
     print(f"\ntrain step, {args.model} shape, {args.batch} x {args.seq} tokens, micro-batch {args.micro_batch}, "
           f"{args.dtype}, {args.device} ({rows[0]['device']})")
-    print(f"{'framework':<10}{'step ms':>10}{'tokens/s':>11}{'TFLOP/s':>9}{'MFU':>7}{'compile s':>11}"
-          f"{'peak dev MiB':>14}{'peak host MiB':>15}{'XLA temp MiB':>14}")
+    print(f"{'framework':<10}{'step ms':>10}{'tokens/s':>11}{'TFLOP/s':>9}{'MFU':>7}{'1st step s':>12}"
+          f"{'peak dev MiB':>14}{'peak host MiB':>15}")
     for r in rows:
         print(f"{r['framework']:<10}{r['step_ms']:>10.1f}{r['tokens_per_s']:>11.0f}{r['model_tflops']:>9.3f}"
-              f"{fmt(r['mfu'], '.1%'):>7}{fmt(r['compile_s'], '.1f'):>11}{fmt(r['peak_device_mib'], '.0f'):>14}"
-              f"{r['peak_host_mib']:>15.0f}{fmt(r['temp_mib'], '.0f'):>14}")
+              f"{fmt(r['mfu'], '.1%'):>7}{r['first_step_s']:>12.1f}{fmt(r['peak_device_mib'], '.0f'):>14}"
+              f"{r['peak_host_mib']:>15.0f}")
     print(f"JAX / torch tokens/s: {rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}x")
 
 
@@ -216,37 +219,17 @@ def main() -> None:
     parser.add_argument("--remat", action="store_true", help="JAX: recompute each layer in the backward pass")
     parser.add_argument("--torch-threads", type=int, help="torch CPU threads (default: torch's, one per core); "
                         "on a shared CPU, OpenMP's spinning threads can run slower than one thread")
-    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/out/train_step_<device>.json)")
-    parser.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    for key, value in DEFAULTS[args.device].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-
-    if args.worker:
-        result = (run_jax if args.worker == "jax" else run_torch)(args)
-        Path(args.result).write_text(json.dumps(result))
+    args = side_by_side.parse_args(parser, DEFAULTS, "train_step")
+    if side_by_side.serve_as_worker(args, {"jax": run_jax, "torch": run_torch}):
         return
 
     env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")
     if args.device == "cpu":
         env["JAX_PLATFORMS"] = "cpu"
-    rows = []
     num_params = model_config(args).num_params
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in ("jax", "torch"):
-            result_path = Path(tmp) / f"{name}.json"
-            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--worker", name, "--result", str(result_path)],
-                           env=env, check=True)
-            rows.append(summarize(name, json.loads(result_path.read_text()), args, num_params))
-
-    out = Path(args.out or ROOT / "benchmarks" / "out" / f"train_step_{args.device}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(
-        date=datetime.datetime.now().isoformat(timespec="seconds"), host=platform.node(),
-        config={k: v for k, v in vars(args).items() if k not in ("worker", "result", "out")},
-        shape=SHAPES[args.model], num_params=num_params, rows=rows), indent=2))
+    results = side_by_side.run_workers(lambda side: env)
+    rows = [summarize(side, result, args, num_params) for side, result in results.items()]
+    out = side_by_side.write_results(args, "train_step", shape=SHAPES[args.model], num_params=num_params, rows=rows)
     print_table(rows, args)
     print(f"wrote {out}")
 
