@@ -3,7 +3,8 @@
 Pre-norm blocks: x += Attn(RMSNorm(x)); x += SwiGLU(RMSNorm(x)). Attention is grouped-query with RoPE
 (rotate-half convention, optional Llama-3 frequency scaling), optional q/k/v biases (Qwen2) and optional
 per-head RMSNorm on q and k (Qwen3). The layers' parameters are stacked on a leading "layers" axis and the
-forward pass scans over them, so compile time does not grow with depth.
+forward pass scans over them, so compile time does not grow with depth; a pass with a KV cache (the
+sampler's prefill and decode) runs them unrolled on per-layer copies and per-layer cache buffers.
 
 Every parameter carries logical axis names in its `out_sharding` metadata (eager sharding off): "vocab",
 "embed", "q_heads", "kv_heads", "head_dim", "mlp", "layers". The sharding code maps them onto a mesh.
@@ -100,12 +101,12 @@ class Attention(nnx.Module):
             self.q_norm = RMSNorm(h, cfg.rms_norm_eps, "head_dim", pd)
             self.k_norm = RMSNorm(h, cfg.rms_norm_eps, "head_dim", pd)
 
-    def __call__(self, x, positions, mask, inv_freq, cache_kv=None, cache_index=None):
-        """x [B,T,D], positions [B,T], mask [B,1,T,S] bool.
+    def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None):
+        """x [B,T,D], positions [B,T], mask [B,1,T,W] bool.
 
-        cache_kv: None, or (k_all, v_all [L,B,S,K,H], layer []) to write this call's T slots at
-        `cache_index` and attend over all S slots of `layer`; or (k, v [B,S,K,H], None): this layer's own
-        buffers.
+        cache_kv: None, or this layer's cache buffers (k, v [B,S,K,H]): this call's keys/values are written
+        at `write_slots` [B,T] and the queries attend over the first W slots (the mask's width), so a
+        decode step reads only the part of the cache that holds keys.
         Returns (out [B,T,D], (k, v)): the updated cache buffers, or this call's keys/values [B,T,K,H].
         """
         cfg, dt = self.cfg, x.dtype
@@ -121,21 +122,14 @@ class Attention(nnx.Module):
         q = apply_rope(q, positions, inv_freq)
         k = apply_rope(k, positions, inv_freq)
         if cache_kv is not None:
-            # Write this call's keys/values into the all-layer cache in place, then attend over this
-            # layer's slots read straight from it (no per-layer copy of the cache).
-            k_all, v_all, layer = cache_kv
-            if layer is None:  # this layer's own buffers
-                start = (0, cache_index, 0, 0)
-                k_all = jax.lax.dynamic_update_slice(k_all, k.astype(k_all.dtype), start)
-                v_all = jax.lax.dynamic_update_slice(v_all, v.astype(v_all.dtype), start)
-                k, v = k_all.astype(dt), v_all.astype(dt)
-            else:
-                start = (layer, 0, cache_index, 0, 0)
-                k_all = jax.lax.dynamic_update_slice(k_all, k[None].astype(k_all.dtype), start)
-                v_all = jax.lax.dynamic_update_slice(v_all, v[None].astype(v_all.dtype), start)
-                k = jax.lax.dynamic_index_in_dim(k_all, layer, keepdims=False).astype(dt)
-                v = jax.lax.dynamic_index_in_dim(v_all, layer, keepdims=False).astype(dt)
-            new_cache = (k_all, v_all)
+            # Write each row's new keys/values at its own slots, in place, then read the window.
+            k_buf, v_buf = cache_kv
+            rows = jnp.arange(x.shape[0])[:, None]
+            k_buf = k_buf.at[rows, write_slots].set(k.astype(k_buf.dtype))
+            v_buf = v_buf.at[rows, write_slots].set(v.astype(v_buf.dtype))
+            window = mask.shape[-1]
+            k, v = k_buf[:, :window].astype(dt), v_buf[:, :window].astype(dt)
+            new_cache = (k_buf, v_buf)
         else:
             new_cache = (k, v)
         if cache_kv is not None and _attention_impl(cfg) == "xla":
@@ -170,8 +164,8 @@ class DecoderLayer(nnx.Module):
         self.post_attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, "embed", cfg.param_dtype)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x, positions, mask, inv_freq, cache_kv=None, cache_index=None):
-        attn_out, kv = self.attn(self.input_norm(x), positions, mask, inv_freq, cache_kv, cache_index)
+    def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None):
+        attn_out, kv = self.attn(self.input_norm(x), positions, mask, inv_freq, cache_kv, write_slots)
         x = x + attn_out
         return x + self.mlp(self.post_attn_norm(x)), kv
 
@@ -218,39 +212,40 @@ class Decoder(nnx.Module):
         return tuple(jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(self.cfg.num_layers))
 
     def hidden_states(self, input_ids, attention_mask, positions=None, cache: KVCache | None = None,
-                      layers: Sequence[nnx.State] | None = None):
+                      layers: Sequence[nnx.State] | None = None, window: int | None = None):
         """Final normed hidden states [B, T, D] (and the updated cache when one is given).
 
-        With `layers` (from `layer_states()`) and a per-layer `cache` (`KVCache.per_layer()`) the layers run
-        one after another, unrolled, each on its own weights and cache buffers; otherwise a scan runs
-        them over the stacked weights (compile time independent of depth)."""
+        Without a cache a scan runs the layers over the stacked weights (compile time independent of depth).
+        With one, the layers run one after another, unrolled, each on its own weights (`layers`, from
+        `layer_states()`; computed here when not given) and cache buffers; each row's T new tokens go to
+        its slots `cache.index[b]` onward, and attention reads only the first `window` slots (default all:
+        every row's keys must lie in them)."""
         cfg = self.cfg
         attention_mask = attention_mask.astype(jnp.int32)
-        t = input_ids.shape[1]
+        batch, t = input_ids.shape
         if cache is None:
             key_valid = attention_mask.astype(bool)
-            slot = jnp.arange(t)
-            start_len = jnp.zeros((input_ids.shape[0],), jnp.int32)
+            slot = jnp.arange(t)[None, :]
+            start_len = jnp.zeros((batch,), jnp.int32)
         else:
-            key_valid = jax.lax.dynamic_update_slice(cache.key_valid, attention_mask.astype(bool), (0, cache.index))
-            slot = cache.index + jnp.arange(t)
+            slot = cache.index[:, None] + jnp.arange(t)  # [B, T]
+            key_valid = cache.key_valid.at[jnp.arange(batch)[:, None], slot].set(attention_mask.astype(bool))
             start_len = cache.lengths
         if positions is None:
             positions = jnp.maximum(start_len[:, None] + jnp.cumsum(attention_mask, axis=1) - 1, 0)
-        key_slot = jnp.arange(key_valid.shape[1])
-        causal = key_slot[None, :] <= slot[:, None]  # [T, S]
-        mask = causal[None, None] & key_valid[:, None, None, :]  # [B, 1, T, S]
+        window = key_valid.shape[1] if window is None else window
+        causal = jnp.arange(window)[None, None, :] <= slot[:, :, None]  # [B or 1, T, W]
+        mask = causal[:, None] & key_valid[:, None, None, :window]  # [B, 1, T, W]
 
         inv_freq = rope_inverse_frequencies(cfg)
         x = self.embed[...].astype(cfg.dtype)[input_ids]
-        index = None if cache is None else cache.index
 
-        # Scan over the stacked layers with plain jax.lax.scan on the layers' state, so the decoder also
-        # runs inside other JAX control flow (the sampler's while_loop) without NNX trace-level checks.
+        # Plain jax.lax.scan / merge on the layers' state, so the decoder also runs inside other JAX control
+        # flow (the sampler's while_loop) without NNX trace-level checks.
         layers_graph, layers_state = nnx.split(self.layers)
 
         def run_layer(layer_state, x, kv=None):
-            return nnx.merge(layers_graph, layer_state)(x, positions, mask, inv_freq, kv, index)
+            return nnx.merge(layers_graph, layer_state)(x, positions, mask, inv_freq, kv, slot)
 
         if cfg.remat:
             run_layer = jax.checkpoint(run_layer)
@@ -259,40 +254,19 @@ class Decoder(nnx.Module):
             x, _ = jax.lax.scan(lambda x, layer_state: (run_layer(layer_state, x)[0], None), x, layers_state)
             return self.final_norm(x), None
 
-        if cache.is_per_layer != (layers is not None):
-            raise ValueError("give layers= (Decoder.layer_states()) exactly when the cache is per layer "
-                             "(KVCache.per_layer())")
-        if layers is not None:
-            k_all, v_all = [], []
-            for layer_state, k, v in zip(layers, cache.k, cache.v, strict=True):
-                x, (k, v) = run_layer(layer_state, x, (k, v, None))
-                k_all.append(k)
-                v_all.append(v)
-            k_all, v_all = tuple(k_all), tuple(v_all)
-        else:
-            # The whole cache rides in the scan carry and each layer writes only its T new slots in place;
-            # stacking per-layer outputs instead would copy the entire cache on every decode step.
-            def layer_with_cache(carry, xs):
-                x, k_all, v_all = carry
-                layer, layer_state = xs
-                x, (k_all, v_all) = run_layer(layer_state, x, (k_all, v_all, layer))
-                return (x, k_all, v_all), None
-
-            layer_ids = jnp.arange(cfg.num_layers)
-            (x, k_all, v_all), _ = jax.lax.scan(layer_with_cache, (x, cache.k, cache.v),
-                                                (layer_ids, layers_state))
-        new_cache = KVCache(
-            k=k_all,
-            v=v_all,
-            key_valid=key_valid,
-            lengths=start_len + attention_mask.sum(axis=1),
-            index=cache.index + t,
-        )
+        k_all, v_all = [], []
+        layers = self.layer_states() if layers is None else layers
+        for layer_state, k, v in zip(layers, cache.k, cache.v, strict=True):
+            x, (k, v) = run_layer(layer_state, x, (k, v))
+            k_all.append(k)
+            v_all.append(v)
+        new_cache = KVCache(k=tuple(k_all), v=tuple(v_all), key_valid=key_valid,
+                            lengths=start_len + attention_mask.sum(axis=1), index=cache.index + t)
         return self.final_norm(x), new_cache
 
     def __call__(self, input_ids, attention_mask, positions=None, cache: KVCache | None = None,
-                 layers: Sequence[nnx.State] | None = None):
-        hidden, new_cache = self.hidden_states(input_ids, attention_mask, positions, cache, layers)
+                 layers: Sequence[nnx.State] | None = None, window: int | None = None):
+        hidden, new_cache = self.hidden_states(input_ids, attention_mask, positions, cache, layers, window)
         logits = self.logits(hidden)
         return logits if cache is None else (logits, new_cache)
 

@@ -28,6 +28,16 @@ def stop_ids_for(tokenizer, model: Decoder) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
+def pad_id_for(tokenizer) -> int:
+    """The id that pads rows: the tokenizer's pad token, else its eos token (never attended to), else 0."""
+    return next(t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None)
+
+
+def decode_completions(tokenizer, output: SampleOutput) -> list[str]:
+    """The text of every completion row of `output` (prompt-major, `n` rows per prompt), special tokens dropped."""
+    return [tokenizer.decode(output.completion(r), skip_special_tokens=True) for r in range(len(output.lengths))]
+
+
 def chat(model: Decoder, tokenizer, conversations: Sequence[Sequence[Message]],
          config: SamplingConfig) -> tuple[list[list[str]], SampleOutput]:
     """Replies to each conversation: `config.n` texts per conversation, plus the raw sampler output.
@@ -36,7 +46,6 @@ def chat(model: Decoder, tokenizer, conversations: Sequence[Sequence[Message]],
     """
     if not config.stop_token_ids:
         config = config.replace(stop_token_ids=stop_ids_for(tokenizer, model))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    output = generate(model, encode_chats(tokenizer, conversations), config, pad_id=pad_id)
-    texts = [tokenizer.decode(output.completion(r), skip_special_tokens=True) for r in range(len(output.lengths))]
+    output = generate(model, encode_chats(tokenizer, conversations), config, pad_id=pad_id_for(tokenizer))
+    texts = decode_completions(tokenizer, output)
     return [texts[i * config.n:(i + 1) * config.n] for i in range(len(conversations))], output

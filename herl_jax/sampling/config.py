@@ -15,6 +15,11 @@ class SamplingConfig:
     stop_token_ids: a row finishes at the first of these (the stop token is part of its completion).
     max_prompt_len: longest prompt accepted. prompt_bucket: prompt lengths are padded up to a multiple of
     this, and the number of prompts up to a power of two, so similar calls reuse one compiled program.
+    decode_slots: rows decoded at once; a slot whose row stops takes the next queued row (continuous
+    batching). 0 = one static batch of all rows, decoded until the longest stops.
+    decode_chunk: decode steps per jitted chunk between refills of idle slots (with decode_slots > 0).
+    cache_block: granularity of the cache window a chunk attends over (with decode_slots > 0): the prompt
+    bucket plus a power-of-two number of these blocks, so a step reads only the keys rows have.
     """
 
     n: int = 1
@@ -26,6 +31,9 @@ class SamplingConfig:
     seed: int = 0
     max_prompt_len: int = 2048
     prompt_bucket: int = 64
+    decode_slots: int = 0
+    decode_chunk: int = 16
+    cache_block: int = 64
 
     def __post_init__(self):
         object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
@@ -37,10 +45,13 @@ class SamplingConfig:
             (0 < self.top_p <= 1, "top_p", "must be in (0, 1]"),
             (self.max_prompt_len >= 1, "max_prompt_len", "must be >= 1"),
             (self.prompt_bucket >= 1, "prompt_bucket", "must be >= 1"),
+            (self.decode_slots >= 0, "decode_slots", "must be >= 0 (0 = one static batch)"),
+            (self.decode_chunk >= 1, "decode_chunk", "must be >= 1"),
+            (self.cache_block >= 1, "cache_block", "must be >= 1"),
         ]
         for ok, name, rule in checks:
             if not ok:
-                raise ValueError(f"sampling.{name}={getattr(self, name)!r} {rule}")
+                raise ValueError(f"{name}={getattr(self, name)!r}: {rule}")
 
     @property
     def greedy(self) -> bool:

@@ -1,43 +1,40 @@
-"""The jitted sampler: bucketed left-padded prefill, then one `lax.while_loop` decode.
+"""The sampler: continuous batching over a fixed number of decode slots, or one static batch.
 
 generate(model, prompts, config) -> SampleOutput
-  host:   validate, left-pad prompts into a (prompt-count, length) bucket, pick per-row RNG keys
-  device: the layers' weights copied into per-layer buffers (jit 1)
-          prefill once per prompt -> KV cache repeated for the prompt's n samples (jit 2)
-          decode until every row has stopped or max_new_tokens (jit 3, cache donated)
-          Both run the layers unrolled over those buffers and a per-layer cache: a loop over the
-          stacked layers would slice (copy) every layer's weights on every decode step.
-  host:   slice off bucket padding, finish reasons
+  host:   validate, left-pad the prompts into a (prompt-count, length) bucket, queue their P * n request
+          rows (prompt-major: row r is sample r % n of prompt r // n)
+  device: the layers' weights copied into per-layer buffers, then each prompt prefilled once
+          (sampling.slots; the cached prompt serves all n of its rows)
+  loop:   idle slots take the next queued rows (their prompt's cache copied in, first token drawn), then a
+          jitted chunk of up to `decode_chunk` steps runs, attending only over the cache window that holds
+          keys, until the queue is empty and every row has stopped
+  host:   completions, lengths and finish reasons
 
-Params enter every program as arguments (never closed over), so a policy update does not recompile.
-Rows are prompt-major: row r holds sample r % n of prompt r // n.
+`decode_slots=0` is the static batch: one slot per row, one chunk to the end over the whole cache.
+Greedy output is the same either way; sampled tokens are too up to float rounding (each draw's key is
+fixed by the seed, the row and the token index).
 
-Sharding: both programs run on the mesh the model's parameters are placed on (none: one device). The
-prompt rows, the KV cache and the logits are laid out by `rules` (herl_jax.parallel), and the outputs are
+Sharding: the programs run on the mesh the model's parameters are placed on (none: one device). Prompt
+rows, the KV cache and the logits are laid out by `rules` (herl_jax.parallel) and what the host reads is
 replicated, so every process of a multi-host run reads all rows. Every process must pass the same prompts.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import functools
 import warnings
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import Mesh
 
 from herl_jax import parallel
-from herl_jax.models import Decoder, KVCache
+from herl_jax.buckets import round_up
+from herl_jax.models import Decoder
+from herl_jax.sampling import slots as device
 from herl_jax.sampling.config import SamplingConfig
-from herl_jax.sampling.filters import sample_rows
-
-# Logical axis names of the sampler's arrays (the sharding rules map them to mesh axes).
-BATCH_SEQ_AXES = ("batch", "seq")
-BATCH_VOCAB_AXES = ("batch", "vocab")
 
 # The CPU backend cannot donate buffers; donation of the KV cache matters on accelerators only.
 warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
@@ -100,39 +97,104 @@ class SampleOutput:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class DecodeStats:
+    """How a `sample` call used its slots: `slots` decode slots ran `steps` decode steps, in `chunks`
+    jitted chunks, producing `decoded` tokens (each row's first token comes from its prompt's prefill)."""
+
+    slots: int
+    steps: int
+    chunks: int
+    decoded: int
+
+    @property
+    def occupancy(self) -> float:
+        """Mean fraction of slots doing useful work per decode step."""
+        return self.decoded / (self.slots * self.steps) if self.steps else 1.0
+
+
 def generate(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingConfig,
              pad_id: int = 0, rules: parallel.Rules = parallel.DEFAULT_RULES) -> SampleOutput:
     """Samples `config.n` completions for each prompt (a list of token-id lists of any lengths).
 
     `rules` place the batch and cache arrays when the model's parameters are on a mesh."""
-    _validate_prompts(prompts, config)
-    num_prompts = len(prompts)
-    bucket_prompts = 1 << (num_prompts - 1).bit_length()  # next power of two
-    longest = max(len(p) for p in prompts)
-    bucket_len = -(-longest // config.prompt_bucket) * config.prompt_bucket
-    ids = np.full((bucket_prompts, bucket_len), pad_id, np.int32)
-    mask = np.zeros((bucket_prompts, bucket_len), np.int32)
-    for i in range(bucket_prompts):
-        prompt = prompts[i if i < num_prompts else 0]  # filler rows repeat prompt 0; dropped below
-        ids[i, bucket_len - len(prompt):] = prompt
-        mask[i, bucket_len - len(prompt):] = 1
+    return sample(model, prompts, config, pad_id, rules)[0]
 
-    rows = bucket_prompts * config.n
-    row_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(config.seed), jnp.arange(rows))
+
+def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_id: int = 0,
+           rules: parallel.Rules = parallel.DEFAULT_RULES) -> tuple[SampleOutput, DecodeStats]:
+    """`generate`, plus how the decode slots were used."""
+    _validate_prompts(prompts, config)
+    ids, mask = _left_padded(prompts, config, pad_id)
+    num_prompts, max_new = len(prompts), config.max_new_tokens
+    rows = ids.shape[0] * config.n  # bucketed, so the output buffers' shape repeats across calls
+    num_slots = min(config.decode_slots, rows) if config.decode_slots else rows
+    prompt_len = ids.shape[1]
+    cache_len = prompt_len + max_new
     graphdef, state = nnx.split(model)
     mesh = parallel.mesh_of(state)
-    cache_len = bucket_len + config.max_new_tokens
-    layers = _layer_states(graphdef, state)  # per-layer copies of the layers' weights, for this call
-    first_logits, cache = _prefill(graphdef, state, layers, ids, mask, n=config.n, cache_len=cache_len, mesh=mesh,
-                                   rules=rules)
-    # Only what shapes the decode program is static: the seed, n and the bucketing rules are not.
-    decode_settings = config.replace(seed=0, n=1, max_prompt_len=1, prompt_bucket=1)
-    tokens, logprobs, lengths, stopped = _decode(graphdef, state, layers, first_logits, cache, row_keys,
-                                                 config=decode_settings, pad_id=pad_id, mesh=mesh, rules=rules)
+    settings = device.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids, max_new)
+    base_key = jax.random.key(config.seed)
+    layers = device.layer_states(graphdef, state)  # per-layer copies of the layers' weights, for this call
+    prompt_cache = device.prefill(graphdef, state, layers, ids, mask, mesh=mesh, rules=rules)
+    slots = device.empty_slots(cfg=model.cfg, num_slots=num_slots, cache_len=cache_len, rows=rows,
+                               max_new=max_new, pad_id=pad_id, mesh=mesh, rules=rules)
 
-    real = num_prompts * config.n
-    tokens, logprobs = np.asarray(tokens)[:real], np.asarray(logprobs)[:real]
-    lengths, stopped = np.asarray(lengths)[:real], np.asarray(stopped)[:real]
+    queue = collections.deque(range(num_prompts * config.n))  # bucket filler prompts are never decoded
+    active, step = np.zeros(num_slots, bool), np.zeros(num_slots, np.int32)
+    chunk = config.decode_chunk if config.decode_slots else max_new
+    steps = chunks = 0
+    while True:
+        idle = np.flatnonzero(~active)[: len(queue)]
+        if len(idle):
+            assign_prompt, assign_request = np.full(num_slots, -1, np.int32), np.zeros(num_slots, np.int32)
+            assign_request[idle] = [queue.popleft() for _ in idle]
+            assign_prompt[idle] = assign_request[idle] // config.n
+            slots = device.refill(slots, prompt_cache, assign_prompt, assign_request, base_key, settings=settings,
+                                  mesh=mesh, rules=rules)
+            active[idle], step[idle] = True, 1
+        if not active.any():
+            break
+        window = _window(config, prompt_len, int(step[active].max()), chunk) if config.decode_slots else cache_len
+        refill_at = min(len(queue), max(1, num_slots // 8)) if queue else num_slots + 1
+        slots, progress = device.decode_chunk(graphdef, state, layers, slots, base_key, np.int32(refill_at),
+                                              settings=settings, steps=chunk, window=window, mesh=mesh, rules=rules)
+        ran, active, step = (np.array(x) for x in jax.device_get(progress))
+        steps, chunks = steps + int(ran), chunks + 1
+
+    tokens, logprobs = (np.asarray(x)[: num_prompts * config.n] for x in device.completions(slots, mesh=mesh))
+    output = _output(tokens, logprobs, config, num_prompts)
+    decoded = int(output.lengths.sum()) - len(output.lengths)
+    return output, DecodeStats(slots=num_slots, steps=steps, chunks=chunks, decoded=decoded)
+
+
+def _left_padded(prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_id: int):
+    """ids, mask [P', T] int32: the prompts right-aligned in a bucket (P' the next power of two, T a
+    multiple of prompt_bucket); filler rows repeat prompt 0."""
+    count = 1 << (len(prompts) - 1).bit_length()
+    length = round_up(max(len(p) for p in prompts), config.prompt_bucket)
+    ids = np.full((count, length), pad_id, np.int32)
+    mask = np.zeros((count, length), np.int32)
+    for i in range(count):
+        prompt = prompts[i if i < len(prompts) else 0]
+        ids[i, length - len(prompt):] = prompt
+        mask[i, length - len(prompt):] = 1
+    return ids, mask
+
+
+def _window(config: SamplingConfig, prompt_len: int, longest_step: int, chunk: int) -> int:
+    """Cache slots the next chunk attends over: the prompt bucket plus a power-of-two number of blocks
+    covering the longest row's completion after `chunk` more steps (so few windows, each compiled once)."""
+    needed = longest_step + chunk - 1  # completion keys the chunk's last step reads, at most
+    blocks = -(-needed // config.cache_block)
+    return prompt_len + min(config.cache_block << (blocks - 1).bit_length(), config.max_new_tokens)
+
+
+def _output(tokens: np.ndarray, logprobs: np.ndarray, config: SamplingConfig, num_prompts: int) -> SampleOutput:
+    """The host-side output; a row ends at its first stop token (the sampler writes padding after it)."""
+    is_stop = np.isin(tokens, config.stop_token_ids)
+    stopped = is_stop.any(axis=1)
+    lengths = np.where(stopped, is_stop.argmax(axis=1) + 1, config.max_new_tokens).astype(np.int32)
     return SampleOutput(
         tokens=tokens,
         logprobs=logprobs,
@@ -153,90 +215,3 @@ def _validate_prompts(prompts: Sequence[Sequence[int]], config: SamplingConfig) 
             raise ValueError(
                 f"prompt {i} has {len(prompt)} tokens, over sampling.max_prompt_len={config.max_prompt_len}"
             )
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _layer_states(graphdef, state) -> tuple[nnx.State, ...]:
-    """Each layer's weights in buffers of its own (a copy): prefill and decode run the layers unrolled on
-    them, as slicing the stacked layers inside a loop copies them on every step (`Decoder.layer_states`)."""
-    return nnx.merge(graphdef, state).layer_states()
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "n", "cache_len", "mesh", "rules"))
-def _prefill(graphdef, state, layers, ids, mask, *, n: int, cache_len: int, mesh: Mesh | None,
-             rules: parallel.Rules):
-    """Runs the prompts [P, T] once; returns last-position logits [P*n, V] and the cache for P*n rows, one
-    buffer per layer."""
-    model = nnx.merge(graphdef, state)
-    ids = parallel.constrain(ids, BATCH_SEQ_AXES, mesh, rules)
-    mask = parallel.constrain(mask, BATCH_SEQ_AXES, mesh, rules)
-    cache = KVCache.empty(model.cfg, batch=ids.shape[0], max_len=cache_len).per_layer()
-    hidden, cache = model.hidden_states(ids, mask, cache=_constrain_cache(cache, mesh, rules), layers=layers)
-    logits = model.logits(hidden[:, -1])  # left-padded: the last column is every prompt's last token
-    repeat = functools.partial(jnp.repeat, repeats=n)  # each prompt's cache serves its n samples
-    cache = KVCache(
-        k=tuple(repeat(k, axis=0) for k in cache.k), v=tuple(repeat(v, axis=0) for v in cache.v),
-        key_valid=repeat(cache.key_valid, axis=0), lengths=repeat(cache.lengths, axis=0), index=cache.index,
-    )
-    logits = parallel.constrain(repeat(logits, axis=0), BATCH_VOCAB_AXES, mesh, rules)
-    return logits, _constrain_cache(cache, mesh, rules)
-
-
-def _constrain_cache(cache: KVCache, mesh: Mesh | None, rules: parallel.Rules) -> KVCache:
-    """The cache laid out by its logical axes (keys/values split by rows and, where they divide, heads)."""
-    def kv(buffers):
-        if cache.is_per_layer:
-            return tuple(parallel.constrain(b, KVCache.LAYER_KV_AXES, mesh, rules) for b in buffers)
-        return parallel.constrain(buffers, KVCache.KV_AXES, mesh, rules)
-
-    return dataclasses.replace(
-        cache, k=kv(cache.k), v=kv(cache.v),
-        key_valid=parallel.constrain(cache.key_valid, KVCache.MASK_AXES, mesh, rules),
-        lengths=parallel.constrain(cache.lengths, ("batch",), mesh, rules),
-    )
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "config", "pad_id", "mesh", "rules"),
-                   donate_argnames=("cache",))
-def _decode(graphdef, state, layers, first_logits, cache: KVCache, row_keys, *, config: SamplingConfig,
-            pad_id: int, mesh: Mesh | None, rules: parallel.Rules):
-    """Samples up to max_new_tokens per row, stopping early once every row has hit a stop token.
-
-    Each step runs the layers unrolled, each on its own weights (`layers`) and cache buffers: ~20% faster
-    than a scan over the stacked layers (CPU, SmolLM2, batch 8), for a copy of the layer weights.
-    Returns tokens [B, M] int32, logprobs [B, M] float32, lengths [B] int32, stopped [B] bool, replicated.
-    """
-    rows, max_new = first_logits.shape[0], config.max_new_tokens
-    stop_ids = jnp.asarray(config.stop_token_ids or (-1,), jnp.int32)
-
-    def draw(logits, step):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(row_keys, step)
-        logits = parallel.constrain(logits, BATCH_VOCAB_AXES, mesh, rules)
-        return sample_rows(logits, keys, config.temperature, config.top_k, config.top_p)
-
-    token, logprob = draw(first_logits, 0)
-    tokens = jnp.full((rows, max_new), pad_id, jnp.int32).at[:, 0].set(token)
-    logprobs = jnp.zeros((rows, max_new), jnp.float32).at[:, 0].set(logprob)
-    stopped = jnp.isin(token, stop_ids)
-    lengths = jnp.ones((rows,), jnp.int32)
-
-    def not_finished(carry):
-        step, _, _, _, _, stopped, _ = carry
-        return (step < max_new) & ~jnp.all(stopped)
-
-    def decode_step(carry):
-        step, token, tokens, logprobs, lengths, stopped, cache = carry
-        model = nnx.merge(graphdef, state)  # built inside the loop body: NNX objects stay on one trace level
-        logits, cache = model(token[:, None], jnp.ones((rows, 1), jnp.int32), cache=cache, layers=layers)
-        cache = _constrain_cache(cache, mesh, rules)
-        new_token, new_logprob = draw(logits[:, 0], step)
-        new_token = jnp.where(stopped, pad_id, new_token)
-        tokens = tokens.at[:, step].set(new_token)
-        logprobs = logprobs.at[:, step].set(jnp.where(stopped, 0.0, new_logprob))
-        lengths = lengths + (~stopped).astype(jnp.int32)
-        stopped = stopped | jnp.isin(new_token, stop_ids)
-        return step + 1, new_token, tokens, logprobs, lengths, stopped, cache
-
-    carry = (jnp.int32(1), token, tokens, logprobs, lengths, stopped, cache)
-    _, _, tokens, logprobs, lengths, stopped, _ = jax.lax.while_loop(not_finished, decode_step, carry)
-    return tuple(parallel.replicate(x, mesh) for x in (tokens, logprobs, lengths, stopped))

@@ -34,19 +34,16 @@ def test_left_padded_logits_match_transformers(checkpoint):
     assert _real_token_error(logits, mask, reference_logits(hf_model, ROWS)) <= 1e-4
 
 
-@pytest.mark.parametrize("per_layer", [False, True], ids=["layer scan", "unrolled per-layer buffers"])
-def test_kv_cache_prefill_then_decode_matches_transformers(checkpoint, per_layer):
-    """Prefill a left-padded prompt, then feed the remaining tokens one at a time through the cache: with
-    the stacked cache and the layer scan, and with the sampler's per-layer weights and cache buffers."""
+def test_kv_cache_prefill_then_decode_matches_transformers(checkpoint):
+    """Prefill a left-padded prompt, then feed the remaining tokens one at a time through the cache (the
+    layers unrolled on per-layer weights and cache buffers, as the sampler runs them)."""
     _, directory, hf_model = checkpoint
     model = load_model(directory)
     prompts = [row[:-3] for row in ROWS]
     ids, mask = left_padded_batch(prompts)
     cache = KVCache.empty(model.cfg, batch=len(ROWS), max_len=ids.shape[1] + 3)
-    layers = None
-    if per_layer:
-        cache, layers = cache.per_layer(), model.layer_states()
-        assert len(cache.k) == len(layers) == model.cfg.num_layers
+    layers = model.layer_states()
+    assert len(cache.k) == len(layers) == model.cfg.num_layers
     step = jax.jit(lambda m, i, a, c, layers: m(i, a, cache=c, layers=layers))
     logits, cache = step(model, ids, mask, cache, layers)
     outputs = [np.asarray(logits)]
@@ -58,16 +55,6 @@ def test_kv_cache_prefill_then_decode_matches_transformers(checkpoint, per_layer
     full_mask = np.concatenate([mask, np.ones((len(ROWS), 3), np.int32)], axis=1)
     assert _real_token_error(ours, full_mask, reference_logits(hf_model, ROWS)) <= 1e-4
     np.testing.assert_array_equal(np.asarray(cache.lengths), [len(r) for r in ROWS])
-
-
-def test_per_layer_weights_need_a_per_layer_cache(checkpoint):
-    model = load_model(checkpoint[1])
-    ids, mask = left_padded_batch(ROWS)
-    stacked = KVCache.empty(model.cfg, batch=len(ROWS), max_len=ids.shape[1])
-    with pytest.raises(ValueError, match="exactly when the cache is per layer"):
-        model(ids, mask, cache=stacked, layers=model.layer_states())
-    with pytest.raises(ValueError, match="exactly when the cache is per layer"):
-        model(ids, mask, cache=stacked.per_layer())
 
 
 def test_export_round_trip_loads_in_transformers(checkpoint, tmp_path):

@@ -92,11 +92,12 @@ def test_a_wrong_filter_is_detected():
     assert not matches(top_p_counts, filtered_probabilities(LOGITS, 1.0, 6, 1.0))
 
 
-def test_stop_tokens_lengths_and_finish_reasons():
+@pytest.mark.parametrize("decode_slots", [0, 16], ids=["static batch", "16 slots"])
+def test_stop_tokens_lengths_and_finish_reasons(decode_slots):
     model = fixed_distribution_model(LOGITS)
     stop = (2, 5)
-    out = generate(model, [[1, 2, 3], [4]], SamplingConfig(n=64, max_new_tokens=10, stop_token_ids=stop,
-                                                           seed=7, prompt_bucket=4), pad_id=11)
+    out = generate(model, [[1, 2, 3], [4]], SamplingConfig(n=64, max_new_tokens=10, stop_token_ids=stop, seed=7,
+                                                           prompt_bucket=4, decode_slots=decode_slots), pad_id=11)
     assert out.tokens.shape == (128, 10)
     for row in range(128):
         tokens = out.tokens[row]

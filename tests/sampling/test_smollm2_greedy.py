@@ -1,5 +1,6 @@
 """Greedy decoding of the real SmolLM2-135M-Instruct equals transformers' greedy generate, token for token."""
 
+import pytest
 import torch
 
 from herl_jax.sampling import SamplingConfig, chat, encode_chats, generate, stop_ids_for
@@ -12,12 +13,15 @@ QUESTIONS = [
 ]
 
 
-def test_greedy_matches_transformers_generate(smollm2):
+@pytest.mark.parametrize("slots", [0, 3], ids=["static batch", "3 slots, continuous"])
+def test_greedy_matches_transformers_generate(smollm2, slots):
     model, tokenizer, reference = smollm2
     prompts = encode_chats(tokenizer, [[{"role": "user", "content": q}] for q in QUESTIONS])
     assert len({len(p) for p in prompts}) == 4
     stop = stop_ids_for(tokenizer, model)
-    out = generate(model, prompts, SamplingConfig(temperature=0, max_new_tokens=32, stop_token_ids=stop))
+    config = SamplingConfig(temperature=0, max_new_tokens=32, stop_token_ids=stop, decode_slots=slots, decode_chunk=8,
+                            cache_block=16)
+    out = generate(model, prompts, config)
     for row, prompt in enumerate(prompts):
         with torch.no_grad():
             expected = reference.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt)),

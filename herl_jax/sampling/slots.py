@@ -1,0 +1,208 @@
+"""The sampler's device programs: prefill the prompts, refill decode slots, decode a chunk of steps.
+
+A fixed number S of decode slots each serve one request row (a prompt's sample) at a time. The host
+(sampling.sampler) refills slots whose rows have stopped with the next requests and runs the decode in
+jitted chunks of K steps in between; every shape is static, so a config compiles a handful of programs
+once: prefill and refill per prompt bucket, the chunk per attention window.
+
+Shapes: P prompts (bucketed), T prompt bucket length, S slots, C = T + M cache slots per slot, R request
+rows (P * n, prompt-major), M max new tokens, V vocab. Each slot's cache holds its prompt left-padded in
+slots [0, T) and its completion from T on, so one row's keys lie in [0, T + tokens so far).
+
+Random draws depend only on (seed, request row, token index), never on the slot or the slot count.
+Params enter every program as arguments (never closed over), so a policy update does not recompile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.sharding import Mesh
+
+from herl_jax import parallel
+from herl_jax.models import Decoder, KVCache
+from herl_jax.sampling.filters import sample_rows
+
+# Logical axis names of the sampler's arrays (the sharding rules map them to mesh axes).
+BATCH_SEQ_AXES = ("batch", "seq")
+BATCH_VOCAB_AXES = ("batch", "vocab")
+
+
+@dataclasses.dataclass(frozen=True)
+class DrawSettings:
+    """What shapes a draw and a row's end (static in the programs)."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    stop_token_ids: tuple[int, ...]
+    max_new_tokens: int
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Prompts:
+    """The prefilled prompts: cache [P rows, T slots] and each prompt's next-token logits [P, V]."""
+
+    cache: KVCache
+    logits: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Slots:
+    """The decode slots and the completions written so far.
+
+    cache:    KVCache with S rows of C slots
+    token:    [S] int32, the slot's last sampled token (the next step's input)
+    step:     [S] int32, tokens its request row has so far
+    active:   [S] bool, the slot's row is still decoding
+    request:  [S] int32, the request row it serves
+    tokens:   [R, M] int32 completions, pad id after a row's end
+    logprobs: [R, M] float32 log-prob of each sampled token, 0 after the end
+    """
+
+    cache: KVCache
+    token: jax.Array
+    step: jax.Array
+    active: jax.Array
+    request: jax.Array
+    tokens: jax.Array
+    logprobs: jax.Array
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def layer_states(graphdef, state) -> tuple[nnx.State, ...]:
+    """Each layer's weights in buffers of its own (a copy): prefill and decode run the layers unrolled on
+    them, as slicing the stacked layers inside a loop copies them on every step (`Decoder.layer_states`)."""
+    return nnx.merge(graphdef, state).layer_states()
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "mesh", "rules"))
+def prefill(graphdef, state, layers, ids, mask, *, mesh: Mesh | None, rules: parallel.Rules) -> Prompts:
+    """Runs the left-padded prompts ids, mask [P, T] once."""
+    model: Decoder = nnx.merge(graphdef, state)
+    ids = parallel.constrain(ids, BATCH_SEQ_AXES, mesh, rules)
+    mask = parallel.constrain(mask, BATCH_SEQ_AXES, mesh, rules)
+    cache = KVCache.empty(model.cfg, batch=ids.shape[0], max_len=ids.shape[1])
+    hidden, cache = model.hidden_states(ids, mask, cache=constrain_cache(cache, mesh, rules), layers=layers)
+    logits = model.logits(hidden[:, -1])  # left-padded: the last column is every prompt's last token
+    return Prompts(constrain_cache(cache, mesh, rules), parallel.constrain(logits, BATCH_VOCAB_AXES, mesh, rules))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "num_slots", "cache_len", "rows", "max_new", "pad_id", "mesh",
+                                             "rules"))
+def empty_slots(*, cfg, num_slots: int, cache_len: int, rows: int, max_new: int, pad_id: int,
+                mesh: Mesh | None, rules: parallel.Rules) -> Slots:
+    """S idle slots with empty caches of C slots, and completions [R, M] all padding."""
+    zeros = jnp.zeros((num_slots,), jnp.int32)
+    return Slots(
+        cache=constrain_cache(KVCache.empty(cfg, batch=num_slots, max_len=cache_len), mesh, rules),
+        token=zeros, step=zeros, active=jnp.zeros((num_slots,), bool), request=zeros,
+        tokens=jnp.full((rows, max_new), pad_id, jnp.int32), logprobs=jnp.zeros((rows, max_new), jnp.float32),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "mesh", "rules"), donate_argnames=("slots",))
+def refill(slots: Slots, prompts: Prompts, assign_prompt, assign_request, base_key, *, settings: DrawSettings,
+           mesh: Mesh | None, rules: parallel.Rules) -> Slots:
+    """Starts request `assign_request[s]` (a row of prompt `assign_prompt[s]`) in each slot s whose
+    assign_prompt [S] is >= 0: copies the prompt's cache into the slot's first T cache slots, clears the
+    rest, and draws the row's first token from the prompt's logits. Other slots are left as they are."""
+    num_slots, prompt_len = slots.token.shape[0], prompts.cache.max_len
+    fresh = assign_prompt >= 0
+    dest = jnp.where(fresh, jnp.arange(num_slots), num_slots)  # scatters drop the out-of-range rows
+    src = jnp.maximum(assign_prompt, 0)
+    cache, prompt = slots.cache, prompts.cache
+    tail = cache.max_len - prompt_len
+    cache = KVCache(
+        k=tuple(buf.at[dest, :prompt_len].set(p[src]) for buf, p in zip(cache.k, prompt.k, strict=True)),
+        v=tuple(buf.at[dest, :prompt_len].set(p[src]) for buf, p in zip(cache.v, prompt.v, strict=True)),
+        key_valid=cache.key_valid.at[dest].set(jnp.pad(prompt.key_valid[src], ((0, 0), (0, tail)))),
+        lengths=cache.lengths.at[dest].set(prompt.lengths[src]),
+        index=cache.index.at[dest].set(prompt_len),
+    )
+    request = jnp.where(fresh, assign_request, slots.request)
+    token, logprob = _draw(prompts.logits[src], base_key, request, 0, settings, mesh, rules)
+    out_row = jnp.where(fresh, request, slots.tokens.shape[0])
+    stop = jnp.isin(token, jnp.asarray(settings.stop_token_ids or (-1,), jnp.int32))
+    return Slots(
+        cache=constrain_cache(cache, mesh, rules),
+        token=jnp.where(fresh, token, slots.token),
+        step=jnp.where(fresh, 1, slots.step),
+        active=jnp.where(fresh, ~stop & (settings.max_new_tokens > 1), slots.active),
+        request=request,
+        tokens=slots.tokens.at[out_row, 0].set(token),
+        logprobs=slots.logprobs.at[out_row, 0].set(logprob),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "settings", "steps", "window", "mesh", "rules"),
+                   donate_argnames=("slots",))
+def decode_chunk(graphdef, state, layers, slots: Slots, base_key, refill_at, *, settings: DrawSettings,
+                 steps: int, window: int, mesh: Mesh | None, rules: parallel.Rules):
+    """Up to `steps` decode steps over all slots, attending over the first `window` cache slots (every
+    active row's keys must stay inside them); stops early once no slot is active or `refill_at` slots
+    are idle (the host has requests for them). Returns slots and, replicated for the host, (steps run [],
+    active [S], step [S]).
+
+    Each step runs the layers unrolled, each on its own weights (`layers`) and cache buffers. Idle slots
+    ride along (their results are dropped; their cache index stays put)."""
+    rows, max_new = slots.tokens.shape
+    stop_ids = jnp.asarray(settings.stop_token_ids or (-1,), jnp.int32)
+
+    def not_finished(carry):
+        i, s = carry
+        return (i < steps) & jnp.any(s.active) & (jnp.sum(~s.active) < refill_at)
+
+    def decode_step(carry):
+        i, s = carry
+        model = nnx.merge(graphdef, state)  # built inside the loop body: NNX objects stay on one trace level
+        logits, cache = model(s.token[:, None], s.active[:, None], cache=s.cache, layers=layers, window=window)
+        cache = dataclasses.replace(cache, index=jnp.where(s.active, cache.index, s.cache.index))
+        token, logprob = _draw(logits[:, 0], base_key, s.request, s.step, settings, mesh, rules)
+        out_row = jnp.where(s.active, s.request, rows)  # idle slots write nothing
+        step = s.step + s.active
+        return i + 1, Slots(
+            cache=constrain_cache(cache, mesh, rules),
+            token=jnp.where(s.active, token, s.token),
+            step=step,
+            active=s.active & ~jnp.isin(token, stop_ids) & (step < max_new),
+            request=s.request,
+            tokens=s.tokens.at[out_row, s.step].set(token),
+            logprobs=s.logprobs.at[out_row, s.step].set(logprob),
+        )
+
+    ran, slots = jax.lax.while_loop(not_finished, decode_step, (jnp.int32(0), slots))
+    return slots, tuple(parallel.replicate(x, mesh) for x in (ran, slots.active, slots.step))
+
+
+@functools.partial(jax.jit, static_argnames=("mesh",))
+def completions(slots: Slots, *, mesh: Mesh | None):
+    """(tokens [R, M], logprobs [R, M]) replicated, so every process of a multi-host run reads all rows."""
+    return parallel.replicate(slots.tokens, mesh), parallel.replicate(slots.logprobs, mesh)
+
+
+def _draw(logits, base_key, request, step, settings: DrawSettings, mesh, rules):
+    """One token per row from logits [S, V] with the key of (request row, token index)."""
+    row_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base_key, request)
+    keys = jax.vmap(jax.random.fold_in)(row_keys, jnp.broadcast_to(step, request.shape))
+    logits = parallel.constrain(logits, BATCH_VOCAB_AXES, mesh, rules)
+    return sample_rows(logits, keys, settings.temperature, settings.top_k, settings.top_p)
+
+
+def constrain_cache(cache: KVCache, mesh: Mesh | None, rules: parallel.Rules) -> KVCache:
+    """The cache laid out by its logical axes (keys/values split by rows and, where they divide, heads)."""
+    def kv(buffers):
+        return tuple(parallel.constrain(b, KVCache.LAYER_KV_AXES, mesh, rules) for b in buffers)
+
+    return dataclasses.replace(
+        cache, k=kv(cache.k), v=kv(cache.v),
+        key_valid=parallel.constrain(cache.key_valid, KVCache.MASK_AXES, mesh, rules),
+        lengths=parallel.constrain(cache.lengths, ("batch",), mesh, rules),
+        index=parallel.constrain(cache.index, ("batch",), mesh, rules),
+    )

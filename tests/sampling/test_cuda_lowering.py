@@ -1,0 +1,55 @@
+"""The sampler's programs and the train step lower for the CUDA platform on a CPU-only machine, so errors
+that only GPU lowering raises show in CI. (XLA attention: cuDNN's kernel needs cuDNN present to trace.)"""
+
+import jax
+import numpy as np
+import optax
+from flax import nnx
+
+from herl_jax import parallel
+from herl_jax.sampling import slots as device
+from herl_jax.training import Learner
+from herl_jax.training.loss import Normalizer, mini_batch_normalizer
+from tests.training.tiny import STEP, random_batch, tiny_model
+
+CUDA = ("cuda",)
+RULES = parallel.DEFAULT_RULES
+
+
+def lowered_text(jitted, *args, **kwargs) -> str:
+    return jitted.trace(*args, **kwargs).lower(lowering_platforms=CUDA).as_text()
+
+
+def test_sampler_programs_lower_for_cuda():
+    model = tiny_model(dtype="bfloat16", attention_impl="xla")
+    graphdef, state = nnx.split(model)
+    layers = device.layer_states(graphdef, state)
+    ids, mask = np.ones((2, 8), np.int32), np.ones((2, 8), np.int32)
+    prompts = device.prefill(graphdef, state, layers, ids, mask, mesh=None, rules=RULES)
+    assert "stablehlo" in lowered_text(device.prefill, graphdef, state, layers, ids, mask, mesh=None, rules=RULES)
+    slots = device.empty_slots(cfg=model.cfg, num_slots=3, cache_len=24, rows=4, max_new=16, pad_id=0, mesh=None,
+                               rules=RULES)
+    settings = device.DrawSettings(1.0, 5, 0.9, (1,), 16)
+    key = jax.random.key(0)
+    assign = np.array([0, 1, -1], np.int32)
+    refill = lowered_text(device.refill, slots, prompts, assign, assign, key, settings=settings, mesh=None, rules=RULES)
+    chunk = lowered_text(device.decode_chunk, graphdef, state, layers, slots, key, np.int32(1), settings=settings,
+                         steps=4, window=16, mesh=None, rules=RULES)
+    # The donated slots stay aliased to the outputs on the GPU program too.
+    assert "tf.aliasing_output" in refill and "tf.aliasing_output" in chunk
+
+
+def test_train_step_lowers_for_cuda():
+    model = tiny_model(dtype="bfloat16", attention_impl="xla")
+    learner = Learner(model, optax.adamw(1e-3), STEP)
+    state = learner.init_state(model)
+    batch = {k: np.asarray(v) for k, v in random_batch(0, 4, 4).items()}
+    micro = {k: batch[k][: STEP.micro_batch_size] for k in
+             ("input_ids", "attention_mask", "positions", "targets", "loss_mask", "advantages", "is_revision")}
+    logprobs = np.zeros(micro["targets"].shape, np.float32)
+    normalizer = Normalizer(*(np.float32(x) for x in mini_batch_normalizer(
+        batch["loss_mask"], batch["is_revision"], num_micro_batches=2)))
+    params = learner._cast(state.params)  # the step's programs, as Learner.optimizer_step runs them
+    grads = learner._zeros(state.params)
+    assert "stablehlo" in lowered_text(learner._accumulate, params, grads, micro, logprobs, logprobs, normalizer)
+    assert "stablehlo" in lowered_text(learner._apply, state, grads, np.float32(0.0))
