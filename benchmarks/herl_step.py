@@ -9,12 +9,12 @@
                                                        28 layers, 3.0B params: fp32 master weights, AdamW
                                                        state, gradients and a bf16 sampling copy take
                                                        ~20 bytes/param on either side, 150 GB for all 28)
-A step is ``Trainer.train_step``'s: sample N per prompt -> score with the bundled data's programmatic
+A step is the trainer's own ``RLStep`` (herl_jax/training/rl_step.py), timed as it is: sample N per prompt -> score with the bundled data's programmatic
 rubrics -> revise each group's best rollout -> score -> assemble groups -> old log-probs -> one PPO
 mini-batch update (AdamW), from configs/demo.py with the sizes above. Both sides run the very same host
-code (``collect_experience`` with its ``generate_fn``); only the device work differs:
-  JAX:     our jitted sampler and ``update_policy`` (``Learner``), as the trainer runs them;
-  PyTorch: third_party/torch_baseline/herl_step.py -- transformers ``generate`` (on GPU with a static
+code (``rl_step.Collector`` with its ``generate_fn``); only the device work differs:
+  JAX:     ``RLStep`` itself: our jitted sampler and ``update_policy`` (``Learner``);
+  PyTorch: baselines/torch/herl_step.py -- transformers ``generate`` (on GPU with a static
            cache, which transformers compiles with torch.compile; ``--no-static`` for the dynamic cache),
            the torch HeRL loss, AdamW (fused on GPU), bf16 autocast on GPU.
 Equal work: stop ids are dropped so every completion has exactly ``--new-tokens`` tokens, and the success
@@ -42,17 +42,16 @@ import os
 import platform
 import resource
 import sys
-import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script: make herl_jax and third_party importable
+sys.path.insert(0, str(ROOT))  # run as a script: make herl_jax and baselines importable
 
+from baselines.torch.shared_step import GenerateTimer, step_metrics  # noqa: E402
 from benchmarks import side_by_side  # noqa: E402
 
 from herl_jax.config import validate  # noqa: E402
@@ -60,21 +59,14 @@ from herl_jax.data import load_dataset  # noqa: E402
 from herl_jax.models import Decoder, ModelConfig, load_model, load_tokenizer  # noqa: E402
 from herl_jax.models.gguf_reader import GGUFCheckpoint  # noqa: E402
 from herl_jax.models.loading import resolve_source  # noqa: E402
-from herl_jax.rubrics import RubricScorer, ScorerConfig  # noqa: E402
+from herl_jax.models.shapes import KNOWN_MODELS, known_model_config  # noqa: E402
+from herl_jax.rubrics import RubricScorer  # noqa: E402
 from herl_jax.sampling import generate  # noqa: E402
-from herl_jax.training import Learner, StepConfig, make_optimizer, update_policy  # noqa: E402
-from herl_jax.training.experience import collect_experience  # noqa: E402
-from third_party.torch_baseline.shared_step import GenerateTimer, collate_experience, step_metrics  # noqa: E402
+from herl_jax.sampling import pad_id_for  # noqa: E402
+from herl_jax.training import Learner, make_optimizer  # noqa: E402
+from herl_jax.training.rl_step import Collector, RLStep, StepSettings, frozen_copy  # noqa: E402
 
 BUILTIN = "smollm2-135m-instruct"
-SHAPES = {
-    "qwen2.5-0.5b": dict(family="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864, num_layers=24,
-                         num_heads=14, num_kv_heads=2, head_dim=64, rope_theta=1e6, rms_norm_eps=1e-6,
-                         tie_word_embeddings=True, qkv_bias=True),
-    "qwen2.5-7b": dict(family="qwen2", vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_layers=28,
-                       num_heads=28, num_kv_heads=4, head_dim=128, rope_theta=1e6, rms_norm_eps=1e-6,
-                       tie_word_embeddings=False, qkv_bias=True),
-}
 DEFAULTS = {
     "cpu": dict(model=BUILTIN, prompts=2, n=4, new_tokens=32, micro_batch=5, dtype="float32", steps=2,
                 peak_tflops=None),
@@ -85,7 +77,7 @@ DEFAULTS = {
 
 # ------------------------------------------------------------------------------------------ shared setup
 def herl_config(args):
-    """configs/demo.py with the benchmark's sizes; every group revises one rollout on both sides."""
+    """configs/demo.py with the benchmark's sizes, typed (RunConfig); every group revises one rollout."""
     spec = importlib.util.spec_from_file_location("herl_demo_config", ROOT / "configs" / "demo.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -96,8 +88,7 @@ def herl_config(args):
     c.herl.update(max_candidates=1, success_threshold=2.0)  # above any reward: always revise
     c.train.ppo.update(mini_batch_size=args.prompts * (args.n + 1), micro_batch_size=args.micro_batch)
     c.trainer.update(prompts_per_step=args.prompts, score_overlap_chunks=1)
-    validate(c)
-    return c
+    return validate(c)
 
 
 def model_config(args):
@@ -105,8 +96,8 @@ def model_config(args):
     runtime = dict(dtype=args.dtype, param_dtype="float32")
     if args.model == BUILTIN:
         return ModelConfig.from_hf_dict(GGUFCheckpoint(resolve_source(BUILTIN)[1]).hf_config(), **runtime)
-    shape = dict(SHAPES[args.model], num_layers=args.num_layers or SHAPES[args.model]["num_layers"])
-    return ModelConfig(**shape, **runtime)
+    cfg = known_model_config(args.model, **runtime)
+    return cfg.replace(num_layers=args.num_layers) if args.num_layers else cfg
 
 
 class FoldedTokenizer:
@@ -132,17 +123,12 @@ def tokenizer_for(args):
     return tokenizer if args.model == BUILTIN else FoldedTokenizer(tokenizer)
 
 
-def run_steps(step, cfg, args) -> tuple[dict, list[dict]]:
-    """One warm-up step, then ``args.steps`` timed ones. Every step takes the same prompts (seeds as the
-    trainer's), so the warm-up compiles the shapes the timed steps run."""
-    examples = next(load_dataset(cfg.data).train_batches(cfg.trainer.prompts_per_step))
-    metrics = [step(examples, seed=2 * i) for i in range(1 + args.steps)]
+def run_steps(step, run, args) -> tuple[dict, list[dict]]:
+    """One warm-up step, then ``args.steps`` timed ones. Every step takes the same prompts (step i draws with
+    step i's seeds), so the warm-up compiles the shapes the timed steps run."""
+    examples = next(load_dataset(run.data).train_batches(run.trainer.prompts_per_step))
+    metrics = [step(examples, i) for i in range(1 + args.steps)]
     return metrics[0], metrics[1:]
-
-
-def pad_id_of(tokenizer) -> int:
-    """The trainer's choice: the pad token, else the end-of-sequence token, else 0."""
-    return next(t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None)
 
 
 def peak_host_mib() -> float:
@@ -150,46 +136,34 @@ def peak_host_mib() -> float:
 
 
 # ------------------------------------------------------------------------------------------------ JAX
-class JaxHeRLStep:
-    """``Trainer.train_step``, timed per phase: our sampler inside ``collect_experience``, then
-    ``update_policy``. Samples with the parameters cast to the compute dtype, as the trainer does."""
+class TimedRLStep:
+    """The trainer's ``RLStep`` as it is, its sampler wrapped in a ``GenerateTimer`` (fresh each step)."""
 
-    def __init__(self, model, tokenizer, scorer, cfg, pad_id: int):
-        self.tokenizer, self.scorer, self.cfg, self.pad_id = tokenizer, scorer, cfg, pad_id
-        self.learner = Learner(model, make_optimizer(cfg.train.optim), StepConfig.from_config(cfg.train))
-        self.state = self.learner.init_state(model)
-        self.ref_params = None
-        if cfg.train.loss.kl_coef > 0:
-            self.ref_params = jax.tree.map(lambda p: jnp.array(p, copy=True), self.state.params)
+    def __init__(self, model, tokenizer, scorer, run, pad_id: int):
+        learner = Learner(model, make_optimizer(run.optim), run.step)
+        self.state = learner.init_state(model)
+        ref_params = frozen_copy(self.state.params) if run.step.loss.kl_coef > 0 else None
+        self.settings = StepSettings.from_run(run)
+        self.rl_step = RLStep(self.settings, learner, Collector(self.settings, tokenizer, scorer, pad_id), ref_params)
 
-    def __call__(self, examples, seed: int) -> dict:
-        start = time.perf_counter()
-        dtype = jnp.dtype(self.cfg.model.dtype)
-        policy = nnx.merge(self.learner.graphdef, jax.tree.map(lambda p: p.astype(dtype), self.state.params))
+    def __call__(self, examples, step: int) -> dict:
         timer = GenerateTimer(generate, fixed_lengths=True)
-        experience = collect_experience(policy, self.tokenizer, examples, self.scorer, self.cfg, seed, self.pad_id,
-                                        generate_fn=timer)
-        batch, update, update_seconds = None, {}, 0.0
-        if experience.records:
-            batch = collate_experience(experience.records, self.cfg, self.pad_id)
-            update_start = time.perf_counter()
-            self.state, update = update_policy(self.state, batch, self.learner, self.cfg.train.ppo, self.ref_params,
-                                               bucket_size=self.cfg.trainer.sequence_bucket)
-            jax.block_until_ready(self.state)
-            update_seconds = time.perf_counter() - update_start
-        return step_metrics(timer, experience, batch, update_seconds, time.perf_counter() - start, update)
+        self.rl_step.collector.generate_fn = timer
+        self.state, metrics = self.rl_step(self.state, examples, step)
+        jax.block_until_ready(self.state)
+        return step_metrics(timer, metrics)
 
 
 def run_jax(args) -> dict:
-    cfg, tokenizer = herl_config(args), tokenizer_for(args)
+    run, tokenizer = herl_config(args), tokenizer_for(args)
     if args.model == BUILTIN:
         model = load_model(BUILTIN, dtype=args.dtype, param_dtype="float32")
     else:
         model = Decoder(model_config(args), nnx.Rngs(0))
-    with RubricScorer(ScorerConfig.from_config(cfg.rubrics)) as scorer:
-        step = JaxHeRLStep(model, tokenizer, scorer, cfg, pad_id=pad_id_of(tokenizer))
+    with RubricScorer(run.scorer) as scorer:
+        step = TimedRLStep(model, tokenizer, scorer, run, pad_id=pad_id_for(tokenizer))
         del model  # the state holds the parameters
-        warmup, timed = run_steps(step, cfg, args)
+        warmup, timed = run_steps(step, run, args)
     stats = jax.devices()[0].memory_stats() or {}
     return dict(warmup=warmup, steps=timed, device=jax.devices()[0].device_kind, version=f"jax {jax.__version__}",
                 peak_device_mib=stats["peak_bytes_in_use"] / 2**20 if "peak_bytes_in_use" in stats else None,
@@ -201,13 +175,13 @@ def run_torch(args) -> dict:
     import torch
     import transformers
 
-    from third_party.torch_baseline.herl_step import TorchHeRLStep
+    from baselines.torch.herl_step import TorchHeRLStep
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     on_gpu = args.device == "gpu"
     device = torch.device("cuda" if on_gpu else "cpu")
-    cfg, model_cfg, tokenizer = herl_config(args), model_config(args), tokenizer_for(args)
+    run, model_cfg, tokenizer = herl_config(args), model_config(args), tokenizer_for(args)
     if args.model == BUILTIN:
         path = resolve_source(BUILTIN)[1]
         model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
@@ -219,11 +193,11 @@ def run_torch(args) -> dict:
         with device:
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32,
                                                                   attn_implementation="sdpa")
-    with RubricScorer(ScorerConfig.from_config(cfg.rubrics)) as scorer:
-        step = TorchHeRLStep(model, model_cfg, tokenizer, scorer, cfg, pad_id=pad_id_of(tokenizer),
+    with RubricScorer(run.scorer) as scorer:
+        step = TorchHeRLStep(model, model_cfg, tokenizer, scorer, run, pad_id=pad_id_for(tokenizer),
                              autocast_dtype=torch.bfloat16 if args.dtype == "bfloat16" else None,
                              static_cache=on_gpu and not args.no_static, fixed_lengths=True)
-        warmup, timed = run_steps(step.step, cfg, args)
+        warmup, timed = run_steps(step.step, run, args)
     return dict(warmup=warmup, steps=timed,
                 device=torch.cuda.get_device_name() if on_gpu else platform.processor() or "cpu",
                 version=f"torch {torch.__version__}, transformers {transformers.__version__}",
@@ -289,7 +263,7 @@ def print_table(rows: list[dict], args, num_params: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    parser.add_argument("--model", choices=[BUILTIN, *SHAPES])
+    parser.add_argument("--model", choices=[BUILTIN, *KNOWN_MODELS])
     parser.add_argument("--num-layers", type=int, help="keep only this many layers of a --model shape")
     parser.add_argument("--prompts", type=int, help="prompts per step")
     parser.add_argument("--n", type=int, help="rollouts per prompt (N)")

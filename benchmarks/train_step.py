@@ -7,7 +7,7 @@
 One step is one PPO mini-batch: forward + backward over its micro-batches with the HeRL loss (the
 paper's defaults, KL to a reference included), global-norm clipping, AdamW. JAX: ``Learner.train_step``
 (compute dtype bf16 on GPU). PyTorch: a transformers model of the same shape, the torch loss in
-third_party/torch_baseline and torch.optim.AdamW (fused on GPU), under bf16 autocast on GPU. Old and
+baselines/torch and torch.optim.AdamW (fused on GPU), under bf16 autocast on GPU. Old and
 reference log-probs are computed before timing; the first step (JAX compiles in it) is timed on its
 own. Each framework runs in its own subprocess, so peak memory is its own and JAX does not preallocate
 beside torch.
@@ -30,18 +30,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script: make herl_jax and third_party importable
+sys.path.insert(0, str(ROOT))  # run as a script: make herl_jax and baselines importable
 
 from benchmarks import side_by_side  # noqa: E402
 
-SHAPES = {
-    "smollm2-135m": dict(family="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536, num_layers=30,
-                         num_heads=9, num_kv_heads=3, head_dim=64, rope_theta=100000.0, rms_norm_eps=1e-5,
-                         tie_word_embeddings=True),
-    "qwen2.5-0.5b": dict(family="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864, num_layers=24,
-                         num_heads=14, num_kv_heads=2, head_dim=64, rope_theta=1e6, rms_norm_eps=1e-6,
-                         tie_word_embeddings=True, qkv_bias=True),
-}
+from herl_jax.models.shapes import KNOWN_MODELS, known_model_config  # noqa: E402
+
 DEFAULTS = {
     "cpu": dict(model="smollm2-135m", batch=4, seq=256, micro_batch=2, dtype="float32", steps=3, warmup=1,
                 peak_tflops=None),
@@ -51,9 +45,8 @@ DEFAULTS = {
 
 
 def model_config(args):
-    from herl_jax.models import ModelConfig
-
-    return ModelConfig(**SHAPES[args.model], dtype=args.dtype, param_dtype="float32", remat=args.remat)
+    cfg = known_model_config(args.model, dtype=args.dtype, param_dtype="float32", remat=args.remat)
+    return cfg.replace(num_layers=args.num_layers) if args.num_layers else cfg
 
 
 def make_batch(args, vocab_size: int) -> dict[str, np.ndarray]:
@@ -122,7 +115,7 @@ def run_jax(args) -> dict:
 
     def step():
         nonlocal state, metrics
-        state, metrics = learner.train_step(state, batch, old, ref)
+        state, metrics = learner.optimizer_step(state, batch, old, ref)
         jax.block_until_ready((state, metrics))
 
     first_step_s = timed_first_step(step)  # compiles the step's programs
@@ -140,8 +133,8 @@ def run_torch(args) -> dict:
     import torch
     import transformers
 
-    from third_party.torch_baseline.loss import LossConfig
-    from third_party.torch_baseline.train_step import compute_logprobs, train_step
+    from baselines.torch.loss import LossConfig
+    from baselines.torch.train_step import compute_logprobs, train_step
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
@@ -207,7 +200,8 @@ def print_table(rows: list[dict], args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    parser.add_argument("--model", choices=sorted(SHAPES))
+    parser.add_argument("--model", choices=sorted(KNOWN_MODELS))
+    parser.add_argument("--num-layers", type=int, help="keep only this many layers of the --model shape")
     parser.add_argument("--batch", type=int, help="rows per mini-batch")
     parser.add_argument("--seq", type=int, help="tokens per row")
     parser.add_argument("--micro-batch", type=int, help="rows per forward/backward")
@@ -229,7 +223,8 @@ def main() -> None:
     num_params = model_config(args).num_params
     results = side_by_side.run_workers(lambda side: env)
     rows = [summarize(side, result, args, num_params) for side, result in results.items()]
-    out = side_by_side.write_results(args, "train_step", shape=SHAPES[args.model], num_params=num_params, rows=rows)
+    out = side_by_side.write_results(args, "train_step", shape=dict(KNOWN_MODELS[args.model].config_json),
+                                     num_params=num_params, rows=rows)
     print_table(rows, args)
     print(f"wrote {out}")
 

@@ -5,7 +5,7 @@
 
 Everything is computed from shapes: the model is built abstractly (nnx.eval_shape) from the checkpoint's
 config.json, or, for the paper's models when their weights are not on this machine, from a copy of their
-config.json kept here (KNOWN_MODELS); the optimizer state from jax.eval_shape of its init. Each array is
+config.json (herl_jax.models.shapes); the optimizer state from jax.eval_shape of its init. Each array is
 divided by the mesh axes its logical axes map to (herl_jax.parallel.DEFAULT_RULES), exactly as the trainer
 places it. Nothing is loaded and nothing large is allocated; no accelerator is needed.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from typing import Any
 
 import jax
@@ -27,39 +26,14 @@ from flax import nnx
 from jax.sharding import AbstractMesh
 
 from herl_jax import parallel
-from herl_jax.herl.config import variant_from_config
+from herl_jax.buckets import prompt_bucket_count, prompt_bucket_len, round_up
+from herl_jax.herl.config import HerlConfig
 from herl_jax.models import Decoder, KVCache, ModelConfig
 from herl_jax.models.loading import resolve_source
+from herl_jax.models.shapes import KNOWN_MODELS, find_known_model, known_model_config
 from herl_jax.training.optim import make_optimizer
 
 GIB = 1024**3
-
-# config.json fields of the paper's models (and the 0.5B shape the GPU benchmarks use), for planning on a
-# machine without their weights. A `model.source` whose last path component is a key here uses them.
-KNOWN_MODELS: dict[str, dict[str, Any]] = {
-    "Qwen2.5-7B-Instruct": dict(
-        architectures=["Qwen2ForCausalLM"], vocab_size=152064, hidden_size=3584, intermediate_size=18944,
-        num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, rms_norm_eps=1e-6,
-        rope_theta=1e6, max_position_embeddings=32768, tie_word_embeddings=False, bos_token_id=151643,
-        eos_token_id=151645),
-    "Llama-3.2-3B-Instruct": dict(
-        architectures=["LlamaForCausalLM"], vocab_size=128256, hidden_size=3072, intermediate_size=8192,
-        num_hidden_layers=28, num_attention_heads=24, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-5,
-        rope_theta=500000.0, rope_scaling=dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0,
-                                               high_freq_factor=4.0, original_max_position_embeddings=8192),
-        max_position_embeddings=131072, tie_word_embeddings=True, bos_token_id=128000,
-        eos_token_id=[128001, 128008, 128009]),
-    "Qwen3-4B-Instruct-2507": dict(
-        architectures=["Qwen3ForCausalLM"], vocab_size=151936, hidden_size=2560, intermediate_size=9728,
-        num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
-        rope_theta=5e6, max_position_embeddings=262144, tie_word_embeddings=True, bos_token_id=151643,
-        eos_token_id=151645),
-    "Qwen2.5-0.5B-Instruct": dict(
-        architectures=["Qwen2ForCausalLM"], vocab_size=151936, hidden_size=896, intermediate_size=4864,
-        num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, rms_norm_eps=1e-6, rope_theta=1e6,
-        max_position_embeddings=32768, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645),
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class Item:
@@ -91,15 +65,17 @@ class MemoryPlan:
 
 
 def model_config_for(source: str, **runtime: Any) -> tuple[ModelConfig, str]:
-    """(ModelConfig, description) of a model source, from its config.json / GGUF metadata, else KNOWN_MODELS."""
+    """(ModelConfig, description) of a model source, from its config.json / GGUF metadata, else, when the
+    source is not here, from the known models' table by its last path component (a checkpoint's name)."""
     try:
         kind, path = resolve_source(source)
     except FileNotFoundError:
         name = str(source).rstrip("/").split("/")[-1]
-        if name not in KNOWN_MODELS:
+        if find_known_model(name) is None:
             raise FileNotFoundError(f"model source {source!r} is not here and is not one of the known models "
-                                    f"{sorted(KNOWN_MODELS)}; point model.source at a checkpoint directory") from None
-        return ModelConfig.from_hf_dict(KNOWN_MODELS[name], **runtime), f"{name} (built-in config; no weights read)"
+                                    f"{sorted(m.checkpoint for m in KNOWN_MODELS.values())}; point model.source "
+                                    "at a checkpoint directory") from None
+        return known_model_config(name, **runtime), f"{name} (built-in config; no weights read)"
     if kind == "gguf":
         from herl_jax.models.gguf_reader import GGUFCheckpoint
 
@@ -157,18 +133,18 @@ def _sampling_batches(config) -> list[tuple[str, int, int, int]]:
     """(name, prompts, samples per prompt, cache slots) of a step's largest rollout and revision calls.
 
     The trainer samples a step's prompts in `trainer.score_overlap_chunks` pieces; the sampler pads a
-    piece's prompt count to a power of two and its prompt length to `prompt_bucket`, and its prefill keeps
+    piece's prompt count and its prompt length by the rules of herl_jax.buckets, and its prefill keeps
     the prompts' own cache beside the n-times repeated one."""
     t = config.trainer
-    variant = variant_from_config(config.herl)
+    variant = HerlConfig.from_config(config.herl).variant
     calls = [("rollouts", config.rollout, t.prompts_per_step, config.rollout.n)]
     if variant.revise:  # at worst every rollout is a candidate
         candidates = min(config.herl.max_candidates, config.rollout.n)
         calls.append(("revisions", config.revision, t.prompts_per_step * candidates, 1))
     out = []
     for name, s, prompts, n in calls:
-        piece = 1 << (math.ceil(prompts / min(t.score_overlap_chunks, prompts)) - 1).bit_length()
-        slots = -(-s.max_prompt_len // s.prompt_bucket) * s.prompt_bucket + s.max_new_tokens
+        piece = prompt_bucket_count(math.ceil(prompts / min(t.score_overlap_chunks, prompts)))
+        slots = prompt_bucket_len(s.max_prompt_len, s.prompt_bucket) + s.max_new_tokens
         out.append((name, piece, n, slots))
     return out
 
@@ -177,8 +153,7 @@ def _training_length(config) -> int:
     """The longest training row: a revise prompt plus its revision (or a prompt plus a rollout), bucketed."""
     longest = max(config.rollout.max_prompt_len + config.rollout.max_new_tokens,
                   config.revision.max_prompt_len + config.revision.max_new_tokens)
-    bucket = config.trainer.sequence_bucket
-    return -(-longest // bucket) * bucket
+    return round_up(longest, config.trainer.sequence_bucket)
 
 
 def activation_arrays(cfg: ModelConfig, rows: int, seq: int, chunk: int) -> list[tuple[tuple, tuple, int]]:
@@ -264,17 +239,21 @@ def format_plan(plan: MemoryPlan, device_memory_gib: float) -> str:
 
 
 def main(argv) -> None:
-    del argv
-    from herl_jax.config import ConfigError, validate
+    """Prints the plan; a bad flag raises UsageError, a bad config propagates: both end in one line."""
+    from herl_jax.cli_errors import UsageError
+    from herl_jax.config import validate
 
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {argv[1:]}")
+    if _NUM_DEVICES.value is not None and _NUM_DEVICES.value < 1:
+        raise UsageError(f"--num_devices={_NUM_DEVICES.value}: must be >= 1 (omit it for the product of "
+                         "config.parallel's sizes, or this machine's device count when one size is -1)")
+    if not _DEVICE_MEMORY_GIB.value > 0:
+        raise UsageError(f"--device_memory_gib={_DEVICE_MEMORY_GIB.value:g}: must be > 0")
     config = _CONFIG.value
-    try:
-        validate(config)
-        num_devices = _NUM_DEVICES.value or _default_devices(config)
-        plan = plan_memory(config, num_devices)
-    except (ConfigError, parallel.MeshError, FileNotFoundError) as e:
-        sys.exit(f"plan: {e}")
-    print(format_plan(plan, _DEVICE_MEMORY_GIB.value))
+    validate(config)
+    num_devices = _NUM_DEVICES.value if _NUM_DEVICES.value is not None else _default_devices(config)
+    print(format_plan(plan_memory(config, num_devices), _DEVICE_MEMORY_GIB.value))
 
 
 def _default_devices(config) -> int:
@@ -287,6 +266,7 @@ if __name__ == "__main__":
     from absl import app, flags
     from ml_collections import config_flags
 
+    from herl_jax.cli_errors import run_cli
     from herl_jax.config import parse_flags
 
     _CONFIG = config_flags.DEFINE_config_file("config", None, "training config file (see configs/)")
@@ -294,4 +274,4 @@ if __name__ == "__main__":
                                         "product of config.parallel's sizes, or this machine's count)")
     _DEVICE_MEMORY_GIB = flags.DEFINE_float("device_memory_gib", 80.0, "memory of one device, GiB")
     flags.mark_flags_as_required(["config"])
-    app.run(main, flags_parser=parse_flags)
+    run_cli(lambda: app.run(main, flags_parser=parse_flags))

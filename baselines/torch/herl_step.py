@@ -4,7 +4,7 @@
                         cache, which transformers compiles with torch.compile on a GPU), plus the
                         log-prob of each sampled token                      -> ``torch_generate``
   host:                 our chat encoding, rubric scorer, candidate selection, revise prompts, group
-                        assembly and ``collate`` -- the very ``collect_experience`` our trainer runs,
+                        assembly and ``collate`` -- the very ``rl_step.Collector`` our trainer runs,
                         with ``torch_generate`` plugged in as its ``generate_fn``
   update:               old (and reference) log-probs, then PPO mini-batch steps with the torch HeRL
                         loss and AdamW (train_step.py), bf16 autocast when asked
@@ -24,17 +24,20 @@ import numpy as np
 import torch
 import transformers
 
+from baselines.torch.loss import LossConfig
+from baselines.torch.shared_step import GenerateTimer, step_metrics
+from baselines.torch.train_step import compute_logprobs, train_step
+from herl_jax.buckets import prompt_bucket_len
 from herl_jax.models import ModelConfig
 from herl_jax.sampling import SampleOutput, SamplingConfig
-from herl_jax.training.experience import collect_experience
-from third_party.torch_baseline.loss import LossConfig
-from third_party.torch_baseline.shared_step import GenerateTimer, collate_experience, step_metrics
-from third_party.torch_baseline.train_step import compute_logprobs, train_step
+from herl_jax.training.rl_step import Collector, StepSettings, collate_step, step_metrics as rl_step_metrics
+from herl_jax.training.run_config import RunConfig
+from herl_jax.training.seeds import shuffle_rng
 
 
 @dataclasses.dataclass
 class TorchPolicy:
-    """A transformers causal LM as ``collect_experience`` sees a policy.
+    """A transformers causal LM as ``rl_step.Collector`` sees a policy.
 
     cfg: our ModelConfig of the same model; like our Decoder's, it supplies the end-of-turn (stop) ids.
     static_cache: generate with ``cache_implementation="static"`` (compiled by transformers on a GPU).
@@ -82,8 +85,7 @@ def torch_generate(policy: TorchPolicy, prompts: Sequence[Sequence[int]], config
     ``max_new_tokens``. Returns numpy arrays on the host, shaped as ``SampleOutput`` documents.
     """
     model = policy.model
-    longest = max(len(p) for p in prompts)
-    width = -(-longest // config.prompt_bucket) * config.prompt_bucket
+    width = prompt_bucket_len(max(len(p) for p in prompts), config.prompt_bucket)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for i, prompt in enumerate(prompts):
@@ -124,27 +126,29 @@ def torch_generate(policy: TorchPolicy, prompts: Sequence[Sequence[int]], config
 
 
 class TorchHeRLStep:
-    """The HeRL step of our trainer (``Trainer.train_step``), with PyTorch doing the device work.
+    """Our RL step (``herl_jax.training.rl_step.RLStep``), with PyTorch doing the device work.
 
     model: a transformers causal LM with float32 parameters on its device (trained in place).
-    model_cfg: our ModelConfig of it (stop ids). cfg: the whole train config (herl_jax.config).
+    model_cfg: our ModelConfig of it (stop ids). run: the typed run config (``herl_jax.config.validate``).
     autocast_dtype: None (fp32, e.g. on a CPU) or torch.bfloat16: the update runs under autocast and the
     rollouts on a bf16 copy of the weights, refreshed at the start of each step (ours samples with the
     parameters cast to the compute dtype the same way). fixed_lengths: see ``GenerateTimer``.
     """
 
-    def __init__(self, model: transformers.PreTrainedModel, model_cfg: ModelConfig, tokenizer, scorer, cfg, *,
-                 pad_id: int, autocast_dtype: torch.dtype | None = None, static_cache: bool = False,
-                 fixed_lengths: bool = False):
-        self.model, self.tokenizer, self.scorer, self.cfg = model.train(), tokenizer, scorer, cfg
+    def __init__(self, model: transformers.PreTrainedModel, model_cfg: ModelConfig, tokenizer, scorer,
+                 run: RunConfig, *, pad_id: int, autocast_dtype: torch.dtype | None = None,
+                 static_cache: bool = False, fixed_lengths: bool = False):
+        self.model, self.tokenizer, self.scorer, self.run = model.train(), tokenizer, scorer, run
         self.pad_id, self.autocast_dtype, self.fixed_lengths = pad_id, autocast_dtype, fixed_lengths
+        self.settings = StepSettings.from_run(run)
         sampler = model if autocast_dtype is None else copy.deepcopy(model).to(autocast_dtype).eval()
         self.policy = TorchPolicy(sampler, model_cfg, static_cache)
         self.reference = None
-        if cfg.train.loss.kl_coef > 0:  # a frozen copy of the initial policy
+        if run.step.loss.kl_coef > 0:  # a frozen copy of the initial policy
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
-        self.loss_cfg = LossConfig(**{f.name: cfg.train.loss[f.name] for f in dataclasses.fields(LossConfig)})
-        o = cfg.train.optim
+        self.loss_cfg = LossConfig(**{f.name: getattr(run.step.loss, f.name)
+                                      for f in dataclasses.fields(LossConfig)})
+        o = run.optim
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps,
                                            weight_decay=o.weight_decay, fused=model.device.type == "cuda")
         # optax's warmup_constant_schedule: lr * min(1, optimizer step / warmup_steps), from step 0.
@@ -152,38 +156,39 @@ class TorchHeRLStep:
             self.optimizer, lambda s: min(1.0, s / o.warmup_steps) if o.warmup_steps else 1.0)
         self.optimizer_steps = 0
 
-    def step(self, examples, seed: int) -> dict[str, float]:
-        """One RL step on ``examples``: experience with torch_generate, then the PPO update."""
+    def step(self, examples, step: int) -> dict[str, float]:
+        """RL step ``step`` on ``examples``: the experience with torch_generate, then the PPO update."""
         start = time.perf_counter()
         if self.policy.model is not self.model:
             with torch.no_grad():
                 for s, p in zip(self.policy.model.parameters(), self.model.parameters(), strict=True):
                     s.copy_(p)
         timer = GenerateTimer(torch_generate, self.fixed_lengths)
-        experience = collect_experience(self.policy, self.tokenizer, examples, self.scorer, self.cfg, seed,
-                                        self.pad_id, generate_fn=timer)
+        collector = Collector(self.settings, self.tokenizer, self.scorer, self.pad_id, generate_fn=timer)
+        experience = collector.collect(self.policy, examples, step)
         batch, update, update_seconds = None, {}, 0.0
         if experience.records:
-            batch = collate_experience(experience.records, self.cfg, self.pad_id)
+            batch = collate_step(experience, self.pad_id, self.settings)
             update_start = time.perf_counter()
             update = self.update(batch)
             update_seconds = time.perf_counter() - update_start
-        return step_metrics(timer, experience, batch, update_seconds, time.perf_counter() - start, update)
+        metrics = rl_step_metrics(experience, self.run.herl.success_threshold, batch, update, update_seconds)
+        metrics["time/step"] = time.perf_counter() - start
+        return step_metrics(timer, metrics)
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """``herl_jax.training.update_policy`` in torch: old / reference log-probs of every row, then
         ``ppo.epochs`` shuffled passes of mini-batch steps. Returns the mean of each step metric
         (ratio_max: the max) and sampler_logprob_gap, mean |sampler − old log-prob| over sampled tokens."""
-        ppo = self.cfg.train.ppo
-        device = self.model.device
+        ppo, device = self.run.ppo, self.model.device
         tensors = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
-        kwargs = dict(micro_batch_size=ppo.micro_batch_size, temperature=ppo.temperature,
+        kwargs = dict(micro_batch_size=self.run.step.micro_batch_size, temperature=self.run.step.temperature,
                       autocast_dtype=self.autocast_dtype)
         old = compute_logprobs(self.model, tensors, **kwargs)
         ref = None if self.reference is None else compute_logprobs(self.reference, tensors, **kwargs)
 
         rows, size = batch["input_ids"].shape[0], ppo.mini_batch_size
-        rng = np.random.default_rng([ppo.seed, self.optimizer_steps])
+        rng = shuffle_rng(ppo.seed, self.optimizer_steps)
         steps = []
         for _ in range(ppo.epochs):
             order = rng.permutation(rows)
@@ -191,7 +196,7 @@ class TorchHeRLStep:
                 idx = torch.from_numpy(order[i : i + size]).to(device)
                 steps.append(train_step(self.model, self.optimizer, {k: v[idx] for k, v in tensors.items()},
                                         old[idx], None if ref is None else ref[idx], self.loss_cfg,
-                                        max_grad_norm=self.cfg.train.optim.max_grad_norm, **kwargs))
+                                        max_grad_norm=self.run.optim.max_grad_norm, **kwargs))
                 self.schedule.step()
                 self.optimizer_steps += 1
         metrics = {k: float((torch.stack([s[k] for s in steps]).max() if k == "ratio_max"

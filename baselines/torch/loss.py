@@ -84,6 +84,19 @@ def _kl(logp: torch.Tensor, ref: torch.Tensor, kl_type: str) -> torch.Tensor:
     return (neg.exp() - neg - 1).clamp(-LOW_VAR_KL_CLAMP, LOW_VAR_KL_CLAMP)
 
 
+def _ppo_surrogate(ratio: torch.Tensor, adv: torch.Tensor, cfg: LossConfig):
+    """The clipped surrogate (to minimize) with the optional dual clip, and where each clip bound."""
+    surrogate = -adv * ratio
+    clipped_surrogate = -adv * ratio.clamp(1 - cfg.clip_eps_low, 1 + cfg.clip_eps_high)
+    pg = torch.maximum(surrogate, clipped_surrogate)
+    dual_clipped = torch.zeros_like(ratio, dtype=torch.bool)
+    if cfg.dual_clip_c is not None:
+        cap = -adv * cfg.dual_clip_c
+        dual_clipped = (adv < 0) & (pg > cap)
+        pg = torch.where(adv < 0, torch.minimum(pg, cap), pg)
+    return pg, clipped_surrogate > surrogate, dual_clipped
+
+
 def policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
@@ -105,16 +118,7 @@ def policy_loss(
     original_mask, revision_mask = mask & ~rev, mask & rev
 
     ratio = (logp - old).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP).exp()
-    surrogate = -adv * ratio
-    clipped_surrogate = -adv * ratio.clamp(1 - cfg.clip_eps_low, 1 + cfg.clip_eps_high)
-    pg_original = torch.maximum(surrogate, clipped_surrogate)
-    clipped = clipped_surrogate > surrogate
-    dual_clipped = torch.zeros_like(mask)
-    if cfg.dual_clip_c is not None:
-        cap = -adv * cfg.dual_clip_c
-        dual_clipped = (adv < 0) & (pg_original > cap)
-        pg_original = torch.where(adv < 0, torch.minimum(pg_original, cap), pg_original)
-
+    pg_original, clipped, dual_clipped = _ppo_surrogate(ratio, adv, cfg)
     x = ratio if cfg.shaping_x == "ratio" else logp.exp()
     weight = x / (x + cfg.shaping_gamma)
     pg_revision = -adv * weight
@@ -139,12 +143,8 @@ def policy_loss(
             return torch.where(m, values.float(), torch.zeros_like(logprobs)).sum() / count.clamp(min=1)
 
         metrics = dict(
-            loss=loss.detach(),
-            pg_loss=pg_loss.detach(),
-            pg_loss_original=pg_loss_original.detach(),
-            pg_loss_revision=pg_loss_revision.detach(),
-            kl=kl.detach(),
-            entropy=ent.detach(),
+            loss=loss.detach(), pg_loss=pg_loss.detach(), pg_loss_original=pg_loss_original.detach(),
+            pg_loss_revision=pg_loss_revision.detach(), kl=kl.detach(), entropy=ent.detach(),
             clip_frac=share(clipped, original_mask, counts.original_tokens),
             dual_clip_frac=share(dual_clipped, original_mask, counts.original_tokens),
             ratio_mean=share(ratio, mask, counts.tokens),

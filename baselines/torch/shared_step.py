@@ -1,17 +1,13 @@
-"""What the JAX and PyTorch HeRL steps share besides ``collect_experience``: timing the generate calls,
-the step's batch, and the metrics both report. Free of torch, which the JAX benchmark worker never loads."""
+"""What the JAX and PyTorch HeRL steps share besides the step's host phases (``rl_step.Collector``): timing
+the generate calls and the metrics both report. Free of torch, which the JAX benchmark worker never loads."""
 
 from __future__ import annotations
 
 import collections
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
-import numpy as np
-
-from herl_jax.herl import TrainingRecord, collate
 from herl_jax.sampling import SampleOutput, SamplingConfig
-from herl_jax.training.experience import Experience
 
 
 class GenerateTimer:
@@ -39,24 +35,15 @@ class GenerateTimer:
         return out
 
 
-def collate_experience(records: Sequence[TrainingRecord], cfg, pad_id: int) -> dict[str, np.ndarray]:
-    """The step's records as one batch, rows padded up to whole PPO mini-batches (as the trainer does)."""
-    mini = cfg.train.ppo.mini_batch_size
-    return collate(records, pad_id=pad_id, bucket_size=cfg.trainer.sequence_bucket,
-                   batch_size=-(-len(records) // mini) * mini)
-
-
-def step_metrics(timer: GenerateTimer, experience: Experience, batch: dict[str, np.ndarray] | None,
-                 update_seconds: float, step_seconds: float, update: dict[str, float]) -> dict[str, float]:
-    """The timings and counts both frameworks report for a step (train_tokens: real tokens of the batch),
-    plus the reward mean and the update's metrics under train/."""
-    metrics = {
+def step_metrics(timer: GenerateTimer, metrics: dict[str, float]) -> dict[str, float]:
+    """The timings and counts both frameworks report for a step, from the step's metrics
+    (``herl_jax.training.rl_step.step_metrics``, which both sides compute) and the generate timer."""
+    out = {
         "rollout_seconds": timer.seconds["rollout"], "rollout_tokens": timer.tokens["rollout"],
         "revision_seconds": timer.seconds["revision"], "revision_tokens": timer.tokens["revision"],
-        "score_seconds": experience.counts.score_seconds, "update_seconds": update_seconds,
-        "train_tokens": int(batch["attention_mask"].sum()) if batch is not None else 0,
-        "train_rows": len(experience.records), "step_seconds": step_seconds,
-        "reward_mean": float(np.mean(experience.rewards)) if experience.rewards else float("nan"),
+        "score_seconds": metrics["time/score"], "update_seconds": metrics["time/update"],
+        "train_tokens": int(metrics["samples/train_tokens"]), "train_rows": int(metrics["samples/train_rows"]),
+        "step_seconds": metrics["time/step"], "reward_mean": metrics["reward/mean"],
     }
-    metrics.update({f"train/{k}": v for k, v in update.items()})
-    return metrics
+    out.update({k: v for k, v in metrics.items() if k.startswith("train/")})
+    return out

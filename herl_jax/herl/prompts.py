@@ -2,7 +2,8 @@
 
 Two templates, kept as configuration data: ``instruction`` (instruction-following data, a "Candidate"
 block) and ``rubric`` (rubric data such as RaR-Medicine, a "Rubric Status" block that also forbids
-unsupported facts). Placeholders: ``{instruction}``, ``{satisfied}``, ``{unmet}``, ``{draft}``.
+unsupported facts); ``template_for`` says which one an example gets. Placeholders: ``{instruction}``,
+``{satisfied}``, ``{unmet}``, ``{draft}``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def default_config():
     return ConfigDict(
         dict(
             template="instruction",  # instruction | rubric (a key of `templates`)
+            per_kind_templates=True,  # paper: each example's own kind picks; public code: always `template`
             chat_template=True,  # paper: wrap as a user turn; public code: raw text (False)
             templates=dict(instruction=_INSTRUCTION_TEMPLATE, rubric=_RUBRIC_TEMPLATE),
             item_format="- {text}",
@@ -88,6 +90,16 @@ def default_config():
             empty_list="none",
         )
     )
+
+
+def template_for(prompt_cfg, example_template: str) -> str:
+    """The key of ``prompt_cfg.templates`` an example's revise prompt uses.
+
+    example_template: the example's own kind (``Example.template``: instruction | rubric). It is used
+    when ``prompt_cfg.per_kind_templates`` (paper); otherwise ``prompt_cfg.template`` serves every
+    example, whatever its kind (public code).
+    """
+    return example_template if prompt_cfg.per_kind_templates else prompt_cfg.template
 
 
 def _format_items(items: Sequence[Any], cfg) -> str:

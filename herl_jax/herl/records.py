@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from herl_jax.buckets import round_up
+
 
 def _as_ids(ids) -> tuple[int, ...]:
     return tuple(int(i) for i in ids)
@@ -71,68 +73,49 @@ class TrainingRecord:
         return np.arange(len(self.token_ids)) >= len(self.context_ids)
 
 
-def _round_up(n: int, bucket: int) -> int:
-    return max(bucket, -(-n // bucket) * bucket)
-
-
 def collate(
     records: Sequence[TrainingRecord],
     *,
     pad_id: int,
     bucket_size: int = 128,
-    layout: str = "right",
     batch_size: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Packs records into numpy arrays whose lengths are multiples of ``bucket_size``.
+    """Packs records into numpy arrays of B rows and T columns, T a multiple of ``bucket_size``.
 
-    B = ``batch_size`` (padding rows have all-False masks and advantage 0) or len(records).
-    layout "right": each row is context + response, right-padded to T = round_up(max length).
-      input_ids, positions [B, T] int32; attention_mask [B, T] bool;
-      targets [B, T] int32, loss_mask [B, T] bool, sampler_logprobs [B, T] float32 and
-      sampler_mask [B, T] bool are aligned with positions: hidden state t scores targets[t]
-      (targets hold the response tokens at columns c-1 .. c+r-2 and pad_id elsewhere).
-    layout "left_context": contexts left-padded to P, responses right-padded to R (each rounded up),
-      T = P + R, so every response starts at column P.
-      input_ids, positions, attention_mask [B, T]; targets, loss_mask, sampler_logprobs, sampler_mask
-      [B, R] cover the response block and are scored by hidden[:, P-1 : T-1], P = T - R.
-    Both: advantages [B] float32, is_revision [B] bool. positions count real tokens from 0.
-    sampler_mask marks loss tokens whose record carries sampler log-probs.
+    B = ``batch_size`` (padding rows have all-False masks and advantage 0) or len(records). Each row is
+    context + response, right-padded to T = the longest row rounded up to ``bucket_size``.
+      input_ids, positions [B, T] int32 (positions count real tokens from 0); attention_mask [B, T] bool;
+      targets [B, T] int32, loss_mask [B, T] bool, sampler_logprobs [B, T] float32 and sampler_mask
+      [B, T] bool are aligned with positions: hidden state t scores targets[t] (targets hold the response
+      tokens at columns c-1 .. c+r-2 and pad_id elsewhere); sampler_mask marks loss tokens whose record
+      carries sampler log-probs.
+      advantages [B] float32, is_revision [B] bool.
     """
-    if layout not in ("right", "left_context"):
-        raise ValueError(f"unknown layout {layout!r}; expected right or left_context")
     n = len(records)
     B = n if batch_size is None else batch_size
     if n == 0 or n > B:
         raise ValueError(f"{n} records do not fit a batch of {B}")
 
-    ctx_lens = [len(r.context_ids) for r in records]
-    resp_lens = [len(r.response_ids) for r in records]
-    if layout == "right":
-        T = W = _round_up(max(c + r for c, r in zip(ctx_lens, resp_lens)), bucket_size)
-    else:
-        P = _round_up(max(ctx_lens), bucket_size)
-        W = _round_up(max(resp_lens), bucket_size)
-        T = P + W
-
+    T = round_up(max(len(r.token_ids) for r in records), bucket_size)
     input_ids = np.full((B, T), pad_id, np.int32)
     attention_mask = np.zeros((B, T), bool)
-    targets = np.full((B, W), pad_id, np.int32)
-    loss_mask = np.zeros((B, W), bool)
-    sampler_logprobs = np.zeros((B, W), np.float32)
-    sampler_mask = np.zeros((B, W), bool)
+    targets = np.full((B, T), pad_id, np.int32)
+    loss_mask = np.zeros((B, T), bool)
+    sampler_logprobs = np.zeros((B, T), np.float32)
+    sampler_mask = np.zeros((B, T), bool)
     advantages = np.zeros((B,), np.float32)
     is_revision = np.zeros((B,), bool)
 
-    for b, (rec, c, r) in enumerate(zip(records, ctx_lens, resp_lens)):
-        # start: column of the first context token; first: target column of the first response token
-        start, first = (0, c - 1) if layout == "right" else (P - c, 0)
-        input_ids[b, start : start + c + r] = rec.token_ids
-        attention_mask[b, start : start + c + r] = True
-        targets[b, first : first + r] = rec.response_ids
-        loss_mask[b, first : first + r] = True
+    for b, rec in enumerate(records):
+        length, first = len(rec.token_ids), len(rec.context_ids) - 1  # first: the first response token's column
+        responses = slice(first, first + len(rec.response_ids))
+        input_ids[b, :length] = rec.token_ids
+        attention_mask[b, :length] = True
+        targets[b, responses] = rec.response_ids
+        loss_mask[b, responses] = True
         if rec.sampler_logprobs is not None:
-            sampler_logprobs[b, first : first + r] = rec.sampler_logprobs
-            sampler_mask[b, first : first + r] = True
+            sampler_logprobs[b, responses] = rec.sampler_logprobs
+            sampler_mask[b, responses] = True
         advantages[b] = rec.advantage
         is_revision[b] = rec.is_revision
 

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from herl_jax.herl.config import variant_from_config
+from herl_jax.herl.config import HerlConfig
 
 
 def select_candidates(
-    rewards: Sequence[float], cfg, num_satisfied: Sequence[int] | None = None
+    rewards: Sequence[float], cfg: HerlConfig, num_satisfied: Sequence[int] | None = None
 ) -> tuple[int, ...]:
     """Indices of the rollouts to revise, ascending; empty when nothing is to be revised.
 
@@ -20,7 +20,7 @@ def select_candidates(
     are those with the most satisfied rubric items (``num_satisfied`` [N], when given), then the
     lowest index — a deterministic rule.
     """
-    if not variant_from_config(cfg).revise:
+    if not cfg.variant.revise:
         return ()
     r = np.asarray(rewards, dtype=np.float64)
     if r.ndim != 1 or r.size == 0:

@@ -6,7 +6,7 @@ from herl_jax.models.export import export_hf
 from herl_jax.models.kv_cache import KVCache
 from herl_jax.models.loading import (
     BUILTIN_MODELS,
-    CheckpointError,
+    ModelFileError,
     load_model,
     load_policy,
     load_tokenizer,
@@ -14,10 +14,10 @@ from herl_jax.models.loading import (
 
 __all__ = [
     "BUILTIN_MODELS",
-    "CheckpointError",
     "Decoder",
     "KVCache",
     "ModelConfig",
+    "ModelFileError",
     "RopeScaling",
     "UnsupportedModelError",
     "export_hf",

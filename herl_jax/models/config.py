@@ -151,11 +151,15 @@ class ModelConfig:
         except FileNotFoundError:
             raise FileNotFoundError(f"model config not found: {path}") from None
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
+            from herl_jax.models.loading import ModelFileError  # loading imports this module
+
+            raise ModelFileError(f"{path} is not valid JSON: {e}") from None
         try:
             return cls.from_hf_dict(hf, **runtime)
         except KeyError as e:
-            raise KeyError(f"{path} lacks the required field {e.args[0]!r}") from None
+            from herl_jax.models.loading import ModelFileError
+
+            raise ModelFileError(f"{path} lacks the required field {e.args[0]!r}") from None
 
     def to_hf_dict(self) -> dict[str, Any]:
         """The config.json transformers needs to load an exported checkpoint of this model."""

@@ -50,7 +50,9 @@ class GGUFCheckpoint:
         try:
             self._reader = gguf.GGUFReader(str(self.path))
         except Exception as e:  # the gguf package raises bare ValueErrors / struct errors on bad files
-            raise ValueError(f"{self.path}: not a readable GGUF file ({e})") from e
+            from herl_jax.models.loading import ModelFileError  # loading imports this module lazily
+
+            raise ModelFileError(f"{self.path}: not a readable GGUF file ({e})") from e
         self.arch = self._field("general.architecture")
         if self.arch not in SUPPORTED_GGUF_ARCHITECTURES:
             raise UnsupportedModelError(

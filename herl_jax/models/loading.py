@@ -41,8 +41,8 @@ BUILTIN_MODELS = {
 NUMPY_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing a tensor, has a wrong shape, or cannot be read."""
+class ModelFileError(ValueError):
+    """A model's weight file is missing a tensor, has a wrong shape, or cannot be read."""
 
 
 def resolve_source(source: str | os.PathLike) -> tuple[str, Path]:
@@ -188,11 +188,11 @@ def build_model(cfg: ModelConfig, read: Callable[[str], np.ndarray], available: 
 
 def _read_checked(spec: TensorSpec, name: str, ours: tuple[int, ...], read, available, label) -> np.ndarray:
     if name not in available:
-        raise CheckpointError(f"{label}: tensor {name!r} is missing")
+        raise ModelFileError(f"{label}: tensor {name!r} is missing")
     tensor = read(name)
     expected = spec.hf_shape(tuple(ours))
     if tuple(tensor.shape) != expected:
-        raise CheckpointError(f"{label}: tensor {name!r} has shape {tuple(tensor.shape)}, expected {expected}")
+        raise ModelFileError(f"{label}: tensor {name!r} has shape {tuple(tensor.shape)}, expected {expected}")
     return spec.from_hf(tensor, tuple(ours))
 
 
@@ -208,25 +208,32 @@ def _assign(tree: dict, path: tuple[str, ...], value) -> None:
     tree[path[-1]] = value
 
 
+def _open_safetensors(path: Path):
+    """safetensors' reader of `path`; a truncated or damaged file is a ModelFileError naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        return safe_open(str(path), "np")
+    except SafetensorError as e:
+        raise ModelFileError(f"{path}: not a readable safetensors file ({e})") from None
+
+
 class SafetensorsCheckpoint:
     """Reads tensors by name from one `model.safetensors` or a sharded set with its index file."""
 
     def __init__(self, directory: Path):
-        from safetensors import safe_open
-
-        self._safe_open = safe_open
         self.directory = directory
         index = directory / "model.safetensors.index.json"
         if index.is_file():
             try:
                 weight_map = json.loads(index.read_text())["weight_map"]
             except (json.JSONDecodeError, KeyError) as e:
-                raise CheckpointError(f"{index}: not a valid safetensors index ({e})") from None
+                raise ModelFileError(f"{index}: not a valid safetensors index ({e})") from None
         else:
             single = directory / "model.safetensors"
             if not single.is_file():
                 raise FileNotFoundError(f"{directory}: no model.safetensors or model.safetensors.index.json")
-            with safe_open(str(single), "np") as f:
+            with _open_safetensors(single) as f:
                 weight_map = {name: single.name for name in f.keys()}
         self._file_of = weight_map
         self._open: dict = {}
@@ -241,7 +248,7 @@ class SafetensorsCheckpoint:
             path = self.directory / filename
             if not path.is_file():
                 raise FileNotFoundError(f"{path} (listed in the index for tensor {name!r}) is missing")
-            handle = self._open[filename] = self._safe_open(str(path), "np").__enter__()
+            handle = self._open[filename] = _open_safetensors(path).__enter__()
         return handle.get_tensor(name)
 
     def __enter__(self):

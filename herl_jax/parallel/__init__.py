@@ -7,18 +7,10 @@ Floor 1 of the package: imports nothing from herl_jax. See the README's "Multipl
 from herl_jax.parallel.distributed import DistributedSettings, initialize_distributed, slurm_settings
 from herl_jax.parallel.exchange import allgather_objects, my_share
 from herl_jax.parallel.mesh import AXES, MeshConfig, MeshError, abstract_mesh, default_config, make_mesh
-from herl_jax.parallel.placement import (
-    create_sharded,
-    host_to_global,
-    local_batch_to_global,
-    shard_module,
-    to_host,
-)
+from herl_jax.parallel.placement import host_to_global, to_host
 from herl_jax.parallel.rules import (
     DEFAULT_RULES,
     Rules,
-    activate,
-    batch_shardings,
     constrain,
     logical_sharding,
     mesh_of,
@@ -36,22 +28,17 @@ __all__ = [
     "MeshError",
     "Rules",
     "abstract_mesh",
-    "activate",
     "allgather_objects",
-    "batch_shardings",
     "constrain",
-    "create_sharded",
     "default_config",
     "host_to_global",
     "initialize_distributed",
-    "local_batch_to_global",
     "logical_sharding",
     "make_mesh",
     "mesh_of",
     "my_share",
     "partition_spec",
     "replicate",
-    "shard_module",
     "slurm_settings",
     "to_host",
     "tree_shardings",

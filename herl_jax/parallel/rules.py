@@ -11,10 +11,8 @@ dropped, so that dimension is replicated over it instead of failing. Axes of siz
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Sequence
+from typing import Sequence
 
-import flax.linen as nn
 import jax
 from flax import nnx
 from jax.sharding import AbstractMesh, Mesh, NamedSharding, PartitionSpec
@@ -101,11 +99,6 @@ def tree_shardings(tree, mesh: Mesh, rules: Rules = DEFAULT_RULES):
     return jax.tree.map(sharding_of, tree, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
-def batch_shardings(batch: dict, mesh: Mesh, rules: Rules = DEFAULT_RULES) -> dict[str, NamedSharding]:
-    """Each array of a batch dict split along its first (row) dimension, the rest replicated."""
-    return {k: logical_sharding(("batch",) + (None,) * (v.ndim - 1), v.shape, mesh, rules) for k, v in batch.items()}
-
-
 def mesh_of(tree) -> Mesh | None:
     """The mesh the arrays of `tree` are laid out on (None when they are not NamedSharding-placed)."""
     for leaf in jax.tree.leaves(tree):
@@ -113,13 +106,3 @@ def mesh_of(tree) -> Mesh | None:
         if isinstance(sharding, NamedSharding) and isinstance(sharding.mesh, Mesh):
             return sharding.mesh
     return None
-
-
-@contextlib.contextmanager
-def activate(mesh: Mesh, rules: Rules = DEFAULT_RULES) -> Iterator[Mesh]:
-    """Makes `mesh` the current mesh (`jax.set_mesh`) and `rules` flax's logical-axis rules, so user code
-    may write `jax.lax.with_sharding_constraint(x, PartitionSpec(...))` or `nn.with_logical_constraint`.
-
-    This package's own functions take the mesh and rules explicitly and do not need it."""
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        yield mesh

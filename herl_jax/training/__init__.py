@@ -5,7 +5,7 @@ from herl_jax.training.config import default_config
 from herl_jax.training.logprobs import token_logprobs
 from herl_jax.training.loss import LossConfig, Normalizer, mini_batch_normalizer, policy_loss
 from herl_jax.training.optim import make_optimizer
-from herl_jax.training.train_step import Learner, StepConfig, TrainState
+from herl_jax.training.learner import Learner, StepConfig, TrainState
 from herl_jax.training.update import update_policy
 
 __all__ = [

@@ -3,26 +3,28 @@
 A ``Learner`` fixes the static parts (the model's graphdef, the optax transform, the ``StepConfig``)
 and exposes two functions that take the parameters as arguments:
 
-  compute_logprobs(params, batch, bucket_size=None) -> [B, W]   old / reference log-probs
-  train_step(state, minibatch, old_logprobs, ref_logprobs=None, bucket_size=None) -> (state, metrics)
+  compute_logprobs(params, batch, bucket_size=None) -> [B, T]   old / reference log-probs (on the device)
+  optimizer_step(state, minibatch, old_logprobs, ref_logprobs=None, bucket_size=None) -> (state, metrics)
 
-Batches are ``herl_jax.herl.collate`` dicts: input_ids, positions, attention_mask [B, T]; targets,
-loss_mask, sampler_logprobs, sampler_mask [B, W]; advantages, is_revision [B]. W == T for the "right"
-layout; W < T for "left_context", whose targets are scored by hidden[:, T-W-1 : T-1].
+Batches are ``herl_jax.herl.collate`` dicts: input_ids, positions, attention_mask, targets, loss_mask,
+sampler_logprobs, sampler_mask [B, T]; advantages, is_revision [B]. Hidden state t scores targets[t].
+Old and reference log-probs stay on the device from ``compute_logprobs`` through every optimizer step:
+the update gathers each micro-batch's rows and columns of them there (``take``).
 
 Micro-batches: a mini-batch is cut into micro-batches of ``micro_batch_size`` rows, each a jitted
 forward/backward whose float32 gradient is added to a running sum; one jitted optimizer step then applies
 it. With ``bucket_size`` the rows are first sorted by length and each micro-batch is trimmed to its own
 longest row (rounded up to ``bucket_size``), so rollouts are not padded to the length of a long revise
 prompt. Every loss term is normalized by the whole mini-batch (``mini_batch_normalizer``), so the sum
-is the mini-batch gradient however the rows are grouped. Compiles once per micro-batch width.
+is the mini-batch gradient however the rows are grouped; except under ``agg_mode="micro_token_mean"``
+(public code), the mean of each micro-batch's own token mean, over the micro-batches holding a loss
+token: there these groups (consecutive rows, or rows of similar length) shape the loss. Compiles once
+per micro-batch width.
 
 Sharding: when the model's parameters are on a mesh (``herl_jax.parallel``), the state is kept laid out
 like them (optimizer moments mirror the parameters), each micro-batch's rows are split over the batch axes,
 and log-probs and metrics come back replicated. Batches are host (numpy) arrays of the global batch; in a
 multi-process run process 0's copy is broadcast, so all processes step on the same data.
-``compute_logprobs`` without ``bucket_size`` also takes global jax.Arrays (e.g. from
-``parallel.local_batch_to_global``) as they are.
 
 Precision: master parameters and optimizer state are float32. The model computes in its
 ``ModelConfig.dtype``: with "bfloat16" the step casts the parameters to bf16 once per mini-batch,
@@ -46,6 +48,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from herl_jax import parallel
 from herl_jax.training.logprobs import token_logprobs
 from herl_jax.training.loss import LossConfig, Normalizer, mini_batch_normalizer, policy_loss
+from herl_jax.training.micro_batches import micro_batches
 
 Batch = dict[str, jax.Array]
 
@@ -59,15 +62,22 @@ class StepConfig:
     temperature: float = 1.0  # divides the logits, as in sampling
     logprob_chunk_size: int = 128  # positions per LM-head chunk (see token_logprobs)
 
+    def __post_init__(self):
+        if self.micro_batch_size < 1:
+            raise ValueError(f"ppo.micro_batch_size={self.micro_batch_size!r}: must be >= 1")
+        if self.logprob_chunk_size < 1:
+            raise ValueError(f"ppo.logprob_chunk_size={self.logprob_chunk_size!r}: must be >= 1")
+
     @classmethod
-    def from_config(cls, cfg) -> StepConfig:
-        """From the ``train`` config: its ``loss`` and ``ppo`` sub-configs."""
-        return cls(
-            loss=LossConfig.from_config(cfg.loss),
-            micro_batch_size=cfg.ppo.micro_batch_size,
-            temperature=cfg.ppo.temperature,
-            logprob_chunk_size=cfg.ppo.logprob_chunk_size,
-        )
+    def from_config(cls, cfg, temperature: float) -> StepConfig:
+        """From the ``train`` config (its ``loss`` and ``ppo`` sub-configs) and the rollouts' sampling
+        temperature, which the recomputed log-probs must use (derived, not configured)."""
+        try:
+            loss = LossConfig.from_config(cfg.loss)
+        except ValueError as e:
+            raise ValueError(f"loss.{e}") from None
+        return cls(loss=loss, micro_batch_size=cfg.ppo.micro_batch_size, temperature=temperature,
+                   logprob_chunk_size=cfg.ppo.logprob_chunk_size)
 
 
 class TrainState(NamedTuple):
@@ -79,10 +89,9 @@ class TrainState(NamedTuple):
 
 
 def response_hidden(model, batch: Batch) -> jax.Array:
-    """Final hidden states [B, W, D] aligned with ``batch["targets"]`` [B, W] (either layout)."""
+    """Final hidden states [B, T, D]; hidden state t scores ``batch["targets"][:, t]``."""
     hidden, _ = model.hidden_states(batch["input_ids"], batch["attention_mask"], batch["positions"])
-    t, w = batch["input_ids"].shape[1], batch["targets"].shape[1]
-    return hidden if w == t else hidden[:, t - w - 1 : t - 1]
+    return hidden
 
 
 def micro_batch_loss(
@@ -94,9 +103,9 @@ def micro_batch_loss(
     normalizer: Normalizer,
     cfg: StepConfig,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The loss of one micro-batch from its response hidden states [b, W, D] and the LM head [D, V].
+    """The loss of one micro-batch from its response hidden states [b, T, D] and the LM head [D, V].
 
-    old_logprobs, ref_logprobs: [b, W]. normalizer: of the whole mini-batch. See ``policy_loss``.
+    old_logprobs, ref_logprobs: [b, T]. normalizer: of the whole mini-batch. See ``policy_loss``.
     """
     logp, entropy = token_logprobs(hidden, lm_head, micro["targets"], temperature=cfg.temperature,
                                    chunk_size=cfg.logprob_chunk_size, with_entropy=True)
@@ -125,7 +134,7 @@ def _cast(params: nnx.State, dtype) -> nnx.State:
 
 def compute_logprobs(graphdef: nnx.GraphDef, cfg: StepConfig, compute_dtype, mesh: Mesh | None,
                      rules: parallel.Rules, params: nnx.State, batch: Batch) -> jax.Array:
-    """Per-token log-probs [B, W] float32 of ``batch["targets"]``, one micro-batch at a time."""
+    """Per-token log-probs [B, T] float32 of ``batch["targets"]``, one micro-batch at a time."""
     params = _cast(params, compute_dtype)
 
     def one_micro_batch(micro):
@@ -140,7 +149,6 @@ def compute_logprobs(graphdef: nnx.GraphDef, cfg: StepConfig, compute_dtype, mes
 
 
 INPUT_KEYS = ("input_ids", "attention_mask", "positions")  # [B, T]
-RESPONSE_KEYS = ("targets", "loss_mask", "sampler_logprobs", "sampler_mask")  # [B, W]
 LOSS_KEYS = ("input_ids", "attention_mask", "positions", "targets", "loss_mask", "advantages", "is_revision")
 
 
@@ -157,7 +165,7 @@ def accumulate_gradients(
     normalizer: Normalizer,
 ) -> tuple[nnx.State, dict[str, jax.Array]]:
     """grad_sum + the float32 gradient of one micro-batch's share of the mini-batch loss, and the
-    micro-batch's shares of the metrics. micro: [m, T] / [m, W] arrays; old / ref log-probs [m, W]."""
+    micro-batch's shares of the metrics. micro: [m, T] arrays; old / ref log-probs [m, T]."""
     def split_rows(x):
         return parallel.constrain(x, ("batch",) + (None,) * (x.ndim - 1), mesh, rules)
 
@@ -172,66 +180,40 @@ def accumulate_gradients(
     return jax.tree.map(lambda acc, g: acc + g.astype(jnp.float32), grad_sum, grads), metrics
 
 
-def apply_gradients(tx: optax.GradientTransformation, state: TrainState,
-                    grads: nnx.State) -> tuple[TrainState, jax.Array]:
-    """One optimizer step with the mini-batch gradient; also returns its global norm (before clipping)."""
+def apply_gradients(tx: optax.GradientTransformation, state: TrainState, grads: nnx.State,
+                    loss: jax.Array) -> tuple[TrainState, jax.Array, jax.Array]:
+    """One optimizer step with the mini-batch gradient, unless ``loss`` or the gradient's global norm is not
+    finite: then the state is returned unchanged, bit for bit. Also returns the norm (before clipping) and
+    whether the step was skipped (float32 1 / 0)."""
+    grad_norm = optax.global_norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), optax.global_norm(grads)
+    applied = TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1)
+    finite = jnp.isfinite(grad_norm) & jnp.isfinite(loss)
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), applied, state)
+    return new_state, grad_norm, 1.0 - finite.astype(jnp.float32)
 
 
-def micro_batches(batch: dict[str, np.ndarray], micro_batch_size: int, bucket_size: int | None = None,
-                  extra: dict[str, np.ndarray | None] | None = None):
-    """Splits a host batch of M rows into micro-batches of m = min(micro_batch_size, M) rows.
+def sampler_logprob_gap(sampler_logprobs: jax.Array, sampler_mask: jax.Array, old_logprobs: jax.Array) -> jax.Array:
+    """Mean |sampler log-prob − old log-prob| over ``sampler_mask`` tokens ([M, T] each; 0 when none)."""
+    gap = jnp.where(sampler_mask, jnp.abs(sampler_logprobs - old_logprobs), 0.0)
+    return gap.sum() / jnp.maximum(sampler_mask.sum(), 1)
 
-    Returns [(rows [m] int, micro-batch dict)]. ``extra``: more [M, W] arrays (old / reference log-probs)
-    split and trimmed like the targets (None values stay None). Without ``bucket_size`` the rows are
-    taken in order at full width; with it, sorted by length (stable) and each micro-batch trimmed to
-    its longest row rounded up to ``bucket_size`` (both blocks separately for the "left_context" layout).
-    """
-    arrays = dict(batch, **(extra or {}))
-    size, t, w = batch["input_ids"].shape[0], batch["input_ids"].shape[1], batch["targets"].shape[1]
-    m = min(micro_batch_size, size)
-    if size % m:
-        raise ValueError(f"a mini-batch of {size} rows does not split into micro-batches of {m}")
-    attention = np.asarray(batch["attention_mask"]).astype(bool)
-    order = np.argsort(attention.sum(axis=1), kind="stable") if bucket_size else np.arange(size)
-    response_keys = set(RESPONSE_KEYS) | set(extra or {})
 
-    def width(used: np.ndarray, full: int) -> int:
-        return full if not bucket_size else min(full, max(bucket_size, -(-int(used.max()) // bucket_size) * bucket_size))
+def _take(x: jax.Array, rows: jax.Array, width: int) -> jax.Array:
+    return x[rows, :width]
 
-    out = []
-    for start in range(0, size, m):
-        rows = order[start : start + m]
-        if w == t:  # "right": every row starts at column 0
-            used = attention[rows].sum(axis=1)
-            cols_in, cols_out = slice(0, width(used, t)), slice(0, width(used, t))
-        else:  # "left_context": contexts end at column P = T - W, responses start there
-            p = t - w
-            context = width(attention[rows, :p].sum(axis=1), p)
-            response = width(attention[rows, p:].sum(axis=1), w)
-            cols_in, cols_out = slice(p - context, p + response), slice(0, response)
-        micro = {}
-        for key, value in arrays.items():
-            if value is None:
-                micro[key] = None
-            elif key in INPUT_KEYS:
-                micro[key] = value[rows][:, cols_in]
-            elif key in response_keys:
-                micro[key] = value[rows][:, cols_out]
-            else:
-                micro[key] = value[rows]
-        out.append((rows, micro))
-    return out
+
+def _place(full: jax.Array, rows: jax.Array, piece: jax.Array) -> jax.Array:
+    return full.at[rows, : piece.shape[1]].set(piece)
 
 
 class Learner:
     """The jitted functions for one model architecture, optimizer and ``StepConfig`` (see the module
-    docstring for ``compute_logprobs`` and ``train_step``).
+    docstring for ``compute_logprobs`` and ``optimizer_step``).
 
     Built from a model only for its graphdef (structure and config), its compute dtype
     (``model.cfg.dtype``) and where its parameters are placed (a mesh, laid out by ``rules``, or one
-    device); parameters always travel as arguments. ``train_step`` donates its state.
+    device); parameters always travel as arguments. ``optimizer_step`` donates its state.
     """
 
     def __init__(self, model, tx: optax.GradientTransformation, cfg: StepConfig,
@@ -252,7 +234,7 @@ class Learner:
             logprobs_out = dict(out_shardings=replicated)
             params_out = dict(out_shardings=self.state_shardings.params)
             accumulate_out = dict(out_shardings=(self.state_shardings.params, replicated))
-            apply_out = dict(out_shardings=(self.state_shardings, replicated))
+            apply_out = dict(out_shardings=(self.state_shardings, replicated, replicated))
             init_out = dict(out_shardings=self.state_shardings)
         where = (self.mesh, rules)
         self._compute_logprobs = jax.jit(
@@ -263,52 +245,57 @@ class Learner:
                                    donate_argnums=1, **accumulate_out)
         self._apply = jax.jit(functools.partial(apply_gradients, tx), donate_argnums=(0, 1), **apply_out)
         self._init_state = jax.jit(functools.partial(_init_state, tx), **init_out)
+        self._take = jax.jit(_take, static_argnums=2, **logprobs_out)
+        self._place = jax.jit(_place, donate_argnums=0, **logprobs_out)
+        self._zeros_like = jax.jit(functools.partial(jnp.zeros, dtype=jnp.float32), static_argnums=0, **logprobs_out)
+        self._gap = jax.jit(sampler_logprob_gap, **logprobs_out)
 
-    def compute_logprobs(self, params: nnx.State, batch: Batch, bucket_size: int | None = None):
-        """Per-token log-probs [B, W] float32 of ``batch["targets"]`` under ``params`` (0 past a row's
-        trimmed width when ``bucket_size`` is given; those positions are outside every loss mask)."""
+    def compute_logprobs(self, params: nnx.State, batch: Batch, bucket_size: int | None = None) -> jax.Array:
+        """Per-token log-probs [B, T] float32 of ``batch["targets"]`` under ``params``, on the device (0 past
+        a row's trimmed width when ``bucket_size`` is given; those positions are outside every loss mask)."""
         batch = _same_on_every_process(batch)
         if bucket_size is None:
             return self._compute_logprobs(params, batch)
         inputs = {k: batch[k] for k in INPUT_KEYS + ("targets",)}
-        pieces = [(rows, self._compute_logprobs(params, micro))
-                  for rows, micro in micro_batches(inputs, self.cfg.micro_batch_size, bucket_size)]
-        logp = np.zeros(batch["targets"].shape, np.float32)
-        for rows, piece in pieces:
-            piece = np.asarray(piece)
-            logp[rows, : piece.shape[1]] = piece
+        logp = self._zeros_like(tuple(batch["targets"].shape))
+        for rows, micro in micro_batches(inputs, self.cfg.micro_batch_size, bucket_size):
+            logp = self._place(logp, rows, self._compute_logprobs(params, micro))
         return logp
 
-    def train_step(self, state: TrainState, minibatch: Batch, old_logprobs, ref_logprobs=None,
-                   bucket_size: int | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+    def take_rows(self, x: jax.Array, rows: np.ndarray) -> jax.Array:
+        """Rows ``rows`` of a [B, T] device array, gathered on the device."""
+        return self._take(x, rows, x.shape[1])
+
+    def optimizer_step(self, state: TrainState, minibatch: Batch, old_logprobs, ref_logprobs=None,
+                       bucket_size: int | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
         """One optimizer step on a mini-batch [M, ...]; returns (new state, metrics). Donates ``state``.
 
-        old_logprobs, ref_logprobs: [M, W] from ``compute_logprobs`` before the update (ref may be None
-        when kl_coef is 0). Metrics (float32 scalars) are the mini-batch's: the loss parts and ratio / clip
-        statistics of ``policy_loss``, plus grad_norm (before clipping) and sampler_logprob_gap, the mean
-        |sampler_logprob − old_logprob| over sampler_mask tokens (0 when no row carries sampler log-probs).
+        old_logprobs, ref_logprobs: [M, T] from ``compute_logprobs`` before the update (ref may be None
+        when kl_coef is 0), left on the device. Metrics (float32 scalars) are the mini-batch's: the loss
+        parts and ratio / clip statistics of ``policy_loss``, plus grad_norm (before clipping) and
+        sampler_logprob_gap (``sampler_logprob_gap``) and skipped_nonfinite (1 when the loss or the gradient
+        norm was not finite and the update was skipped: ``apply_gradients``).
         """
-        minibatch, old_logprobs, ref_logprobs = jax.tree.map(
-            np.asarray, _same_on_every_process((minibatch, old_logprobs, ref_logprobs)))
-        normalizer = Normalizer(*(np.float32(x) for x in
-                                  mini_batch_normalizer(minibatch["loss_mask"], minibatch["is_revision"])))
+        minibatch = jax.tree.map(np.asarray, _same_on_every_process(minibatch))
+        micros = micro_batches({k: minibatch[k] for k in LOSS_KEYS}, self.cfg.micro_batch_size, bucket_size)
+        with_tokens = sum(bool(micro["loss_mask"].any()) for _, micro in micros)  # micro_token_mean's K
+        normalizer = Normalizer(*(np.float32(x) for x in mini_batch_normalizer(
+            minibatch["loss_mask"], minibatch["is_revision"], num_micro_batches=with_tokens)))
         compute_params = state.params if self.compute_dtype == jnp.float32 else self._cast(state.params)
         grads = self._zeros(state.params)
         per_micro = []
-        loss_inputs = {k: minibatch[k] for k in LOSS_KEYS}
-        extra = {"old": old_logprobs, "ref": ref_logprobs}
-        for _, micro in micro_batches(loss_inputs, self.cfg.micro_batch_size, bucket_size, extra):
-            old, ref = micro.pop("old"), micro.pop("ref")
+        for rows, micro in micros:
+            width = micro["targets"].shape[1]
+            old = self._take(old_logprobs, rows, width)
+            ref = None if ref_logprobs is None else self._take(ref_logprobs, rows, width)
             grads, metrics = self._accumulate(compute_params, grads, micro, old, ref, normalizer)
             per_micro.append(metrics)
-        state, grad_norm = self._apply(state, grads)
         # Every metric is a micro-batch's share of the mini-batch value, except ratio_max (see policy_loss).
         metrics = {k: (jnp.max if k == "ratio_max" else jnp.sum)(jnp.stack([m[k] for m in per_micro]))
                    for k in per_micro[0]}
-        sampled = minibatch["sampler_mask"]
-        gap = np.abs(minibatch["sampler_logprobs"] - old_logprobs)
-        metrics["grad_norm"] = grad_norm
-        metrics["sampler_logprob_gap"] = np.float32(np.where(sampled, gap, 0.0).sum() / max(sampled.sum(), 1))
+        state, metrics["grad_norm"], metrics["skipped_nonfinite"] = self._apply(state, grads, metrics["loss"])
+        metrics["sampler_logprob_gap"] = self._gap(minibatch["sampler_logprobs"], minibatch["sampler_mask"],
+                                                   old_logprobs)
         return state, metrics
 
     def init_state(self, model) -> TrainState:
@@ -319,7 +306,7 @@ class Learner:
 
 
 def _init_state(tx: optax.GradientTransformation, params: nnx.State) -> TrainState:
-    # A copy even when already float32: jit would hand back the input arrays, and train_step donates them.
+    # A copy even when already float32: jit would hand back the input arrays, and optimizer_step donates them.
     params = jax.tree.map(lambda p: jnp.array(p, dtype=jnp.float32, copy=True), params)
     return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
 

@@ -6,21 +6,27 @@ Per loss token (loss_mask True) of sequence b at position t, with ρ = exp(logp 
                LUFFY); unclipped, and the gradient flows through f.
   loss = agg(policy term) + kl_coef · agg(KL(π_θ ‖ π_ref)) − entropy_coef · agg(entropy).
 
-Aggregation and micro-batches: ``agg`` never normalizes by the micro-batch. The caller computes a
-``Normalizer`` ONCE from the whole mini-batch (``mini_batch_normalizer``) and passes it to every
-micro-batch; then
+Aggregation and micro-batches: the caller computes a ``Normalizer`` ONCE from the whole mini-batch
+(``mini_batch_normalizer``) and passes it to every micro-batch; then
   seq_mean_token_mean (Eq. 9):  agg(v) = Σ_b [Σ_t m_bt v_bt / Σ_t m_bt] / num_sequences,
-  token_mean (verl default):    agg(v) = Σ_b Σ_t m_bt v_bt / num_tokens,
+  token_mean (mini-batch):      agg(v) = Σ_b Σ_t m_bt v_bt / num_tokens,
 are sums of per-row terms (a row's own length comes from its own mask), so the loss of the mini-batch
-and its gradient are exactly the SUM over micro-batches of ``policy_loss``. num_sequences counts the
-rows that have at least one loss token. Eq. 9 weights each group by 1/(N+1); summing over prompts and
-dividing by the sequence count equals that average when all groups have the same size, and weights
-every sequence equally (as verl does) when they do not.
+and its gradient are exactly the SUM over micro-batches of ``policy_loss``, however the rows are
+grouped. num_sequences counts the rows that have at least one loss token. Eq. 9 weights each group by
+1/(N+1); summing over prompts and dividing by the sequence count equals that average when all groups
+have the same size, and weights every sequence equally (as verl does) when they do not.
+  micro_token_mean (public code):  agg(v) = Σ_b Σ_t m_bt v_bt / (n · K),
+n being the loss tokens of THIS micro-batch and K = num_micro_batches, so the sum over micro-batches is
+the MEAN over micro-batches of their token means: verl's token-mean loss with gradient accumulation
+(each micro-batch's loss divided by the number of micro-batches). Unlike the two above it depends on
+which rows share a micro-batch (``training.micro_batches`` says which).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import functools
 from typing import NamedTuple
 
 import jax
@@ -28,6 +34,7 @@ import jax.numpy as jnp
 
 _LOG_RATIO_CLAMP = 20.0  # as verl: bounds exp() of log-ratios
 _LOW_VAR_KL_CLAMP = 10.0
+AGG_MODES = ("seq_mean_token_mean", "token_mean", "micro_token_mean")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,15 +49,24 @@ class LossConfig:
     kl_type: str = "low_var_kl"  # low_var_kl (k3, clamped to [-10, 10]) | k1 | k2
     kl_coef: float = 1e-4  # public code: 0 (IF) / 1e-3 (medical)
     entropy_coef: float = 0.0  # entropy bonus; the entropy is always reported when given
-    agg_mode: str = "seq_mean_token_mean"  # Eq. 9 | token_mean (public code)
+    agg_mode: str = "seq_mean_token_mean"  # Eq. 9 | token_mean | micro_token_mean (public code)
 
     def __post_init__(self):
-        if self.shaping_x not in ("ratio", "prob"):
-            raise ValueError(f"shaping_x must be ratio or prob, got {self.shaping_x!r}")
-        if self.kl_type not in ("low_var_kl", "k1", "k2"):
-            raise ValueError(f"kl_type must be low_var_kl, k1 or k2, got {self.kl_type!r}")
-        if self.agg_mode not in ("seq_mean_token_mean", "token_mean"):
-            raise ValueError(f"agg_mode must be seq_mean_token_mean or token_mean, got {self.agg_mode!r}")
+        rules = [
+            ("clip_eps_low", 0 < self.clip_eps_low < 1, "must be in (0, 1)"),
+            ("clip_eps_high", 0 < self.clip_eps_high < math.inf, "must be > 0 and finite"),
+            ("dual_clip_c", self.dual_clip_c is None or 1 < self.dual_clip_c < math.inf,
+             "must be None or > 1 and finite"),
+            ("shaping_gamma", 0 < self.shaping_gamma < math.inf, "must be > 0 and finite"),
+            ("shaping_x", self.shaping_x in ("ratio", "prob"), "expected ratio or prob"),
+            ("kl_type", self.kl_type in ("low_var_kl", "k1", "k2"), "expected low_var_kl, k1 or k2"),
+            ("kl_coef", 0 <= self.kl_coef < math.inf, "must be >= 0 and finite"),
+            ("entropy_coef", math.isfinite(self.entropy_coef), "must be finite"),
+            ("agg_mode", self.agg_mode in AGG_MODES, f"expected one of {', '.join(AGG_MODES)}"),
+        ]
+        for name, ok, rule in rules:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r}: {rule}")
 
     @classmethod
     def from_config(cls, cfg) -> LossConfig:
@@ -72,10 +88,13 @@ class Normalizer(NamedTuple):
     num_tokens: jax.Array  # loss tokens
     num_original_tokens: jax.Array  # loss tokens of original (non-revision) rows
     num_revision_tokens: jax.Array  # loss tokens of revision rows
+    num_micro_batches: jax.Array  # micro-batches with at least one loss token (micro_token_mean only)
 
 
-def mini_batch_normalizer(loss_mask: jax.Array, is_revision: jax.Array) -> Normalizer:
-    """loss_mask: [B, T] bool, is_revision: [B] bool, both of the whole mini-batch."""
+def mini_batch_normalizer(loss_mask: jax.Array, is_revision: jax.Array,
+                          num_micro_batches: int = 1) -> Normalizer:
+    """loss_mask: [B, T] bool, is_revision: [B] bool, both of the whole mini-batch. num_micro_batches:
+    how many of its micro-batches hold a loss token; only ``micro_token_mean`` reads it."""
     mask = loss_mask.astype(jnp.float32)
     lengths = mask.sum(axis=1)
     rev = is_revision.astype(jnp.float32)
@@ -84,6 +103,7 @@ def mini_batch_normalizer(loss_mask: jax.Array, is_revision: jax.Array) -> Norma
         num_tokens=lengths.sum(),
         num_original_tokens=(lengths * (1.0 - rev)).sum(),
         num_revision_tokens=(lengths * rev).sum(),
+        num_micro_batches=jnp.float32(num_micro_batches),
     )
 
 
@@ -91,9 +111,18 @@ def _masked_sum(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.where(mask, values, 0.0).sum()
 
 
+def _aggregation_normalizer(normalizer: Normalizer, loss_mask: jax.Array, mode: str) -> Normalizer:
+    """The counts the loss terms divide by: the mini-batch's, but for ``micro_token_mean`` num_tokens is
+    this micro-batch's own loss-token count (loss_mask [B, T]) times the number of micro-batches."""
+    if mode != "micro_token_mean":
+        return normalizer
+    own_tokens = loss_mask.astype(jnp.float32).sum()
+    return normalizer._replace(num_tokens=own_tokens * jnp.maximum(normalizer.num_micro_batches, 1.0))
+
+
 def _aggregate(values: jax.Array, mask: jax.Array, normalizer: Normalizer, mode: str) -> jax.Array:
-    """values, mask: [B, T] -> scalar, normalized by mini-batch counts (see the module docstring)."""
-    if mode == "token_mean":
+    """values, mask: [B, T] -> scalar, normalized by ``_aggregation_normalizer`` (module docstring)."""
+    if mode in ("token_mean", "micro_token_mean"):
         return _masked_sum(values, mask) / jnp.maximum(normalizer.num_tokens, 1.0)
     lengths = jnp.maximum(mask.sum(axis=1), 1)
     seq_means = jnp.where(mask, values, 0.0).sum(axis=1) / lengths
@@ -109,23 +138,47 @@ def _kl(logp: jax.Array, ref_logp: jax.Array, kl_type: str) -> jax.Array:
     return jnp.clip(jnp.exp(log_ratio) - log_ratio - 1.0, -_LOW_VAR_KL_CLAMP, _LOW_VAR_KL_CLAMP)
 
 
+def _ppo_surrogate(ratio: jax.Array, adv: jax.Array, cfg: LossConfig):
+    """Eq. 11 per token, to minimize: max(−ρA, −clip(ρ)A), and with dual clip c, for A < 0, capped at −cA.
+    ratio: [B, T]; adv: [B, 1]. Also returns where the clip and the dual clip bound ([B, T] bool each)."""
+    unclipped = -adv * ratio
+    clipped = -adv * jnp.clip(ratio, 1.0 - cfg.clip_eps_low, 1.0 + cfg.clip_eps_high)
+    pg = jnp.maximum(unclipped, clipped)
+    is_dual_clipped = jnp.zeros(ratio.shape, bool)
+    if cfg.dual_clip_c is not None:
+        cap = -adv * cfg.dual_clip_c
+        is_dual_clipped = (adv < 0) & (pg > cap)
+        pg = jnp.where(adv < 0, jnp.minimum(pg, cap), pg)
+    return pg, clipped > unclipped, is_dual_clipped
+
+
+def _regularizers(logp, ref_logprobs, entropy, mask, agg, cfg: LossConfig) -> tuple[jax.Array, jax.Array]:
+    """The aggregated KL to the reference and entropy (0 when not given, which their coefficients must allow)."""
+    if ref_logprobs is None:
+        if cfg.kl_coef != 0.0:
+            raise ValueError("kl_coef != 0 needs ref_logprobs")
+        kl = jnp.zeros((), jnp.float32)
+    else:
+        kl = agg(_kl(logp, jnp.where(mask, ref_logprobs, 0.0), cfg.kl_type), mask)
+    if entropy is None:
+        if cfg.entropy_coef != 0.0:
+            raise ValueError("entropy_coef != 0 needs the entropy")
+        return kl, jnp.zeros((), jnp.float32)
+    return kl, agg(entropy, mask)
+
+
 def policy_loss(
-    logprobs: jax.Array,
-    old_logprobs: jax.Array,
-    advantages: jax.Array,
-    is_revision: jax.Array,
-    loss_mask: jax.Array,
-    normalizer: Normalizer,
-    cfg: LossConfig,
-    ref_logprobs: jax.Array | None = None,
-    entropy: jax.Array | None = None,
+    logprobs: jax.Array, old_logprobs: jax.Array, advantages: jax.Array, is_revision: jax.Array,
+    loss_mask: jax.Array, normalizer: Normalizer, cfg: LossConfig,
+    ref_logprobs: jax.Array | None = None, entropy: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The HeRL loss of one micro-batch (to minimize) and its metrics.
 
     logprobs: [B, T] current-policy log-probs of the targets (differentiated). old_logprobs,
     ref_logprobs: [B, T] from the policy before the update and the frozen reference. advantages: [B].
     is_revision: [B] bool. loss_mask: [B, T] bool, response tokens only. entropy: [B, T], optional.
-    normalizer: from ``mini_batch_normalizer`` over the whole mini-batch.
+    normalizer: from ``mini_batch_normalizer`` over the whole mini-batch (micro_token_mean also uses
+    this micro-batch's own token count, from loss_mask).
 
     Positions outside loss_mask contribute exactly zero to the loss and its gradient, whatever values
     they hold. Metrics (float32 scalars): every one except ``ratio_max`` is this micro-batch's share of
@@ -143,50 +196,25 @@ def policy_loss(
     orig_mask, rev_mask = mask & ~rev, mask & rev
 
     ratio = jnp.exp(jnp.clip(logp - old, -_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP))
-    unclipped = -adv * ratio
-    clipped = -adv * jnp.clip(ratio, 1.0 - cfg.clip_eps_low, 1.0 + cfg.clip_eps_high)
-    pg_original = jnp.maximum(unclipped, clipped)
-    is_clipped = clipped > unclipped
-    is_dual_clipped = jnp.zeros_like(mask)
-    if cfg.dual_clip_c is not None:
-        cap = -adv * cfg.dual_clip_c
-        is_dual_clipped = (adv < 0) & (pg_original > cap)
-        pg_original = jnp.where(adv < 0, jnp.minimum(pg_original, cap), pg_original)
-
+    pg_original, is_clipped, is_dual_clipped = _ppo_surrogate(ratio, adv, cfg)
     x = ratio if cfg.shaping_x == "ratio" else jnp.exp(logp)
     weight = x / (x + cfg.shaping_gamma)
     pg_revision = -adv * weight
 
-    pg_original_loss = _aggregate(pg_original, orig_mask, normalizer, cfg.agg_mode)
-    pg_revision_loss = _aggregate(pg_revision, rev_mask, normalizer, cfg.agg_mode)
+    agg = functools.partial(_aggregate, normalizer=_aggregation_normalizer(normalizer, mask, cfg.agg_mode),
+                            mode=cfg.agg_mode)
+    pg_original_loss = agg(pg_original, orig_mask)
+    pg_revision_loss = agg(pg_revision, rev_mask)
     pg_loss = pg_original_loss + pg_revision_loss
-
-    if ref_logprobs is None:
-        if cfg.kl_coef != 0.0:
-            raise ValueError("kl_coef != 0 needs ref_logprobs")
-        kl = jnp.zeros((), jnp.float32)
-    else:
-        kl = _aggregate(_kl(logp, jnp.where(mask, ref_logprobs, 0.0), cfg.kl_type), mask, normalizer,
-                        cfg.agg_mode)
-    if entropy is None:
-        if cfg.entropy_coef != 0.0:
-            raise ValueError("entropy_coef != 0 needs the entropy")
-        ent = jnp.zeros((), jnp.float32)
-    else:
-        ent = _aggregate(entropy, mask, normalizer, cfg.agg_mode)
-
+    kl, ent = _regularizers(logp, ref_logprobs, entropy, mask, agg, cfg)
     loss = pg_loss + cfg.kl_coef * kl - cfg.entropy_coef * ent
 
-    def token_share(values, m, count):
+    def token_share(values, m, count):  # this micro-batch's share of a mean over the mini-batch's tokens
         return _masked_sum(values.astype(jnp.float32), m) / jnp.maximum(count, 1.0)
 
     metrics = dict(
-        loss=loss,
-        pg_loss=pg_loss,
-        pg_loss_original=pg_original_loss,
-        pg_loss_revision=pg_revision_loss,
-        kl=kl,
-        entropy=ent,
+        loss=loss, pg_loss=pg_loss, pg_loss_original=pg_original_loss, pg_loss_revision=pg_revision_loss,
+        kl=kl, entropy=ent,
         clip_frac=token_share(is_clipped, orig_mask, normalizer.num_original_tokens),
         dual_clip_frac=token_share(is_dual_clipped, orig_mask, normalizer.num_original_tokens),
         ratio_mean=token_share(ratio, mask, normalizer.num_tokens),

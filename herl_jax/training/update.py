@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from herl_jax.training.train_step import Learner, TrainState
+from herl_jax.training.seeds import shuffle_rng
+from herl_jax.training.learner import Learner, TrainState
 
 
 def default_config():
@@ -17,11 +21,29 @@ def default_config():
             mini_batch_size=512,  # rows per optimizer step: the paper's 64 prompts x (7 + 1) members
             micro_batch_size=8,  # rows per forward/backward; each micro-batch is trimmed to its own length
             epochs=1,  # passes over the batch per RL step (PPO epochs; verl's default 1)
-            seed=0,  # shuffling: each update seeds its RNG with (seed, optimizer step)
-            temperature=1.0,  # the sampling temperature; divides the logits
             logprob_chunk_size=128,  # positions per LM-head chunk
         )
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """The host loop's settings: rows per optimizer step, passes per RL step, and the shuffling seed
+    (the run's seed: each update seeds its RNG with (seed, optimizer step))."""
+
+    mini_batch_size: int = 512
+    epochs: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("mini_batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 1")
+
+    @classmethod
+    def from_config(cls, cfg, seed: int) -> PPOConfig:
+        """From the ``ppo`` sub-config and the run's seed."""
+        return cls(mini_batch_size=cfg.mini_batch_size, epochs=cfg.epochs, seed=seed)
 
 
 def update_policy(
@@ -37,36 +59,37 @@ def update_policy(
     batch: a ``collate`` dict of numpy arrays with B rows, B a multiple of ``cfg.mini_batch_size`` (pad
     with ``collate(..., batch_size=...)``; padding rows carry no loss). Old log-probs (``state.params``)
     and reference log-probs (``ref_params``; None when the loss has no KL term) are computed for every
-    row before the first update. ``ref_params`` must not share buffers with ``state``, which each step
-    donates. ``bucket_size``: micro-batches of rows of similar length, each trimmed to its own width
-    (see ``Learner.train_step``). Metrics: the mean over the steps of each step metric (ratio_max: the max).
+    row before the first update and stay on the device; each mini-batch gathers its rows there.
+    ``ref_params`` must not share buffers with ``state``, which each step donates. ``bucket_size``:
+    micro-batches of rows of similar length, each trimmed to its own width (see ``Learner.optimizer_step``).
+    Metrics: the mean over the steps of each step metric (ratio_max: the max; skipped_nonfinite: the sum,
+    the number of optimizer steps whose non-finite update was skipped).
     """
     rows, size = batch["input_ids"].shape[0], cfg.mini_batch_size
     if rows % size:
         raise ValueError(f"{rows} rows do not split into mini-batches of {size}; pad with collate(batch_size=...)")
 
-    def logprobs_of(params):
+    def logprobs_of(params):  # [rows, T] on the device
         if bucket_size:  # micro-batches of similar lengths over the whole batch
-            return np.asarray(learner.compute_logprobs(params, batch, bucket_size))
-        chunks = [{k: v[i : i + size] for k, v in batch.items()} for i in range(0, rows, size)]
-        return np.concatenate(jax.device_get([learner.compute_logprobs(params, c) for c in chunks]))
+            return learner.compute_logprobs(params, batch, bucket_size)
+        chunks = [{k: v[i : i + size] for k, v in batch.items()} for i in range(0, rows, size)]  # one shape
+        return jnp.concatenate([learner.compute_logprobs(params, chunk) for chunk in chunks])
 
     old_logprobs = logprobs_of(state.params)
     ref_logprobs = None if ref_params is None else logprobs_of(ref_params)
 
-    rng = np.random.default_rng([cfg.seed, int(state.step)])
+    rng = shuffle_rng(cfg.seed, int(state.step))
     step_metrics = []
     for _ in range(cfg.epochs):
         order = rng.permutation(rows)
         for i in range(0, rows, size):
             idx = order[i : i + size]
             minibatch = {k: v[idx] for k, v in batch.items()}
-            ref = None if ref_logprobs is None else ref_logprobs[idx]
-            state, metrics = learner.train_step(state, minibatch, old_logprobs[idx], ref, bucket_size)
+            old = learner.take_rows(old_logprobs, idx)
+            ref = None if ref_logprobs is None else learner.take_rows(ref_logprobs, idx)
+            state, metrics = learner.optimizer_step(state, minibatch, old, ref, bucket_size)
             step_metrics.append(metrics)
 
     step_metrics = jax.device_get(step_metrics)
-    return state, {
-        k: float(np.max([m[k] for m in step_metrics]) if k == "ratio_max" else np.mean([m[k] for m in step_metrics]))
-        for k in step_metrics[0]
-    }
+    reduce = {"ratio_max": np.max, "skipped_nonfinite": np.sum}
+    return state, {k: float(reduce.get(k, np.mean)([m[k] for m in step_metrics])) for k in step_metrics[0]}

@@ -8,9 +8,9 @@ import pytest
 import torch
 import transformers
 
+from baselines.torch.herl_step import TorchPolicy, torch_generate
 from herl_jax.models import ModelConfig
 from herl_jax.sampling import SamplingConfig
-from third_party.torch_baseline.herl_step import TorchPolicy, torch_generate
 
 PAD = 0
 PROMPTS = [[5, 9, 14], [7, 3, 22, 40, 41, 8, 2], [11, 12, 13, 14, 15]]

@@ -1,5 +1,5 @@
 """TorchHeRLStep, the PyTorch baseline's whole HeRL step, on a tiny random Llama over SmolLM2's vocabulary:
-our host logic (collect_experience) around transformers generate and the torch PPO update."""
+our host phases (rl_step.Collector) around transformers generate and the torch PPO update."""
 
 import dataclasses
 import math
@@ -8,12 +8,12 @@ import pytest
 import torch
 import transformers
 
+from baselines.torch.herl_step import TorchHeRLStep
 from herl_jax.config import validate
 from herl_jax.data import load_dataset
 from herl_jax.models import ModelConfig, load_tokenizer
-from herl_jax.rubrics import RubricScorer, ScorerConfig
+from herl_jax.rubrics import RubricScorer
 from tests.trainer.tiny_config import demo_config
-from third_party.torch_baseline.herl_step import TorchHeRLStep
 
 N, NEW_TOKENS, PROMPTS = 3, 8, 2
 
@@ -27,8 +27,7 @@ def _config():
     c.train.loss.kl_coef = 1e-3  # exercise the frozen reference copy
     c.train.optim.lr = 1e-3
     c.trainer.update(prompts_per_step=PROMPTS, sequence_bucket=256)
-    validate(c)
-    return c
+    return validate(c)
 
 
 class _VaryingScorer:
@@ -57,13 +56,13 @@ def tiny_llama():
 
 def test_one_step_samples_revises_and_updates(tiny_llama):
     model, model_cfg, tokenizer = tiny_llama
-    cfg = _config()
-    examples = next(load_dataset(cfg.data).train_batches(PROMPTS))
+    run = _config()
+    examples = next(load_dataset(run.data).train_batches(PROMPTS))
     before = [p.detach().clone() for p in model.parameters()]
-    with RubricScorer(ScorerConfig.from_config(cfg.rubrics)) as scorer:
-        step = TorchHeRLStep(model, model_cfg, tokenizer, _VaryingScorer(scorer), cfg, pad_id=tokenizer.eos_token_id,
+    with RubricScorer(run.scorer) as scorer:
+        step = TorchHeRLStep(model, model_cfg, tokenizer, _VaryingScorer(scorer), run, pad_id=tokenizer.eos_token_id,
                              fixed_lengths=True)
-        metrics = step.step(examples, seed=0)
+        metrics = step.step(examples, 0)
 
     assert metrics["rollout_tokens"] == PROMPTS * N * NEW_TOKENS  # fixed lengths: no early stop
     assert metrics["revision_tokens"] == PROMPTS * NEW_TOKENS

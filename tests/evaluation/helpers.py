@@ -6,7 +6,7 @@ from flax import nnx
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from herl_jax.evaluation.generation import Policy
+from herl_jax.evaluation.generate import Policy
 from herl_jax.models import Decoder, ModelConfig
 
 CHAT_TEMPLATE = (

@@ -11,7 +11,7 @@ import pytest
 
 from herl_jax.evaluation.config import default_config
 from herl_jax.evaluation.data import load_benchmark, tasks_dir
-from herl_jax.evaluation.runner import evaluate
+from herl_jax.evaluation.pipeline import evaluate
 from tests.evaluation.helpers import ScriptedPolicy
 from tests.rubrics.openai_stub import OpenAIStub, Reply
 

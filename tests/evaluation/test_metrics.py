@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from herl_jax.evaluation.data import load_benchmark, tasks_dir
-from herl_jax.evaluation.grading import Grader
-from herl_jax.evaluation.metrics import (
+from herl_jax.evaluation.grade import Grader
+from herl_jax.evaluation.summarize import (
     best_of_k,
     bootstrap_stderr,
     clipped_mean,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from herl_jax.evaluation.config import default_config
-from herl_jax.evaluation.runner import evaluate
+from herl_jax.evaluation.pipeline import evaluate
 from herl_jax.evaluation.store import ResultStore
 from tests.evaluation.helpers import ScriptedPolicy
 

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from herl_jax.evaluation import summaries
+from herl_jax.evaluation import summarize
 from herl_jax.evaluation.config import default_config
-from herl_jax.evaluation.data import Example
-from herl_jax.evaluation.grading import Grader
+from herl_jax.evaluation.data import BenchmarkItem
+from herl_jax.evaluation.grade import Grader
+from herl_jax.evaluation.pipeline import evaluate
 from herl_jax.evaluation.revision import RevisionConfig, revise
-from herl_jax.evaluation.runner import evaluate
-from herl_jax.evaluation.store import ResultStore
+from herl_jax.evaluation.store import GradedRecords, ResultStore
 from herl_jax.herl import default_config as herl_config
 from herl_jax.herl import revise_prompt_ids
 from herl_jax.rubrics.instructions import instruction_rubric, run_check
@@ -44,7 +44,7 @@ class Recording:
 
 def _examples():
     rubric = instruction_rubric(["keywords:existence", "punctuation:no_comma"], [{"keywords": ["apple"]}, {}])
-    return [Example(id=f"q{i}", messages=({"role": "user", "content": text},), prompt=text, rubric=rubric)
+    return [BenchmarkItem(id=f"q{i}", messages=({"role": "user", "content": text},), prompt=text, rubric=rubric)
             for i, text in enumerate(["say apple", "say banana , stone", "green river", "quiet light ."])]
 
 
@@ -94,7 +94,7 @@ def test_revision_rounds_use_the_training_revise_prompt_with_unmet_items(tmp_pat
     # the revise prompt tells the unmet item: "apple" is in the keyword item's description
     assert any("apple" in tokenizer.decode(ids) for ids, _ in later for ids in ids)
 
-    curve = summaries.revision(records, ROUNDS, 1.0)
+    curve = summarize.revision(GradedRecords.of(records), ROUNDS, 1.0)
     success = [curve["success"][r] for r in range(1, ROUNDS + 1)]
     assert success == sorted(success)
     solved_within = lambda r: sum(  # noqa: E731

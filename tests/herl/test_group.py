@@ -4,6 +4,7 @@ the fallback copy, the variants, and advantages (Eq. 10)."""
 import numpy as np
 import pytest
 
+from herl_jax.herl.config import HerlConfig
 from herl_jax.herl import (
     Sample,
     assemble_group,
@@ -11,7 +12,6 @@ from herl_jax.herl import (
     default_config,
     group_advantages,
     signed_bonus,
-    variant_from_config,
 )
 
 Q = (1, 2, 3)  # the prompt's token ids
@@ -29,7 +29,7 @@ def _revisions(rewards):
 def _cfg(**overrides):
     cfg = default_config()
     cfg.update(overrides)
-    return cfg
+    return HerlConfig.from_config(cfg)
 
 
 def _advantages(rewards):
@@ -70,7 +70,8 @@ def test_replace_overwrites_one_seeded_random_slot():
 def test_require_improvement_falls_back_to_a_copy_of_the_best_original():
     cfg = _cfg(require_improvement=True)
     group = assemble_group(ORIGINALS, CANDIDATES, _revisions([0.25, 0.0]), cfg)
-    # Both revisions are worse than 0.5: bonused rewards 0.4875 and 0.475; original 0 is copied.
+    # Both revisions are worse than 0.5 (originals 0 and 2, tied): original 0, the lower index, is copied
+    # with its bonused reward 0.4875 (original 2's is 0.475).
     assert group.used_fallback and group.best_revision == 0
     extra = group.records[-1]
     assert not extra.is_revision
@@ -79,6 +80,64 @@ def test_require_improvement_falls_back_to_a_copy_of_the_best_original():
     rewards = [0.4875, 0.25, 0.475, 0.0, 0.4875]
     np.testing.assert_allclose([r.reward for r in group.records], rewards)
     np.testing.assert_allclose([r.advantage for r in group.records], _advantages(rewards))
+
+
+def _public_fallback(rewards, num_satisfied):
+    """The public code's fallback, re-derived: the best original by pre-bonus reward, then by more
+    satisfied items, then by the lowest index."""
+    return max(range(len(rewards)), key=lambda i: (rewards[i], num_satisfied[i], -i))
+
+
+def test_fallback_picks_the_best_original_before_the_bonus():
+    """Row 0 is best (0.8), but its revision scores 0.0, so the bonus lowers it to 0.56, below row 2's
+    0.6: the copy is still of row 0, carrying its post-bonus reward."""
+    rewards = [0.8, 0.2, 0.6, 0.2]
+    originals = [Sample(Q, (10 + i,), r) for i, r in enumerate(rewards)]
+    revision = [Sample(Q + (90,), (30,), 0.0)]
+    group = assemble_group(originals, (0,), revision, _cfg(require_improvement=True, alpha=0.3))
+    bonused = [0.8 + 0.3 * (0.0 - 0.8), 0.2, 0.6, 0.2]
+    assert bonused[0] < bonused[2] and _public_fallback(rewards, [0] * 4) == 0
+    assert group.used_fallback and group.records[-1].response_ids == (10,)
+    np.testing.assert_allclose([r.reward for r in group.records], bonused + [bonused[0]])
+    np.testing.assert_allclose([r.advantage for r in group.records], _advantages(bonused + [bonused[0]]))
+
+
+def test_fallback_ties_go_to_more_satisfied_items_then_the_lower_index():
+    rewards = [0.5, 0.75, 0.75, 0.25]
+    originals = [Sample(Q, (10 + i,), r) for i, r in enumerate(rewards)]
+    revisions = [Sample(Q + (90 + i,), (30 + i,), r) for i, r in zip((1, 2), (0.25, 0.5))]
+    cfg = _cfg(require_improvement=True)
+    for counts, expected in (([1, 2, 3, 0], 2), ([1, 3, 3, 0], 1), ([9, 2, 1, 0], 1), (None, 1)):
+        group = assemble_group(originals, (1, 2), revisions, cfg, num_satisfied=counts)
+        assert expected == _public_fallback(rewards, counts or [0] * 4)
+        assert group.records[-1].response_ids == (10 + expected,), counts
+
+
+def test_fallback_matches_the_public_rule_on_random_groups():
+    rng = np.random.default_rng(0)
+    cfg = _cfg(require_improvement=True, alpha=0.5, group_mode="replace")
+    for _ in range(200):
+        n = int(rng.integers(2, 8))
+        rewards = list(rng.integers(0, 4, size=n) / 4)  # quarters: ties are common
+        counts = [int(c) for c in rng.integers(0, 3, size=n)]
+        candidates = sorted(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False).tolist())
+        revision_rewards = list(rng.integers(0, 4, size=len(candidates)) / 4)
+        originals = [Sample(Q, (10 + i,), r) for i, r in enumerate(rewards)]
+        revisions = [Sample(Q + (90,), (30 + i,), r) for i, r in zip(candidates, revision_rewards)]
+        group = assemble_group(originals, candidates, revisions, cfg, np.random.default_rng(1), counts)
+        assert group.used_fallback == (max(revision_rewards) < max(rewards))
+        if group.used_fallback:
+            copy = _public_fallback(rewards, counts)
+            extra = group.records[group.replaced_slot]
+            bonus = {c: 0.5 * (r - rewards[c]) for c, r in zip(candidates, revision_rewards)}
+            assert extra.response_ids == (10 + copy,) and not extra.is_revision
+            assert extra.reward == pytest.approx(rewards[copy] + bonus.get(copy, 0.0))
+
+
+def test_satisfied_counts_must_match_the_originals():
+    with pytest.raises(ValueError, match="satisfied counts"):
+        assemble_group(ORIGINALS, CANDIDATES, _revisions([0.25, 0.0]), _cfg(require_improvement=True),
+                       num_satisfied=[1, 2])
 
 
 def test_a_revision_that_ties_the_best_original_is_kept():
@@ -131,7 +190,7 @@ def test_rlvr_rejects_revisions():
      ("herl", True, True, 0.05)],
 )
 def test_variant_table(name, revise, under_hindsight, alpha):
-    v = variant_from_config(_cfg(variant=name))
+    v = _cfg(variant=name).variant
     assert (v.revise, v.under_hindsight, v.alpha) == (revise, under_hindsight, alpha)
 
 

@@ -7,6 +7,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from herl_jax.herl import default_config, render_revise_prompt, revise_prompt_ids
+from herl_jax.herl.prompts import template_for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,3 +84,14 @@ def test_raw_and_chat_templated_ids():
     chat = revise_prompt_ids(tokenizer, "Say hi.", FEEDBACK, "hello", cfg)
     special = tokenizer.convert_tokens_to_ids(["<|user|>", "<|end|>", "<|assistant|>"])
     assert chat == [special[0], *raw, *special[1:]]
+
+
+@pytest.mark.parametrize("configured", ["instruction", "rubric"])
+@pytest.mark.parametrize("kind", ["instruction", "rubric"])
+def test_template_for_each_kind_or_one_for_all(configured, kind):
+    cfg = default_config().prompt
+    cfg.template = configured
+    assert cfg.per_kind_templates  # the paper's default: the example's own kind
+    assert template_for(cfg, kind) == kind
+    cfg.per_kind_templates = False  # public code: one template for both data kinds
+    assert template_for(cfg, kind) == configured

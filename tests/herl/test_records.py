@@ -23,7 +23,7 @@ def test_record_loss_mask_covers_the_response_only():
         TrainingRecord((1,), (2, 3), advantage=0.0, reward=0.0, sampler_logprobs=(-1.0,))
 
 
-def test_right_layout():
+def test_rows_are_context_then_response_right_padded():
     batch = collate(RECORDS, pad_id=PAD, bucket_size=4, batch_size=4)
     assert batch["input_ids"].shape == (4, 8)  # longest row 6 -> 8, one padding row
     for key in ("positions", "attention_mask", "targets", "loss_mask", "sampler_logprobs", "sampler_mask"):
@@ -43,20 +43,6 @@ def test_right_layout():
     np.testing.assert_allclose(batch["advantages"], [0.5, -1.0, 0.25, 0.0])
     assert batch["is_revision"].tolist() == [False, False, True, False]
     assert not batch["attention_mask"][3].any() and not batch["loss_mask"][3].any()
-
-
-def test_left_context_layout():
-    batch = collate(RECORDS, pad_id=PAD, bucket_size=4, layout="left_context")
-    P, R = 8, 4  # contexts up to 5 -> 8, responses up to 4 -> 4
-    assert batch["input_ids"].shape == (3, P + R) and batch["targets"].shape == (3, R)
-    assert batch["input_ids"][0].tolist() == [0] * 5 + [1, 2, 3] + [4, 5, 0, 0]
-    assert batch["attention_mask"][0].tolist() == [False] * 5 + [True] * 5 + [False] * 2
-    assert batch["positions"][0, 5:10].tolist() == [0, 1, 2, 3, 4]
-    assert batch["targets"][1].tolist() == [7, 8, 9, 10]
-    assert batch["loss_mask"].sum(1).tolist() == [2, 4, 1]
-    # the response block is scored by hidden[:, P-1 : T-1]: position P-1+k predicts input_ids[P+k]
-    scored = batch["input_ids"][:, P : P + R]
-    assert np.array_equal(np.where(batch["loss_mask"], scored, PAD), batch["targets"])
 
 
 def test_bucketing_keeps_shapes_fixed():

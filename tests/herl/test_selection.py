@@ -3,12 +3,13 @@
 import pytest
 
 from herl_jax.herl import default_config, select_candidates
+from herl_jax.herl.config import HerlConfig
 
 
 def _cfg(**overrides):
     cfg = default_config()
     cfg.update(overrides)
-    return cfg
+    return HerlConfig.from_config(cfg)
 
 
 def test_all_rollouts_tied_at_the_max_are_candidates():

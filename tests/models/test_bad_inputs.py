@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from herl_jax.models import CheckpointError, ModelConfig, UnsupportedModelError, load_model
+from herl_jax.models import ModelConfig, ModelFileError, UnsupportedModelError, load_model
 from herl_jax.models.gguf_reader import GGUFCheckpoint
 from tests.models.hf_reference import make_checkpoint
 
@@ -77,14 +77,14 @@ def test_missing_required_field(broken):
     cfg = json.loads((broken / "config.json").read_text())
     del cfg["hidden_size"]
     (broken / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(KeyError, match="hidden_size"):
+    with pytest.raises(ModelFileError, match="config.json lacks the required field 'hidden_size'"):
         load_model(broken)
 
 
 def test_tensor_of_wrong_shape(broken):
     name = "model.layers.1.mlp.up_proj.weight"
     _edit_tensors(broken, lambda t: t.__setitem__(name, np.zeros((5, 7), np.float32)))
-    with pytest.raises(CheckpointError, match=name) as err:
+    with pytest.raises(ModelFileError, match=name) as err:
         load_model(broken)
     assert "(5, 7)" in str(err.value) and str(broken) in str(err.value)
 
@@ -92,7 +92,7 @@ def test_tensor_of_wrong_shape(broken):
 def test_missing_tensor(broken):
     name = "model.layers.2.self_attn.k_proj.bias"
     _edit_tensors(broken, lambda t: t.pop(name))
-    with pytest.raises(CheckpointError, match=name):
+    with pytest.raises(ModelFileError, match=name):
         load_model(broken)
 
 

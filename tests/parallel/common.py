@@ -58,7 +58,7 @@ def one_train_step(learner, model, batch):
     """(old log-probs, new state, metrics) of one step from the model's parameters, reference = initial."""
     state = learner.init_state(model)
     old = learner.compute_logprobs(state.params, batch)
-    state, metrics = learner.train_step(state, batch, old, old)
+    state, metrics = learner.optimizer_step(state, batch, old, old)
     return old, state, metrics
 
 

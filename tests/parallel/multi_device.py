@@ -2,7 +2,8 @@
 
 Run by test_multi_device.py with XLA_FLAGS=--xla_force_host_platform_device_count=8; prints one JSON
 object: per mesh, the largest differences to the single-device results and whether arrays were sharded,
-plus created-sharded, loaded-sharded and checkpoint round-trip checks on the (2, 2, 2) mesh.
+plus loaded-sharded and checkpoint round-trip checks on the (2, 2, 2) mesh. The sharded models are loaded
+from an HF export of the tiny model onto each mesh, as the trainer loads its policy.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from herl_jax import parallel  # noqa: E402
-from herl_jax.models import Decoder, export_hf, load_model  # noqa: E402
+from herl_jax.models import export_hf, load_model  # noqa: E402
 from herl_jax.sampling import SamplingConfig, generate  # noqa: E402
 from herl_jax.training import Learner  # noqa: E402
 from herl_jax.training.checkpoints import Checkpointer  # noqa: E402
@@ -49,6 +50,11 @@ def laid_out_by_rules(tree, mesh) -> bool:
 
 def main() -> None:
     assert jax.device_count() == 8, jax.devices()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_checks(Path(tmp))
+
+
+def run_checks(tmp: Path) -> None:
     forward_jit = jax.jit(forward, static_argnums=0)
     model = tiny_model()
     graphdef, state = nnx.split(model)
@@ -61,12 +67,13 @@ def main() -> None:
     ref_old, ref_state, ref_metrics = one_train_step(Learner(model, optimizer(), step_config()), model, batch)
 
     results = {"moved": max_difference(ref_state.params, nnx.state(model, nnx.Param))}
+    export_hf(model, tmp / "hf")
     for name, sizes in MESHES.items():
         mesh = parallel.make_mesh(parallel.MeshConfig(*sizes))
-        sharded = parallel.shard_module(model, mesh)
+        sharded = load_model(tmp / "hf", mesh=mesh)
         s_graphdef, s_state = nnx.split(sharded)
-        placed = jax.device_put({"ids": ids, "mask": mask}, parallel.batch_shardings({"ids": ids, "mask": mask}, mesh))
-        logits = forward_jit(s_graphdef, s_state, placed["ids"], placed["mask"])
+        rows = parallel.logical_sharding(("batch", None), ids.shape, mesh)
+        logits = forward_jit(s_graphdef, s_state, jax.device_put(ids, rows), jax.device_put(mask, rows))
         greedy = generate(sharded, PROMPTS, GREEDY)
         learner = Learner(sharded, optimizer(), step_config())
         old, new_state, metrics = one_train_step(learner, sharded, batch)
@@ -85,27 +92,19 @@ def main() -> None:
         )
 
     mesh = parallel.make_mesh(parallel.MeshConfig(2, 2, 2))
-    make = lambda: Decoder(model.cfg, nnx.Rngs(0))  # noqa: E731
-    created = parallel.create_sharded(make, mesh)
-    on_one_device = jax.jit(lambda: nnx.split(make())[1])()
-    results["create"] = dict(difference=max_difference(nnx.split(created)[1], on_one_device),
-                             laid_out=laid_out_by_rules(nnx.split(created)[1], mesh))
+    loaded = load_model(tmp / "hf", mesh=mesh)
+    results["load"] = dict(difference=max_difference(nnx.split(loaded)[1], state),
+                           laid_out=laid_out_by_rules(nnx.split(loaded)[1], mesh))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        export_hf(model, Path(tmp) / "hf")
-        loaded = load_model(Path(tmp) / "hf", mesh=mesh)
-        results["load"] = dict(difference=max_difference(nnx.split(loaded)[1], state),
-                               laid_out=laid_out_by_rules(nnx.split(loaded)[1], mesh))
-
-        learner = Learner(loaded, optimizer(), step_config())
-        saved = learner.init_state(loaded)
-        checkpointer = Checkpointer(Path(tmp) / "ckpt", async_save=False)
-        checkpointer.save(1, saved, {"step": 1})
-        step, restored, metadata = checkpointer.restore_latest(saved)
-        checkpointer.close()
-        same_layout = all(a.sharding == b.sharding for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(saved)))
-        results["checkpoint"] = dict(difference=max_difference(restored, saved), same_layout=same_layout,
-                                     step=step, metadata=metadata)
+    learner = Learner(loaded, optimizer(), step_config())
+    saved = learner.init_state(loaded)
+    checkpointer = Checkpointer(tmp / "ckpt", async_save=False)
+    checkpointer.save(1, saved, {"step": 1})
+    step, restored, metadata = checkpointer.restore_latest(saved)
+    checkpointer.close()
+    same_layout = all(a.sharding == b.sharding for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(saved)))
+    results["checkpoint"] = dict(difference=max_difference(restored, saved), same_layout=same_layout,
+                                 step=step, metadata=metadata)
     print(json.dumps(results))
 
 

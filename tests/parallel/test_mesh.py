@@ -1,8 +1,6 @@
 """The mesh config, the logical-axis rules and the SLURM settings, checked without extra devices."""
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import pytest
 from jax.sharding import PartitionSpec as P
 
@@ -87,16 +85,6 @@ def test_unknown_logical_axis_and_rank_mismatch_are_errors():
         partition_spec(("heads",), (4,), mesh())
     with pytest.raises(ValueError, match="do not match the shape"):
         partition_spec(("batch",), (4, 2), mesh())
-
-
-def test_activate_sets_the_mesh_and_flax_rules():
-    made = parallel.make_mesh(MeshConfig())
-    with parallel.activate(made):
-        assert nn.get_logical_axis_rules() == parallel.DEFAULT_RULES
-        assert dict(jax.sharding.get_abstract_mesh().shape) == dict(made.shape)
-        out = jax.jit(lambda x: nn.with_logical_constraint(x * 2, ("batch", "embed")))(jnp.ones((4, 2)))
-    assert float(out.sum()) == 16.0
-    assert not nn.get_logical_axis_rules()
 
 
 @pytest.mark.parametrize("nodelist, first", [

@@ -1,15 +1,20 @@
-"""The Checkpointer on a real orbax directory: round trip, fallback past a corrupt newest checkpoint, and a
-clear error when no checkpoint can be read."""
+"""The Checkpointer on a real orbax directory: round trip, fallback past a corrupt newest checkpoint (junk
+files, or one flipped byte that only the checksums see), a clear error when no checkpoint can be read, and
+one clear error for a full disk (a real tmpfs)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from herl_jax.training.checkpoints import CheckpointError, Checkpointer
+from herl_jax.training.checkpoints import CHECKSUM_FILE, CheckpointError, Checkpointer
+from tests.training.tmpfs import mounted_tmpfs
 
 
 def _state(value: float):
@@ -58,3 +63,74 @@ def test_empty_directory_restores_nothing(tmp_path):
     reader = Checkpointer(tmp_path / "fresh", keep=2)
     assert reader.restore_latest(_state(0.0)) is None
     reader.close()
+
+
+def _random_state(seed: int, size: int):
+    """Incompressible values: a flipped byte lands in real data, and a tmpfs fills as planned."""
+    values = np.random.default_rng(seed).standard_normal(size, dtype=np.float32)
+    return {"w": jnp.asarray(values), "step": jnp.asarray(seed, jnp.int32)}
+
+
+def _data_files(step_dir: Path) -> list[Path]:
+    """The array data files of a checkpoint (orbax's OCDBT `d/` files), largest first."""
+    files = [p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    return sorted(files, key=lambda p: p.stat().st_size, reverse=True)
+
+
+def test_checksums_are_written_after_an_async_save_and_cover_every_file(tmp_path):
+    saver = Checkpointer(tmp_path, keep=5, async_save=True)
+    saver.save(1, _random_state(1, 10_000), {"data": 1})
+    saver.close()
+    record = json.loads((tmp_path / "1" / CHECKSUM_FILE).read_text())
+    files = {p.relative_to(tmp_path / "1").as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in (tmp_path / "1").rglob("*") if p.is_file() and p.name != CHECKSUM_FILE}
+    assert record["algorithm"] == "sha256" and record["files"] == files
+    assert any(name.startswith("state/") and "/d/" in name for name in files)
+
+
+def test_a_flipped_byte_in_the_newest_checkpoint_sets_it_aside(tmp_path, caplog):
+    saver = Checkpointer(tmp_path, keep=5, async_save=True)
+    saver.save(1, _random_state(1, 10_000), {"data": 1})
+    saver.save(2, _random_state(2, 10_000), {"data": 2})
+    saver.close()
+    data_file = _data_files(tmp_path / "2")[0]
+    content = bytearray(data_file.read_bytes())
+    content[len(content) // 2] ^= 0x01  # one bit, in the middle of the array bytes
+    data_file.write_bytes(bytes(content))
+
+    caplog.set_level(logging.WARNING)
+    reader = Checkpointer(tmp_path, keep=5)
+    step, state, metadata = reader.restore_latest(_random_state(0, 10_000))
+    reader.close()
+    assert step == 1 and metadata == {"data": 1}
+    np.testing.assert_array_equal(np.asarray(state["w"]), np.asarray(_random_state(1, 10_000)["w"]))
+    assert (tmp_path / "2.unreadable").is_dir() and not (tmp_path / "2").exists()
+    assert any("checkpoint 2" in r.getMessage() and "corrupt" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("async_save", [True, False])
+def test_a_full_disk_is_one_clear_error_naming_the_intact_checkpoint(tmp_path, caplog, async_save):
+    with mounted_tmpfs(tmp_path / "small", "3m") as disk:
+        directory = disk / "checkpoints"
+        saver = Checkpointer(directory, keep=5, async_save=async_save)
+        saver.save(1, _random_state(1, 1_000), {"data": 1})
+        saver.wait()
+        filler = disk / "filler"
+        with filler.open("wb") as f:  # leave about 100 KB: far less than checkpoint 2 needs
+            f.write(b"\0" * (3 * 2**20 - 100 * 2**10 - sum(p.stat().st_size for p in disk.rglob("*") if p.is_file())))
+        caplog.set_level(logging.INFO)
+        with pytest.raises(CheckpointError) as failed:
+            saver.save(2, _random_state(2, 1_000_000), {"data": 2})  # 4 MB of incompressible floats
+            saver.wait()  # an asynchronous save fails here
+        saver.close()
+        assert str(failed.value) == (f"no space left on device while saving checkpoint 2 to {directory}; "
+                                     "checkpoint 1 is intact")
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # no traceback per orbax thread
+        assert not list(directory.glob("2.orbax-checkpoint-tmp*"))  # the partial save is gone
+
+        filler.unlink()
+        reader = Checkpointer(directory, keep=5)
+        step, state, _ = reader.restore_latest(_random_state(0, 1_000))
+        reader.close()
+        assert step == 1
+        np.testing.assert_array_equal(np.asarray(state["w"]), np.asarray(_random_state(1, 1_000)["w"]))

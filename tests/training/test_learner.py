@@ -9,7 +9,7 @@ from flax import nnx
 
 from herl_jax.herl import collate
 from herl_jax.training import Learner, mini_batch_normalizer, policy_loss
-from herl_jax.training.train_step import micro_batch_loss, response_hidden
+from herl_jax.training.learner import micro_batch_loss, response_hidden
 from tests.training.tiny import LOSS, PAD, STEP, random_batch, random_records, sgd_recording_gradient, tiny_model
 
 
@@ -24,10 +24,9 @@ def _assert_trees_close(actual, expected, rtol):
         np.testing.assert_allclose(np.asarray(a), e, rtol=rtol, atol=rtol * np.abs(e).max())
 
 
-@pytest.mark.parametrize("layout", ["right", "left_context"])
-def test_logprobs_match_each_record_run_alone(model, learner, layout):
+def test_logprobs_match_each_record_run_alone(model, learner):
     records = random_records(seed=1, n=7)
-    batch = collate(records, pad_id=PAD, bucket_size=16, layout=layout, batch_size=8)
+    batch = collate(records, pad_id=PAD, bucket_size=16, batch_size=8)
     state = learner.init_state(model)
     logp = np.asarray(learner.compute_logprobs(state.params, batch))
     assert logp.shape == batch["targets"].shape
@@ -66,7 +65,7 @@ def test_micro_batch_accumulation_equals_the_full_batch_gradient(model, learner,
     (_, expected_metrics), expected_grads = jax.jit(jax.value_and_grad(direct_loss, has_aux=True))(state.params)
     assert float(expected_metrics["clip_frac"]) > 0 and float(expected_metrics["kl"]) > 0
 
-    new_state, metrics = learner.train_step(state, batch, old, ref)
+    new_state, metrics = learner.optimizer_step(state, batch, old, ref)
     _assert_trees_close(new_state.opt_state, expected_grads, rtol=1e-6)  # the recorded gradient
     for name, value in expected_metrics.items():
         np.testing.assert_allclose(float(metrics[name]), float(value), rtol=1e-6, atol=1e-7, err_msg=name)
@@ -101,7 +100,7 @@ def test_garbage_at_masked_positions_changes_nothing(model, learner, batch):
     loss mask leave the step's gradient and metrics unchanged (and finite)."""
     logp = np.asarray(learner.compute_logprobs(learner.init_state(model).params, batch))
     old, ref = _off_policy(logp, 5), _off_policy(logp, 6)
-    clean_state, clean = learner.train_step(learner.init_state(model), batch, old, ref)
+    clean_state, clean = learner.optimizer_step(learner.init_state(model), batch, old, ref)
 
     rng = np.random.default_rng(7)
     masked, padding = ~batch["loss_mask"], ~batch["attention_mask"]
@@ -111,7 +110,7 @@ def test_garbage_at_masked_positions_changes_nothing(model, learner, batch):
     dirty["sampler_logprobs"] = np.where(batch["sampler_mask"], batch["sampler_logprobs"], np.nan).astype(np.float32)
     dirty_old = np.where(masked, -np.inf, old).astype(np.float32)
     dirty_ref = np.where(masked, np.nan, ref).astype(np.float32)
-    dirty_state, dirty_metrics = learner.train_step(learner.init_state(model), dirty, dirty_old, dirty_ref)
+    dirty_state, dirty_metrics = learner.optimizer_step(learner.init_state(model), dirty, dirty_old, dirty_ref)
 
     for a, b in zip(jax.tree.leaves(dirty_state), jax.tree.leaves(clean_state), strict=True):
         assert np.all(np.isfinite(np.asarray(a)))
@@ -123,7 +122,7 @@ def test_garbage_at_masked_positions_changes_nothing(model, learner, batch):
 def test_first_step_is_on_policy_and_reports_the_sampler_gap(model, learner, batch):
     state = learner.init_state(model)
     old = np.asarray(learner.compute_logprobs(state.params, batch))
-    _, metrics = learner.train_step(state, batch, old, old)
+    _, metrics = learner.optimizer_step(state, batch, old, old)
     assert float(metrics["ratio_mean"]) == pytest.approx(1.0, abs=1e-5)
     assert float(metrics["ratio_max"]) == pytest.approx(1.0, abs=1e-5)
     assert float(metrics["clip_frac"]) == 0.0
@@ -147,8 +146,8 @@ def test_bf16_compute_tracks_fp32(model, learner, batch):
     bf16 = Learner(tiny_model(dtype="bfloat16"), sgd_recording_gradient(0.1), STEP)
     logp = np.asarray(learner.compute_logprobs(learner.init_state(model).params, batch))
     old, ref = _off_policy(logp, 8), _off_policy(logp, 9)
-    state32, metrics32 = learner.train_step(learner.init_state(model), batch, old, ref)
-    state16, metrics16 = bf16.train_step(bf16.init_state(model), batch, old, ref)
+    state32, metrics32 = learner.optimizer_step(learner.init_state(model), batch, old, ref)
+    state16, metrics16 = bf16.optimizer_step(bf16.init_state(model), batch, old, ref)
     assert float(metrics16["loss"]) != float(metrics32["loss"])  # it really ran in bf16
     for name in ("loss", "pg_loss", "kl", "entropy", "grad_norm"):
         np.testing.assert_allclose(float(metrics16[name]), float(metrics32[name]), rtol=2e-2, err_msg=name)

@@ -2,10 +2,9 @@
 
 import jax
 import numpy as np
-import pytest
 
 from herl_jax.herl import TrainingRecord, collate
-from herl_jax.training.train_step import micro_batches
+from herl_jax.training.micro_batches import micro_batches
 from tests.training.tiny import PAD, STEP, compilations
 
 BUCKET = 8
@@ -29,9 +28,8 @@ def _off_policy(logp, seed):
     return (logp + np.random.default_rng(seed).normal(size=logp.shape) * 0.3).astype(np.float32)
 
 
-@pytest.mark.parametrize("layout", ["right", "left_context"])
-def test_trimmed_micro_batches_cover_every_token(layout):
-    batch = collate(_mixed_records(0), pad_id=PAD, bucket_size=BUCKET, layout=layout)
+def test_trimmed_micro_batches_cover_every_token():
+    batch = collate(_mixed_records(0), pad_id=PAD, bucket_size=BUCKET)
     pieces = micro_batches(batch, STEP.micro_batch_size, BUCKET)
     seen = np.concatenate([rows for rows, _ in pieces])
     assert sorted(seen.tolist()) == list(range(8))
@@ -44,9 +42,8 @@ def test_trimmed_micro_batches_cover_every_token(layout):
                                       batch["targets"][rows][batch["loss_mask"][rows]])
 
 
-@pytest.mark.parametrize("layout", ["right", "left_context"])
-def test_bucketed_step_equals_the_full_width_step(model, learner, layout):
-    batch = collate(_mixed_records(1), pad_id=PAD, bucket_size=BUCKET, layout=layout)
+def test_bucketed_step_equals_the_full_width_step(model, learner):
+    batch = collate(_mixed_records(1), pad_id=PAD, bucket_size=BUCKET)
     params = learner.init_state(model).params
     full_logp = np.asarray(learner.compute_logprobs(params, batch))
     bucketed_logp = np.asarray(learner.compute_logprobs(params, batch, bucket_size=BUCKET))
@@ -54,8 +51,8 @@ def test_bucketed_step_equals_the_full_width_step(model, learner, layout):
     np.testing.assert_allclose(bucketed_logp[mask], full_logp[mask], rtol=1e-5, atol=1e-6)
 
     old, ref = _off_policy(full_logp, 2), _off_policy(full_logp, 3)
-    full_state, full_metrics = learner.train_step(learner.init_state(model), batch, old, ref)
-    bucketed_state, bucketed_metrics = learner.train_step(learner.init_state(model), batch, old, ref,
+    full_state, full_metrics = learner.optimizer_step(learner.init_state(model), batch, old, ref)
+    bucketed_state, bucketed_metrics = learner.optimizer_step(learner.init_state(model), batch, old, ref,
                                                           bucket_size=BUCKET)
     # The recording optimizer keeps the gradient it was given as its state.
     for a, b in zip(jax.tree.leaves(bucketed_state.opt_state), jax.tree.leaves(full_state.opt_state), strict=True):
@@ -73,11 +70,11 @@ def test_rows_of_known_widths_do_not_recompile(model, learner):
                                             PAD).astype(np.int32),
                   advantages=rng.normal(size=8).astype(np.float32))
     logp = np.asarray(learner.compute_logprobs(learner.init_state(model).params, first, bucket_size=BUCKET))
-    learner.train_step(learner.init_state(model), first, logp, logp, bucket_size=BUCKET)
+    learner.optimizer_step(learner.init_state(model), first, logp, logp, bucket_size=BUCKET)
     state = learner.init_state(model)
 
     with compilations() as events:
         logp = learner.compute_logprobs(state.params, second, bucket_size=BUCKET)
-        state, _ = learner.train_step(state, second, logp, logp, bucket_size=BUCKET)
+        state, _ = learner.optimizer_step(state, second, logp, logp, bucket_size=BUCKET)
         jax.block_until_ready(state)
     assert events == []

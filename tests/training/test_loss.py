@@ -1,5 +1,6 @@
 """The HeRL loss against an independent float64 numpy implementation of Eqs. 9-12 (+ KL, entropy)."""
 
+import dataclasses
 import functools
 import itertools
 
@@ -149,6 +150,70 @@ def test_loss_and_gradient_match_float64_reference(agg_mode, shaping_x, kl_type,
     assert np.all(np.asarray(g_logp)[IS_REVISION][f["mask"][IS_REVISION]] != 0.0)
 
 
+def public_micro_token_mean_loss(logp, old, ref, entropy, adv, is_revision, mask, cfg, micro_size):
+    """The public code's aggregation, re-derived (verl's token-mean with gradient accumulation): each
+    micro-batch of ``micro_size`` consecutive rows averages ITS OWN loss tokens (policy term, KL and
+    entropy alike), and the mini-batch loss is the mean of these over the micro-batches. A micro-batch
+    without loss tokens (padding only, which the public code never has) is not counted."""
+    losses = []
+    for start in range(0, logp.shape[0], micro_size):
+        rows = [b for b in range(start, start + micro_size) if mask[b].any()]
+        if not rows:
+            continue
+        objective = np.concatenate([_objective_terms(logp[b, mask[b]], old[b, mask[b]], adv[b], is_revision[b], cfg)
+                                    for b in rows])
+        kl = np.concatenate([_kl_terms(logp[b, mask[b]], ref[b, mask[b]], cfg.kl_type) for b in rows])
+        ent = np.concatenate([entropy[b, mask[b]] for b in rows])
+        losses.append(-objective.mean() + cfg.kl_coef * kl.mean() - cfg.entropy_coef * ent.mean())
+    return np.mean(losses)
+
+
+def _jax_micro_loss_fn(cfg, micro_size):
+    """(summed loss, summed metrics) over consecutive micro-batches, each normalized by the mini-batch
+    ``Normalizer`` with K micro-batches, and the gradient w.r.t. the log-probs and the entropy."""
+
+    def loss_fn(logp, entropy, old, ref, adv, mask):
+        k = sum(bool(np.asarray(mask[i : i + micro_size]).any()) for i in range(0, B, micro_size))
+        norm = mini_batch_normalizer(mask, jnp.asarray(IS_REVISION), num_micro_batches=k)
+        parts = [policy_loss(*(x[i : i + micro_size] for x in (logp, old, adv, jnp.asarray(IS_REVISION), mask)),
+                             norm, cfg, ref_logprobs=ref[i : i + micro_size], entropy=entropy[i : i + micro_size])
+                 for i in range(0, B, micro_size)]
+        metrics = {name: sum(p[1][name] for p in parts) for name in parts[0][1]}
+        return sum(p[0] for p in parts), metrics
+
+    return jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)
+
+
+@pytest.mark.parametrize("micro_size", [2, 3])
+@pytest.mark.parametrize("shaping_x,dual_clip_c", [("ratio", 3.0), ("prob", None)])
+def test_micro_token_mean_matches_the_public_rule(micro_size, shaping_x, dual_clip_c):
+    cfg = LossConfig(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip_c=dual_clip_c, shaping_x=shaping_x,
+                     shaping_gamma=1.0 if shaping_x == "ratio" else 0.1, kl_coef=0.05, entropy_coef=0.01,
+                     agg_mode="micro_token_mean")
+    f = _fixture()
+    (loss, metrics), (g_logp, g_entropy) = _jax_micro_loss_fn(cfg, micro_size)(
+        *(jnp.asarray(f[k], jnp.float32) for k in ("logp", "entropy", "old", "ref", "adv")), jnp.asarray(f["mask"]))
+
+    def ref_of(logp=f["logp"], entropy=f["entropy"]):
+        return public_micro_token_mean_loss(logp, f["old"], f["ref"], entropy, f["adv"], IS_REVISION, f["mask"],
+                                            cfg, micro_size)
+
+    expected = ref_of()
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["loss"]), expected, rtol=1e-5)
+    # Not the whole-mini-batch token mean: the micro-batches' token counts differ.
+    assert abs(expected - reference_loss(f["logp"], f["old"], f["ref"], f["entropy"], f["adv"], IS_REVISION,
+                                         f["mask"], dataclasses.replace(cfg, agg_mode="token_mean"))) > 1e-3
+    fd_logp = _finite_difference(lambda lp: ref_of(logp=lp), f["logp"])
+    fd_entropy = _finite_difference(lambda e: ref_of(entropy=e), f["entropy"])
+    scale = np.abs(fd_logp).max()
+    np.testing.assert_allclose(np.asarray(g_logp), fd_logp, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(np.asarray(g_entropy), fd_entropy, rtol=1e-5, atol=1e-6 * scale)
+    # Token fractions stay over the whole mini-batch, whatever the aggregation.
+    rho = np.exp(f["logp"] - f["old"])[f["mask"]]
+    np.testing.assert_allclose(float(metrics["ratio_mean"]), rho.mean(), rtol=1e-5)
+
+
 def test_fixture_exercises_every_branch():
     f = _fixture()
     cfg = LossConfig(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip_c=3.0, kl_coef=0.05)
@@ -275,3 +340,18 @@ def test_config_round_trip():
     assert LossConfig.from_config(cfg) == LossConfig(dual_clip_c=3.0, agg_mode="token_mean")
     with pytest.raises(ValueError):
         LossConfig(kl_type="k3")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("clip_eps_low", 0.0), ("clip_eps_low", 1.0), ("clip_eps_high", 0.0), ("dual_clip_c", 1.0),
+    ("dual_clip_c", 0.5), ("shaping_gamma", 0.0), ("shaping_x", "logit"), ("kl_type", "k3"),
+    ("kl_coef", -1e-4), ("agg_mode", "seq_mean"),
+])
+def test_each_loss_rule_names_its_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field}={value!r}: "):
+        LossConfig(**{field: value})
+
+
+def test_values_at_the_edge_of_each_rule_are_accepted():
+    LossConfig(clip_eps_low=0.99, clip_eps_high=5.0, dual_clip_c=1.001, shaping_gamma=1e-3, kl_coef=0.0)
+    LossConfig(dual_clip_c=None, agg_mode="micro_token_mean")

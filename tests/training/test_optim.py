@@ -42,8 +42,8 @@ def test_adamw_with_clipping_and_warmup_matches_torch():
 def test_train_config_builds_the_step_config():
     cfg = default_config()
     assert set(cfg) == {"loss", "optim", "ppo"}
-    assert StepConfig.from_config(cfg) == StepConfig(LossConfig(), micro_batch_size=8)
+    assert StepConfig.from_config(cfg, temperature=1.0) == StepConfig(LossConfig(), micro_batch_size=8)
     cfg.loss.agg_mode = "token_mean"
-    cfg.ppo.update(micro_batch_size=4, temperature=0.7, logprob_chunk_size=64)
-    assert StepConfig.from_config(cfg) == StepConfig(LossConfig(agg_mode="token_mean"), micro_batch_size=4,
-                                                     temperature=0.7, logprob_chunk_size=64)
+    cfg.ppo.update(micro_batch_size=4, logprob_chunk_size=64)
+    assert StepConfig.from_config(cfg, temperature=0.7) == StepConfig(  # the rollouts' temperature, derived
+        LossConfig(agg_mode="token_mean"), micro_batch_size=4, temperature=0.7, logprob_chunk_size=64)

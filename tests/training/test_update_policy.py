@@ -1,21 +1,22 @@
 """The host-side PPO loop on a tiny Decoder: it learns the right way, and never recompiles per batch."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from herl_jax.herl import TrainingRecord, collate
-from herl_jax.training import default_config, update_policy
+from herl_jax.training import update_policy
+from herl_jax.training.update import PPOConfig
 from tests.training.tiny import PAD, compilations, random_batch
 
 
 @pytest.fixture(scope="module")
 def ppo():
-    """The ``ppo`` sub-config: 8-row mini-batches (the shared learner's shapes), two epochs."""
-    cfg = default_config().ppo
-    cfg.update(mini_batch_size=8, epochs=2)
-    return cfg
+    """The PPO loop's settings: 8-row mini-batches (the shared learner's shapes), two epochs."""
+    return PPOConfig(mini_batch_size=8, epochs=2, seed=0)
 
 
 def _copy(params):
@@ -73,8 +74,7 @@ def test_shuffling_is_seeded(model, learner, ppo):
     batch = random_batch(seed=7, n=16, batch_size=16)
     params = []
     for seed in (0, 0, 1):
-        cfg = ppo.copy_and_resolve_references()
-        cfg.seed = seed
+        cfg = dataclasses.replace(ppo, seed=seed)
         state = learner.init_state(model)
         state, _ = update_policy(state, batch, learner, cfg, ref_params=_copy(state.params))
         params.append(np.concatenate([np.ravel(p) for p in jax.tree.leaves(state.params)]))

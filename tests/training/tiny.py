@@ -57,10 +57,9 @@ def random_records(seed: int, n: int, *, revision_rows=(3,), vocab: int = TINY.v
     return records
 
 
-def random_batch(seed: int, n: int, batch_size: int, layout: str = "right", **kwargs):
+def random_batch(seed: int, n: int, batch_size: int, **kwargs):
     """A collated batch of ``n`` random records padded to ``batch_size`` rows, T bucketed to 16."""
-    return collate(random_records(seed, n, **kwargs), pad_id=PAD, bucket_size=16, layout=layout,
-                   batch_size=batch_size)
+    return collate(random_records(seed, n, **kwargs), pad_id=PAD, bucket_size=16, batch_size=batch_size)
 
 
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")

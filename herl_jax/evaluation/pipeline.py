@@ -1,0 +1,206 @@
+"""One evaluation run: checkpoints x benchmarks -> per-item JSONL, summaries, and the report.
+
+For each checkpoint and benchmark: Pass@1 (greedy), then, when configured and the benchmark has a
+binary rubric, pass@k (sampling) and iterative guided revision (revision.py). A benchmark's items flow
+one way through the stages, batch by batch, so that an interrupted run keeps every finished batch:
+
+    data.load_benchmark -> generate.generate_responses -> grade.grade_generations -> store (JSONL)
+        -> summarize (the stored records) -> report (every checkpoint of the output folder)
+
+Output layout:
+
+    OUTPUT/LABEL/BENCHMARK/{pass1,passk,revision}.jsonl   per-item records (resumable)
+    OUTPUT/LABEL/summary.json                             that checkpoint's numbers (a run updates the
+                                                          benchmarks it ran and keeps the others)
+    OUTPUT/results.{md,json}, passk.png, revision.png     every checkpoint in OUTPUT (report.py)
+
+A benchmark graded by an LLM judge is skipped, with a message saying how to configure one, when no
+judge is configured.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ml_collections import ConfigDict
+
+from herl_jax.evaluation import summarize
+from herl_jax.evaluation.config import validate
+from herl_jax.evaluation.data import BENCHMARKS, BenchmarkItem, load_benchmark
+from herl_jax.evaluation.generate import Policy, encode, generate_responses, length_sorted_batches
+from herl_jax.evaluation.grade import JUDGED, ChatJudge, Grader, grade_generations
+from herl_jax.evaluation.report import write_report
+from herl_jax.evaluation.revision import RevisionConfig, revise
+from herl_jax.evaluation.store import GradedRecords, ResultStore, sample_records, skipped_record
+from herl_jax.rubrics import JudgeConfig
+from herl_jax.sampling import SamplingConfig
+
+log = logging.getLogger(__name__)
+
+NO_JUDGE = ("{name} is graded by an LLM judge and no judge is configured, so it was skipped (not scored). "
+            "Set --config.judge.base_url=URL --config.judge.model=MODEL and export the API key in "
+            "$OPENAI_API_KEY (or the variable named by --config.judge.api_key_env).")
+
+
+def parse_checkpoint(spec: str) -> tuple[str, str]:
+    """(label, source) from `LABEL=SOURCE` or `SOURCE` (label: the file or folder name). A label holds no
+    "/", so a path with "=" in it (runs/small/herl/seed=0/export) is a SOURCE."""
+    label, sep, source = spec.partition("=")
+    if sep and "/" not in label:
+        return label, source
+    path = Path(spec)
+    return (path.stem if path.suffix == ".gguf" else path.name) or spec, spec
+
+
+def make_judge(config: ConfigDict) -> ChatJudge | None:
+    """A ChatJudge for `config.judge`, or None when no endpoint is configured."""
+    return ChatJudge(JudgeConfig(**config.to_dict())) if config.base_url else None
+
+
+def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequence[str], output: str | Path,
+             limit: int | None = None, policies: dict[str, Policy] | None = None) -> dict[str, Path]:
+    """Evaluates every checkpoint (`LABEL=SOURCE` or `SOURCE`) and writes the report of `output`.
+
+    policies: label -> Policy, to evaluate a model built in memory (tests); others are loaded from source.
+    """
+    validate(config)
+    unknown = set(benchmarks) - set(BENCHMARKS)
+    if unknown:
+        raise ValueError(f"unknown benchmarks {sorted(unknown)}; expected some of {list(BENCHMARKS)}")
+    output = Path(output)
+    with Grader(make_judge(config.judge), config.checkers.workers, config.checkers.check_time_limit_s) as grader:
+        for spec in checkpoints:
+            label, source = parse_checkpoint(spec)
+            policy = (policies or {}).get(label) or Policy(lambda source=source: _load(source, config.model))
+            path = output / label / "summary.json"
+            summary = _earlier_summary(path, label, source)
+            for name in benchmarks:
+                log.info("%s: %s", label, name)
+                result = run_benchmark(name, config, limit, policy, grader, output / label / name)
+                summary["benchmarks"][name] = {**result, "date": datetime.date.today().isoformat(),
+                                               "settings": _settings(config, limit)}
+                _write_json(path, summary)
+    return write_report(output)
+
+
+def _earlier_summary(path: Path, label: str, source: str) -> dict:
+    """The checkpoint's summary so far: a rerun keeps other benchmarks' results, of the same source only."""
+    summary = {"label": label, "source": _canonical(source), "benchmarks": {}}
+    if path.exists():
+        earlier = json.loads(path.read_text())
+        if earlier["source"] != summary["source"]:
+            raise ValueError(f"{path.parent} holds results of {earlier['source']}, not of {source}: "
+                             f"name this checkpoint's row with --checkpoint OTHER_LABEL={source}")
+        summary["benchmarks"] = earlier["benchmarks"]
+    return summary
+
+
+def _canonical(source: str) -> str:
+    """An existing path as an absolute path; a built-in name as it is."""
+    return str(Path(source).resolve()) if Path(source).exists() else source
+
+
+def _load(source: str, model_config: ConfigDict):
+    from herl_jax.models import load_policy
+
+    return load_policy(source, dtype=model_config.dtype, attention_impl=model_config.attention_impl)
+
+
+def run_benchmark(name: str, config: ConfigDict, limit: int | None, policy: Policy, grader: Grader,
+                  folder: Path) -> dict:
+    """One benchmark's summary: Pass@1, and pass@k and guided revision when configured."""
+    if name in JUDGED and grader.judge is None:
+        message = NO_JUDGE.format(name=name)
+        log.warning(message)
+        return {"skipped": "no judge", "message": message}
+    items = load_benchmark(name, limit)
+    result, seconds = {}, {}
+    start = time.monotonic()
+    greedy = SamplingConfig(n=1, temperature=0.0, **config.greedy.to_dict())
+    pass1 = collect(name, items, policy, grader, ResultStore(folder / "pass1.jsonl"), greedy, config.batch_size,
+                    loose=True)
+    result["pass@1"] = summarize.pass1(name, pass1, config.healthbench.bootstrap_samples)
+    seconds["pass@1"] = time.monotonic() - start
+    has_rubric = all(item.rubric is not None for item in items)
+    if not has_rubric and (config.passk.n or config.revision.rounds):
+        result["note"] = f"{name} has no binary rubric: no pass@k or guided revision"
+    if has_rubric and config.passk.n:
+        start = time.monotonic()
+        passk_store = ResultStore(folder / "passk.jsonl")
+        passk = collect(name, items[:config.passk.limit or None], policy, grader, passk_store,
+                        _sampling(config, n=config.passk.n), config.batch_size)
+        result["pass@k"] = summarize.passk(passk, config.passk.ks, config.success_threshold)
+        seconds["pass@k"] = time.monotonic() - start
+        if config.revision.rounds:
+            start = time.monotonic()
+            result["revision"] = _revision(name, items[:config.revision.limit or None], config, policy, grader,
+                                           folder, passk_store)
+            seconds["revision"] = time.monotonic() - start
+    result["seconds_this_run"] = seconds
+    return result
+
+
+def collect(benchmark: str, items: Sequence[BenchmarkItem], policy: Policy, grader: Grader, store: ResultStore,
+            config: SamplingConfig, batch_size: int, loose: bool = False) -> GradedRecords:
+    """The stored records of `items` once every one is sampled and graded: a rerun grades again the stored
+    responses of incomplete items and samples only the items without a record.
+
+    batch_size: sequences per sampler call (prompts per call = batch_size // n, at least 1).
+    loose: grade IFEval / IFBench in loose mode too.
+    """
+    plan = store.resume(items)
+    for start in range(0, len(plan.regrade), batch_size):
+        store.append(sample_records(grade_generations(grader, benchmark, plan.regrade[start:start + batch_size],
+                                                      loose)))
+    prompts = encode(policy, plan.fresh)
+    store.append(skipped_record(p.item.id, f"prompt of {len(p.ids)} tokens > max_prompt_len {config.max_prompt_len}")
+                 for p in prompts if len(p.ids) > config.max_prompt_len)
+    fits = [p for p in prompts if len(p.ids) <= config.max_prompt_len]
+    start, done = time.monotonic(), 0
+    for number, batch in enumerate(length_sorted_batches(fits, max(1, batch_size // config.n))):
+        generations = generate_responses(policy, batch, config.replace(seed=config.seed + number))
+        store.append(sample_records(grade_generations(grader, benchmark, generations, loose)))
+        done += len(batch)
+        log.info("%s: %d/%d items sampled (n=%d) and graded, %.0f s", benchmark, done, len(fits), config.n,
+                 time.monotonic() - start)
+    return store.results(items)
+
+
+def _revision(name: str, items: Sequence[BenchmarkItem], config: ConfigDict, policy: Policy, grader: Grader,
+              folder: Path, passk_store: ResultStore) -> dict:
+    """Guided revision's curves, and pass@k / best-of-k at the same budget (k samples = k rounds) on the
+    same items."""
+    prompt = ConfigDict(config.revision.prompt.to_dict())
+    prompt.template = config.revision.templates[name]
+    revision_config = RevisionConfig(rounds=config.revision.rounds, chains=config.revision.chains,
+                                     success_threshold=config.success_threshold,
+                                     max_prompt_len=config.revision.max_prompt_len, prompt=prompt)
+    records = revise(name, items, policy, grader, ResultStore(folder / "revision.jsonl"), _sampling(config, n=1),
+                     revision_config, config.batch_size)
+    rounds = config.revision.rounds
+    result = summarize.revision(GradedRecords.of(records), rounds, config.success_threshold)
+    same = summarize.passk(passk_store.results(items), range(1, rounds + 1), config.success_threshold)
+    return {**result, "pass@k": same.get("pass@k", {}), "best_of_k": same.get("best_of_k", {})}
+
+
+def _sampling(config: ConfigDict, n: int) -> SamplingConfig:
+    return SamplingConfig(n=n, **config.sampling.to_dict())
+
+
+def _settings(config: ConfigDict, limit: int | None) -> dict:
+    """What the numbers depend on (no secrets: the judge's key never enters the config)."""
+    return {"limit": limit, "model": config.model.to_dict(), "greedy": config.greedy.to_dict(),
+            "sampling": config.sampling.to_dict(), "passk": config.passk.to_dict(),
+            "revision": {k: v for k, v in config.revision.to_dict().items() if k != "prompt"},
+            "success_threshold": config.success_threshold,
+            "judge": {k: config.judge[k] for k in ("base_url", "model")} if config.judge.base_url else None}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

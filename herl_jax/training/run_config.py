@@ -1,0 +1,263 @@
+"""The training run's config: its base (every key the trainer reads, paper values as defaults) and its typed,
+checked form.
+
+Config files in configs/ start from `base_config()` and change what they need. `resolve(config)` turns the
+ml_collections ConfigDict into a `RunConfig` of frozen dataclasses, once, before any model is loaded. Each
+section's dataclass owns its rules (`SampleSection`, `HerlConfig`, `LossConfig`, `PPOConfig`, `TrainerSection`,
+...); `resolve` adds only the unknown-key check and the rules that span sections, and names the offending key
+(`config.SECTION.KEY=VALUE: rule`) in one `ConfigError`. Derived values are derived here, not configured: the
+update's temperature is the rollouts', its shuffling seed the run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any
+
+from ml_collections import ConfigDict
+
+from herl_jax import herl, parallel
+from herl_jax.data import DataConfig
+from herl_jax.data import default_config as data_config
+from herl_jax.herl.config import HerlConfig
+from herl_jax.models.config import ATTENTION_IMPLS, DTYPES
+from herl_jax.rubrics import ScorerConfig
+from herl_jax.sampling import SamplingConfig
+from herl_jax.training import config as train_config
+from herl_jax.training.learner import StepConfig
+from herl_jax.training.update import PPOConfig
+
+
+class ConfigError(ValueError):
+    """An unknown key or an invalid value in the training config."""
+
+
+def base_config() -> ConfigDict:
+    c = ConfigDict()
+    c.model = ConfigDict(dict(
+        source="smollm2-135m-instruct",  # HF checkpoint dir, .gguf file or built-in name
+        dtype="bfloat16",  # compute dtype; master params and optimizer state stay float32
+        attention_impl="auto",  # auto | xla | cudnn
+        remat=True,  # recompute layer activations in the backward pass
+    ))
+    # Rollouts (ALGORITHM.md §8: N = 7 for HeRL, 8 for RLVR; temperature 1, top-p 1, top-k off).
+    c.rollout = ConfigDict(dict(
+        n=7, max_new_tokens=4096, temperature=1.0, top_p=1.0, top_k=0, max_prompt_len=2048, prompt_bucket=128,
+        decode_slots=0, decode_chunk=16, cache_block=64,  # continuous batching (herl_jax.sampling); 0 = static
+    ))
+    # Revisions of the top failed rollouts; the public code samples them like the rollouts.
+    c.revision = ConfigDict(dict(
+        max_new_tokens=4096, temperature=1.0, top_p=1.0, top_k=0, max_prompt_len=8192, prompt_bucket=256,
+        decode_slots=0, decode_chunk=16, cache_block=64,
+    ))
+    c.herl = herl.default_config()  # variant, alpha, group mode, revise-prompt templates
+    c.train = train_config.default_config()  # loss (gamma, clip, KL), optim (AdamW), ppo (mini/micro-batches)
+    # Rubric scoring (herl_jax.rubrics.ScorerConfig); `judge` is None for programmatic-only rubrics, or a
+    # dict of JudgeConfig fields (base_url, model, api_key_env, ...).
+    c.rubrics = ConfigDict(dict(
+        negative_weights="healthbench", unscored="drop", workers=2, check_time_limit_s=5.0, loose=False,
+        judge=None,
+    ))
+    c.data = data_config()
+    c.trainer = ConfigDict(dataclasses.asdict(TrainerSection()))
+    # The device mesh (herl_jax.parallel): data / fsdp / tensor sizes, one of them -1 to fill every device
+    # of every process. Default: FSDP over all devices (one device: no sharding).
+    c.parallel = parallel.default_config()
+    return c
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    """Which policy to load and how it computes."""
+
+    source: str = "smollm2-135m-instruct"  # HF checkpoint dir, .gguf file or built-in name
+    dtype: str = "bfloat16"  # compute dtype; master params and optimizer state stay float32
+    attention_impl: str = "auto"
+    remat: bool = True
+
+    def __post_init__(self):
+        _check([(self.dtype in DTYPES, "dtype", f"expected one of {DTYPES}"),
+                (self.attention_impl in ATTENTION_IMPLS, "attention_impl", f"expected one of {ATTENTION_IMPLS}")],
+               self)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSection:
+    """How the step samples rollouts (``n`` per prompt) or revisions (one each): RL needs temperature > 0."""
+
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    max_prompt_len: int
+    prompt_bucket: int
+    n: int = 1
+    # Continuous batching: rows decoded at once (0 = one static batch), steps per jitted chunk, cache window
+    # granularity (SamplingConfig documents them).
+    decode_slots: int = 0
+    decode_chunk: int = 16
+    cache_block: int = 64
+
+    def __post_init__(self):
+        # The RL rule here; every other field's rule is SamplingConfig's (checked by building one).
+        _check([(math.isfinite(self.temperature) and self.temperature > 0, "temperature",
+                 "must be finite and > 0 (RL needs sampling)")], self)
+        self.sampling(seed=0, stop_token_ids=())
+
+    def sampling(self, seed: int, stop_token_ids: tuple[int, ...], n: int | None = None) -> SamplingConfig:
+        """The sampler's settings for one call (``n`` overrides the section's, e.g. 1 for greedy validation)."""
+        return SamplingConfig(n=self.n if n is None else n, max_new_tokens=self.max_new_tokens,
+                              temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                              stop_token_ids=stop_token_ids, seed=seed, max_prompt_len=self.max_prompt_len,
+                              prompt_bucket=self.prompt_bucket, decode_slots=self.decode_slots,
+                              decode_chunk=self.decode_chunk, cache_block=self.cache_block)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSection:
+    """The loop around the RL step: how many steps, how big, how often to validate, log and save."""
+
+    steps: int = 500  # RL steps, each: sample -> score -> revise -> update
+    prompts_per_step: int = 64  # the paper's PPO mini-batch of 64 prompts
+    # Training micro-batches group rows of similar length, each padded to a multiple of this (bounded
+    # recompiles): rollouts are not padded to the length of a long revise prompt.
+    sequence_bucket: int = 256
+    # Rollouts (and revisions) are sampled in this many pieces; the host scores piece k while the device
+    # samples piece k + 1. 1 = one batch, no overlap (best when scoring is cheap).
+    score_overlap_chunks: int = 4
+    seed: int = 0  # the run's seed: every other seed (sampling, groups, shuffling) derives from it
+    log_every: int = 1
+    validate_every: int = 50  # 0: never
+    validation_prompts: int = 64
+    checkpoint_every: int = 25
+    keep_checkpoints: int = 3
+    export_final: bool = True  # write the final policy as a HF checkpoint to WORKDIR/export
+    run_name: str = "train"  # TensorBoard run name (WORKDIR/tensorboard/RUN_NAME); sweeps set one per run
+    # A run stops as failed (exit 1, no FINISHED, no export) after this many steps in a row whose update was
+    # skipped for a non-finite loss or gradient norm, or that had no trainable group (training/run_health.py).
+    max_nonfinite_steps: int = 3
+    max_empty_steps: int = 5
+    # Resume a checkpointed run with a config that differs from its config.json (also: train
+    # --allow_config_change); the keys that may always change are run_record.RESUMABLE_KEYS.
+    allow_config_change: bool = False
+
+    def __post_init__(self):
+        positive = ("steps", "prompts_per_step", "checkpoint_every", "keep_checkpoints", "log_every",
+                    "sequence_bucket", "score_overlap_chunks", "max_nonfinite_steps", "max_empty_steps")
+        _check([(getattr(self, k) >= 1, k, "must be >= 1") for k in positive]
+               + [(self.validate_every >= 0, "validate_every", "must be >= 0 (0 = never)"),
+                  (self.validation_prompts >= 0, "validation_prompts", "must be >= 0")], self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every section of a training run, typed and checked; ``raw`` is the ConfigDict it came from (dumped
+    beside the run, secrets redacted)."""
+
+    raw: ConfigDict
+    model: ModelSection
+    rollout: SampleSection
+    revision: SampleSection
+    herl: HerlConfig
+    step: StepConfig  # the jitted update's static settings (loss, micro-batch, temperature)
+    ppo: PPOConfig
+    optim: ConfigDict
+    scorer: ScorerConfig
+    data: DataConfig
+    trainer: TrainerSection
+    mesh: parallel.MeshConfig
+
+    @property
+    def group_size(self) -> int:
+        """Members of one prompt's training group: N, plus the appended revision when there is one."""
+        return self.rollout.n + self.herl.group_size_extra
+
+
+# Subtrees whose contents are checked by their own dataclass rather than against the base keys.
+_FREE_FORM = ("rubrics.judge", "herl.prompt.templates")
+
+
+def resolve(config: ConfigDict) -> RunConfig:
+    """The typed run config; raises ConfigError naming the key for an unknown key or an invalid value."""
+    unknown = sorted(set(_flat_keys(config)) - set(_flat_keys(base_config())))
+    unknown = [k for k in unknown if not k.startswith(_FREE_FORM)]
+    if unknown:
+        raise ConfigError(f"unknown config keys: {unknown}")
+    trainer = _section("trainer", TrainerSection, config.trainer)
+    rollout = _section("rollout", SampleSection, config.rollout)
+    sections = dict(
+        raw=config, model=_section("model", ModelSection, config.model), rollout=rollout,
+        revision=_section("revision", SampleSection, config.revision),
+        herl=_section("herl", HerlConfig.from_config, config.herl),
+        step=_section("train", lambda c: StepConfig.from_config(c, temperature=rollout.temperature), config.train),
+        ppo=_section("train.ppo", lambda c: PPOConfig.from_config(c, seed=trainer.seed), config.train.ppo),
+        optim=_checked_optim(config.train.optim), scorer=_section("rubrics", ScorerConfig.from_config, config.rubrics),
+        data=_section("data", DataConfig.from_config, config.data), trainer=trainer,
+        mesh=_section("parallel", parallel.MeshConfig.from_config, config.parallel))
+    run = RunConfig(**sections)
+    _check_across_sections(run)
+    return run
+
+
+def _check_across_sections(run: RunConfig) -> None:
+    def need(ok: bool, key: str, value, rule: str) -> None:
+        if not ok:
+            raise ConfigError(f"config.{key}={value!r}: {rule}")
+
+    need(run.rollout.n >= 2, "rollout.n", run.rollout.n,
+         "a group needs at least 2 rollouts (Eq. 10 divides by the std)")
+    rows = run.trainer.prompts_per_step * run.group_size
+    mini, micro = run.ppo.mini_batch_size, run.step.micro_batch_size
+    need(rows % mini == 0, "train.ppo.mini_batch_size", mini,
+         f"must divide the batch of {rows} rows (trainer.prompts_per_step x group size {run.group_size})")
+    need(mini % micro == 0, "train.ppo.micro_batch_size", micro, f"must divide train.ppo.mini_batch_size={mini}")
+
+
+def _section(name: str, build, values):
+    """``build(values)``, its ValueError/TypeError as one ConfigError naming ``config.NAME.FIELD``. A dataclass
+    as ``build`` gets the section's keys as keyword arguments."""
+    try:
+        if isinstance(build, type):
+            return build(**dict(values))
+        return build(values)
+    except (ValueError, TypeError) as e:
+        message = str(e)
+        if re.match(r"[\w.]+=", message):  # "FIELD=VALUE: rule", possibly already under the section's name
+            raise ConfigError(f"config.{message}" if message.startswith(name + ".")
+                              else f"config.{name}.{message}") from None
+        raise ConfigError(f"config.{name}: {message}") from None
+
+
+def _checked_optim(optim: ConfigDict) -> ConfigDict:
+    rules = {
+        "lr": (lambda x: x > 0, "must be finite and > 0"),
+        "max_grad_norm": (lambda x: x > 0, "must be finite and > 0"),
+        "b1": (lambda x: 0 <= x < 1, "must be in [0, 1)"),
+        "b2": (lambda x: 0 <= x < 1, "must be in [0, 1)"),
+        "eps": (lambda x: x > 0, "must be finite and > 0"),
+        "weight_decay": (lambda x: x >= 0, "must be finite and >= 0"),
+    }
+    for key, (ok, rule) in rules.items():
+        if key in optim and not (math.isfinite(optim[key]) and ok(optim[key])):
+            raise ConfigError(f"config.train.optim.{key}={optim[key]!r}: {rule}")
+    return optim
+
+
+def _check(rules: list[tuple[bool, str, str]], obj: Any) -> None:
+    """Raises ValueError("FIELD=VALUE: RULE") for the first rule that does not hold."""
+    for ok, name, rule in rules:
+        if not ok:
+            raise ValueError(f"{name}={getattr(obj, name)!r}: {rule}")
+
+
+def _flat_keys(config: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, (ConfigDict, dict)) and value:
+            keys += _flat_keys(value, name + ".")
+        else:
+            keys.append(name)
+    return keys
