@@ -1,0 +1,100 @@
+"""The report's files: report.md (the table, the plots, the rules), report.json (the same numbers), PNGs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from herl_jax.cli_errors import UsageError
+from herl_jax.reporting import evaluations, plots, runs, table
+from herl_jax.reporting.stats import Estimate
+
+RULES = """\
+Rows: runs whose config.json differ only in `trainer.seed` / `trainer.run_name` pool into one configuration;
+its finished runs make one row (mean ± half-width of the 95% Student t interval over seeds; one seed: no
+interval), and every run that is not finished has a row of its own with its latest numbers. Status: finished
+(FINISHED file), running (herl.lock held by a live process), failed (a Traceback / ERROR in train.log),
+unfinished (stopped before its last step; rerunning resumes it), not started. Final / best: the last / the
+highest validation point (greedy replies to the validation prompts); revision rate and gain: means over
+steps; gen. tokens/s: median over steps of generated tokens per second of sampling; step time: the sum of
+the RL steps' times. `eval:B`: herl_jax.evaluate's headline Pass@1 on benchmark B for the run's checkpoint."""
+
+
+def write_report(paths: list[Path], output: Path, eval_files: list[Path] = (), baseline: Path | None = None) -> dict:
+    """Writes report.md, report.json and the plots into `output`; returns report.json's content."""
+    found = runs.find_runs(paths)
+    if not found:
+        raise FileNotFoundError(f"no run directories under {', '.join(map(str, paths))}")
+    unjoined = evaluations.join(found, list(eval_files))
+    rows = table.build_rows(found)
+    base = _read_baseline(baseline) if baseline else None
+    output.mkdir(parents=True, exist_ok=True)
+    figures = [plots.learning_curves(rows, output / "learning_curves.png", base), *plots.heatmaps(rows, output)]
+    figures = [f for f in figures if f is not None]
+    rows_json = [row.to_json() for row in rows]
+    if base:
+        for row, data in zip(rows, rows_json):
+            data["final_reward_vs_base_se"] = _delta(row.metrics.get("final_reward"), base)
+    report = {"rows": rows_json, "baseline": base,
+              "unjoined_evaluations": unjoined, "figures": [f.name for f in figures]}
+    (output / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    (output / "report.md").write_text(markdown(rows, base, unjoined, figures) + "\n")
+    return report
+
+
+def _read_baseline(path: Path) -> dict:
+    """reward_mean, reward_se, success_rate, success_se, n of a reporting/baseline.py baseline.json."""
+    try:
+        data = json.loads(path.read_text())
+        return {k: data[k] for k in ("reward_mean", "reward_se", "success_rate", "success_se", "n")}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"--baseline {path}: not a baseline.json of python -m herl_jax.reporting.baseline") from None
+
+
+def cell(e: Estimate | None, digits: int = 3) -> str:
+    if e is None:
+        return "—"
+    if e.half_width is None:
+        return f"{e.mean:.{digits}f}"
+    return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}"
+
+
+def markdown(rows: list[table.Row], base: dict | None, unjoined: dict, figures: list[Path]) -> str:
+    eval_columns = sorted({k for row in rows for k in row.metrics if k.startswith("eval:")})
+    header = ["configuration", "status", "seeds", *table.COLUMNS.values(), *eval_columns]
+    if base:
+        header.append("Δ final vs base (SE)")
+    lines = ["# Training report", "", _md_row(header), "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row.label, row.status, ",".join(str(r.seed) for r in row.runs)]
+        cells += [cell(row.metrics.get(k), 0 if k in ("steps_done", "tokens_per_s") else 3)
+                  for k in (*table.COLUMNS, *eval_columns)]
+        if base:
+            delta = _delta(row.metrics.get("final_reward"), base)
+            cells.append("—" if delta is None else f"{delta:+.1f}")
+        lines.append(_md_row(cells))
+    lines += ["", RULES, ""]
+    if base:
+        lines += [f"Base model (before training), same validation prompts: reward {base['reward_mean']:.3f} "
+                  f"± {base['reward_se']:.3f}, success rate {base['success_rate']:.3f} ± {base['success_se']:.3f} "
+                  f"(± one standard error = sd / sqrt(n) over n = {base['n']} prompts). Δ: (final reward − base "
+                  "reward) / base SE.", ""]
+    if unjoined:
+        lines += ["## Evaluated checkpoints without a run", "", _md_row(["checkpoint", "headlines"]), "|---|---|"]
+        lines += [_md_row([label, ", ".join(f"{b} {v:.3f}" for b, v in h.items()) or "—"])
+                  for label, h in unjoined.items()]
+        lines.append("")
+    lines += [f"![{f.stem}]({f.name})" for f in figures]
+    return "\n".join(lines)
+
+
+def _delta(final: Estimate | None, base: dict) -> float | None:
+    """(mean final validation reward - base reward) / base standard error."""
+    if final is None or not base["reward_se"] or not math.isfinite(base["reward_se"]):
+        return None
+    return (final.mean - base["reward_mean"]) / base["reward_se"]
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"

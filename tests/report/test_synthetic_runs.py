@@ -1,0 +1,202 @@
+"""The report on run directories written here: pooled means and 95% t intervals against a float64 numpy
+re-derivation (t quantiles from a textbook table), statuses, the evaluation join, the plots and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from herl_jax.reporting.stats import t_quantile_975
+from herl_jax.reporting.write import write_report
+
+REPO = Path(__file__).resolve().parents[2]
+# Two-sided 95% Student t quantiles, from a printed table (not from the code under test).
+T_TABLE = {1: 12.706205, 2: 4.302653, 4: 2.776445, 9: 2.262157, 29: 2.045230, 40: 2.021075, 60: 2.000298,
+           120: 1.979930}
+STEPS = 6
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_run(root: Path, alpha: float, gamma: float, seed: int, *, steps_logged: int = STEPS,
+              finished: bool = True) -> tuple[Path, list[dict]]:
+    """A run directory as the trainer leaves it, with random metrics; returns (dir, metrics lines)."""
+    name = f"alpha={alpha}_gamma={gamma}_seed={seed}"
+    run = root / name
+    run.mkdir(parents=True)
+    config = {"herl": {"variant": "herl", "alpha": alpha},
+              "train": {"loss": {"shaping_gamma": gamma, "kl_coef": 0.0}},
+              "trainer": {"seed": seed, "run_name": name, "steps": STEPS}, "data": {"train_files": ["a.jsonl"]}}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "git_revision.txt").write_text("abc\n")
+    rng = np.random.default_rng(abs(hash((alpha, gamma, seed))) % 2**32)
+    lines = []
+    for step in range(1, steps_logged + 1):
+        line = {"step": step, "reward/mean": rng.uniform(), "revision/rate": rng.uniform(),
+                "revision/gain": float("nan") if step == 1 else rng.normal(),
+                "perf/sample_tokens_per_s": rng.uniform(50, 500), "time/step": rng.uniform(5, 60)}
+        if step % 2 == 0:
+            line.update({"validation/reward_mean": rng.uniform(), "validation/success_rate": rng.uniform()})
+        lines.append(line)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+    if finished:
+        (run / "FINISHED").write_text(f"{STEPS}\n")
+    return run, lines
+
+
+def expected(values: list[float]) -> tuple[float, float | None]:
+    """Mean and the 95% t half-width in float64 numpy, with the table's quantile."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 1:
+        return float(x[0]), None
+    return float(x.mean()), T_TABLE[x.size - 1] * float(x.std(ddof=1)) / np.sqrt(x.size)
+
+
+def per_run(lines: list[dict]) -> dict[str, float]:
+    val = [m["validation/reward_mean"] for m in lines if "validation/reward_mean" in m]
+    succ = [m["validation/success_rate"] for m in lines if "validation/success_rate" in m]
+    gains = np.array([m["revision/gain"] for m in lines], dtype=np.float64)
+    return {"final_reward": val[-1], "best_reward": max(val), "final_success": succ[-1], "best_success": max(succ),
+            "revision_rate": float(np.mean([m["revision/rate"] for m in lines])),
+            "revision_gain": float(np.nanmean(gains)),
+            "tokens_per_s": float(np.median([m["perf/sample_tokens_per_s"] for m in lines])),
+            "step_minutes": float(np.sum([m["time/step"] for m in lines])) / 60, "steps_done": float(len(lines))}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A 2 x 2 α × γ sweep: 3 seeds per cell, 5 in one cell, and beside the finished runs one run of each
+    other status."""
+    root = tmp_path_factory.mktemp("sweep")
+    seeds = {(0.0, 0.1): 3, (0.0, 1.0): 3, (0.05, 0.1): 5, (0.05, 1.0): 3}
+    lines = {cell: [write_run(root, *cell, s)[1] for s in range(n)] for cell, n in seeds.items()}
+    running, _ = write_run(root, 0.0, 0.1, 10, steps_logged=3, finished=False)
+    (running / "herl.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale, _ = write_run(root, 0.0, 0.1, 11, steps_logged=2, finished=False)
+    (stale / "herl.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
+    failed, _ = write_run(root, 0.0, 1.0, 12, steps_logged=1, finished=False)
+    (failed / "train.log").write_text("2026-01-01 00:00:00,000 INFO x: start\nTraceback (most recent call last):\n")
+    elsewhere, _ = write_run(root, 0.05, 1.0, 13, steps_logged=4, finished=False)
+    (elsewhere / "herl.lock").write_text(json.dumps({"host": "some-other-host", "pid": 1}))
+    # launch/sweep.py's SLURM manifest names a run that has not started, and one that has.
+    (root / "manifest.txt").write_text(f"python -m herl_jax.train --workdir={root}/alpha=9_seed=0 --config=c.py\n"
+                                       f"python -m herl_jax.train --workdir={running} --config=c.py\n")
+    # An evaluation of each alpha=0.05, gamma=1 run's export, beside it.
+    scores = []
+    for s in range(3):
+        run = root / f"alpha=0.05_gamma=1.0_seed={s}"
+        scores.append(0.2 + 0.1 * s)
+        (run / "eval").mkdir()
+        (run / "eval" / "results.json").write_text(json.dumps({"export": {
+            "label": "export", "source": str(run / "export"),
+            "benchmarks": {"ifeval": {"pass@1": {"prompt_strict": scores[-1], "n": 100}}}}}))
+    output = root.parent / (root.name + "_report")
+    report = write_report([root], output)
+    return root, output, report, lines, scores
+
+
+def rows_by(report: dict) -> dict[tuple, dict]:
+    out = {}
+    for row in report["rows"]:
+        key = (row["params"].get("herl.alpha"), row["params"].get("train.loss.shaping_gamma"),
+               row["status"].split(",")[0])
+        out.setdefault(key, []).append(row)
+    return out
+
+
+def test_pooled_means_and_intervals_match_a_numpy_rederivation(sweep):
+    _, _, report, lines, _ = sweep
+    rows = rows_by(report)
+    for (alpha, gamma), runs in lines.items():
+        (row,) = rows[(alpha, gamma, f"finished ({len(runs)} seeds)")]
+        assert row["seeds"] == list(range(len(runs)))
+        numbers = [per_run(run_lines) for run_lines in runs]
+        for key in numbers[0]:
+            mean, half = expected([n[key] for n in numbers])
+            got = row["metrics"][key]
+            assert got["n"] == len(runs)
+            np.testing.assert_allclose(got["mean"], mean, rtol=1e-12, err_msg=key)
+            np.testing.assert_allclose(got["ci95_half_width"], half, rtol=1e-6, atol=1e-12, err_msg=key)
+        curve = row["validation_curve"]
+        assert [p["step"] for p in curve] == [2, 4, 6]
+        for point in curve:
+            values = [m["validation/reward_mean"] for run_lines in runs for m in run_lines
+                      if m["step"] == point["step"]]
+            mean, half = expected(values)
+            np.testing.assert_allclose([point["mean"], point["ci95_half_width"]], [mean, half], rtol=1e-6)
+
+
+def test_every_run_that_is_not_finished_has_its_own_row_with_its_status(sweep):
+    _, _, report, _, _ = sweep
+    statuses = {Path(row["runs"][0]).name: row["status"] for row in report["rows"] if len(row["runs"]) == 1}
+    assert statuses == {"alpha=0.0_gamma=0.1_seed=10": "running, step 3/6",
+                        "alpha=0.0_gamma=0.1_seed=11": "unfinished, step 2/6",
+                        "alpha=0.0_gamma=1.0_seed=12": "failed, step 1/6",
+                        "alpha=0.05_gamma=1.0_seed=13": "running (on some-other-host), step 4/6",
+                        "alpha=9_seed=0": "not started, step 0/?"}
+    pooled = [row for row in report["rows"] if row["status"].startswith("finished")]
+    assert sum(len(row["runs"]) for row in pooled) == 3 + 3 + 5 + 3  # unfinished runs never enter a mean
+
+
+def test_evaluations_beside_a_run_join_its_row(sweep):
+    _, _, report, _, scores = sweep
+    (row,) = rows_by(report)[(0.05, 1.0, "finished (3 seeds)")]
+    mean, half = expected(scores)
+    got = row["metrics"]["eval:ifeval"]
+    np.testing.assert_allclose([got["mean"], got["ci95_half_width"]], [mean, half], rtol=1e-9)
+    assert all("eval:ifeval" not in r["metrics"] or r is row for r in report["rows"])
+
+
+def test_plots_are_pngs_and_the_markdown_shows_every_row(sweep):
+    import matplotlib.pyplot as plt
+
+    _, output, report, _, _ = sweep
+    assert report["figures"] == ["learning_curves.png", "heatmap.png"]
+    for name in report["figures"]:
+        data = (output / name).read_bytes()
+        assert data[:8] == PNG_MAGIC
+        height, width, _ = plt.imread(output / name).shape
+        assert height > 100 and width > 100
+    markdown = (output / "report.md").read_text()
+    assert markdown.count("\n| alpha=") == len(report["rows"])  # the run not started is labelled by its name
+    assert "running (on some-other-host), step 4/6" in markdown and "failed, step 1/6" in markdown
+
+
+def test_t_quantiles_match_the_table():
+    for df, value in T_TABLE.items():
+        assert abs(t_quantile_975(df) - value) < 2e-5, df
+
+
+def test_cli_writes_the_report_and_refuses_a_missing_path_in_one_line(sweep, tmp_path):
+    root = sweep[0]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "herl_jax.report", str(root), "--output", str(tmp_path / "r")],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "r" / "report.md").exists() and (tmp_path / "r" / "learning_curves.png").exists()
+    missing = subprocess.run([sys.executable, "-m", "herl_jax.report", str(tmp_path / "nope"), "--output",
+                              str(tmp_path / "r2")], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert missing.returncode != 0
+    assert missing.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: no such run directory or sweep root"]
+
+
+def test_a_baseline_gives_each_row_its_distance_from_the_base_model_in_standard_errors(sweep, tmp_path):
+    root, _, _, lines, _ = sweep
+    per_prompt = np.random.default_rng(7).choice([0.0, 0.5, 1.0], size=64)
+    se = float(np.std(per_prompt, ddof=1) / np.sqrt(per_prompt.size))
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"reward_mean": float(per_prompt.mean()), "reward_se": se, "success_rate": 0.25,
+                                    "success_se": 0.05, "n": 64, "records": []}))
+    report = write_report([root], tmp_path / "out", baseline=baseline)
+    (row,) = rows_by(report)[(0.0, 1.0, "finished (3 seeds)")]
+    final = np.mean([[m for m in run_lines if "validation/reward_mean" in m][-1]["validation/reward_mean"]
+                     for run_lines in lines[(0.0, 1.0)]])
+    np.testing.assert_allclose(row["final_reward_vs_base_se"], (final - per_prompt.mean()) / se, rtol=1e-9)
+    assert "Δ final vs base (SE)" in (tmp_path / "out" / "report.md").read_text()
