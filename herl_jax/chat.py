@@ -1,35 +1,44 @@
 """Command line chat with a policy: `python -m herl_jax.chat "question" [--model ...] [--n 2]`.
 
-Prints each reply with its finish reason and token count, then the throughput.
+Prints each reply with its finish reason and token count, then the throughput. Every numeric flag is
+checked before the model loads, and so is the length of each prompt (with --max-new-tokens) against the
+model's context window; a bad flag or model file ends in one `error: ...` line.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
+from herl_jax.cli_errors import UsageError, run_cli
+from herl_jax.cli_flags import ArgumentParser, number
 from herl_jax.models import BUILTIN_MODELS, load_policy
 from herl_jax.sampling import SamplingConfig, chat
 
+MAX_SEED = 2**32 - 1
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+def parse_args(argv: list[str] | None):
+    parser = ArgumentParser(prog="herl_jax.chat", description=__doc__.splitlines()[0])
     parser.add_argument("messages", nargs="+", help="one user message per conversation")
     parser.add_argument("--model", default="smollm2-135m-instruct",
                         help=f"HF directory, .gguf file or built-in name {sorted(BUILTIN_MODELS)}")
     parser.add_argument("--system", default=None, help="optional system message")
-    parser.add_argument("--n", type=int, default=1, help="replies per message")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=number(int, 1), default=1, help="replies per message, >= 1")
+    parser.add_argument("--max-new-tokens", type=number(int, 1), default=128, help=">= 1")
+    parser.add_argument("--temperature", type=number(float, 0), default=0.0, help=">= 0; 0 = greedy")
+    parser.add_argument("--top-p", type=number(float, 0, 1, above=True), default=1.0, help="in (0, 1]; 1 = off")
+    parser.add_argument("--top-k", type=number(int, 0), default=0, help=">= 0; 0 = off")
+    parser.add_argument("--seed", type=number(int, 0, MAX_SEED), default=0, help=f"0 .. {MAX_SEED}")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    model, tokenizer = load_policy(args.model, dtype=args.dtype)
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     system = [{"role": "system", "content": args.system}] if args.system else []
     conversations = [system + [{"role": "user", "content": m}] for m in args.messages]
+    check_context(args, conversations)  # before the weights load
+    model, tokenizer = load_policy(args.model, dtype=args.dtype)
     config = SamplingConfig(n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                             top_p=args.top_p, top_k=args.top_k, seed=args.seed)
     start = time.perf_counter()
@@ -43,5 +52,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{int(output.lengths.sum())} tokens in {seconds:.1f} s (first call includes compilation)")
 
 
+def check_context(args, conversations) -> None:
+    """Refuses (UsageError) a conversation whose prompt plus --max-new-tokens exceeds the model's context."""
+    from herl_jax.models import load_tokenizer
+    from herl_jax.sampling import encode_chats
+    from herl_jax.training.preflight import model_config_of
+
+    cfg, where = model_config_of(args.model)
+    for i, ids in enumerate(encode_chats(load_tokenizer(args.model), conversations)):
+        if len(ids) + args.max_new_tokens > cfg.max_position_embeddings:
+            raise UsageError(f"message {i + 1} is {len(ids)} tokens; with --max-new-tokens={args.max_new_tokens} "
+                             f"it exceeds the model's context window of {cfg.max_position_embeddings} tokens "
+                             f"(max_position_embeddings in {where})")
+
+
 if __name__ == "__main__":
-    main()
+    run_cli(main)

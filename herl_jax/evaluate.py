@@ -12,16 +12,15 @@ and DIR/passk.png, DIR/revision.png; per-example records under DIR/LABEL/BENCHMA
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from absl import app, flags
-from ml_collections import config_flags
 
+from herl_jax.cli_flags import define_config_file
 from herl_jax.evaluation.data import BENCHMARKS
 
 _DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "evaluate.py"
-_CONFIG = config_flags.DEFINE_config_file("config", str(_DEFAULT_CONFIG), "evaluation config file")
+_CONFIG = define_config_file("config", str(_DEFAULT_CONFIG), "evaluation config file")
 _BENCHMARKS = flags.DEFINE_list("benchmarks", list(BENCHMARKS), f"some of {', '.join(BENCHMARKS)}")
 _LIMIT = flags.DEFINE_integer("limit", None, "evaluate only the first N examples of each benchmark")
 _CHECKPOINTS = flags.DEFINE_multi_string("checkpoint", None, "[LABEL=]PATH of a policy; default config.model.source")
@@ -29,28 +28,33 @@ _OUTPUT = flags.DEFINE_string("output", None, "output folder (reruns resume in i
 
 
 def main(argv: list[str]) -> None:
+    """Evaluates; a bad flag raises UsageError, a bad input propagates: both end in one line (cli_errors)."""
+    from herl_jax.cli_errors import UsageError
+
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from herl_jax.evaluation.config import EvalConfigError
-    from herl_jax.evaluation.runner import evaluate
-    from herl_jax.models import CheckpointError, UnsupportedModelError
+        raise UsageError(f"unexpected arguments: {argv[1:]}")
+    from herl_jax.evaluation.pipeline import evaluate
 
     unknown = sorted(set(_BENCHMARKS.value) - set(BENCHMARKS))
     if unknown:
-        sys.exit(f"unknown benchmarks {unknown}; expected some of {list(BENCHMARKS)}")
+        raise UsageError(f"--benchmarks: unknown benchmarks {unknown}; expected some of {list(BENCHMARKS)}")
+    if not _BENCHMARKS.value:
+        raise UsageError(f"--benchmarks: no benchmark named; expected some of {list(BENCHMARKS)}")
+    if _LIMIT.value is not None and _LIMIT.value < 1:
+        raise UsageError(f"--limit={_LIMIT.value}: must be >= 1 (omit it to evaluate every example)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
     config = _CONFIG.value
     checkpoints = [c for spec in (_CHECKPOINTS.value or [config.model.source]) for c in spec.split(",") if c]
-    try:
-        paths = evaluate(config, checkpoints, _BENCHMARKS.value, _OUTPUT.value, limit=_LIMIT.value)
-    except (EvalConfigError, FileNotFoundError, CheckpointError, UnsupportedModelError) as e:
-        sys.exit(f"cannot evaluate: {e}")  # finished examples are kept: a rerun resumes
+    if not checkpoints:
+        raise UsageError("--checkpoint: no policy named")
+    paths = evaluate(config, checkpoints, _BENCHMARKS.value, _OUTPUT.value, limit=_LIMIT.value)  # a rerun resumes
     print(Path(paths["markdown"]).read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")
 
 
 if __name__ == "__main__":
+    from herl_jax.cli_errors import run_cli
     from herl_jax.config import parse_flags
 
-    app.run(main, flags_parser=parse_flags)
+    run_cli(lambda: app.run(main, flags_parser=parse_flags))

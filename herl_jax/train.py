@@ -2,7 +2,13 @@
 
   python -m herl_jax.train --config configs/demo.py --workdir runs/demo [--config.herl.alpha=0.1 ...]
 
-The run resumes from WORKDIR/checkpoints when it holds one. Logs: WORKDIR/tensorboard (TensorBoard),
+List keys take one value or several, comma-separated: --config.data.train_files=a.jsonl,b.jsonl (or a
+Python literal, --config.data.train_files="['a.jsonl']"); see herl_jax/cli_flags.py.
+
+The run resumes from WORKDIR/checkpoints when it holds one, with the same config (a change is refused unless
+--allow_config_change; trainer.steps and how often it logs, validates and saves may change). SIGTERM or
+Ctrl-C saves the current step and exits 0. A run that stops learning (non-finite updates, no trainable group,
+steps in a row) exits 1 without FINISHED or export. Logs: WORKDIR/tensorboard (TensorBoard),
 WORKDIR/metrics.jsonl, WORKDIR/train.log; the final policy is exported to WORKDIR/export (HF format).
 """
 
@@ -13,43 +19,49 @@ import sys
 from pathlib import Path
 
 from absl import app, flags
-from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "training config file (see configs/)")
+from herl_jax.cli_errors import UsageError, run_cli
+from herl_jax.cli_flags import define_config_file
+from herl_jax.config import parse_flags
+
+_CONFIG = define_config_file("config", None, "training config file (see configs/)")
 _WORKDIR = flags.DEFINE_string("workdir", None, "where checkpoints, logs and the export go")
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "resume a checkpointed run although its config differs from WORKDIR/config.json "
+    "(kept as config.previous-N.json); see herl_jax/training/run_record.py")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _LogFile(logging.FileHandler):
+    """WORKDIR/train.log. When it cannot be written (a full disk), it says so once, through the other
+    handlers, and drops out, instead of printing logging's traceback for every record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        logging.getLogger().removeHandler(self)
+        logging.getLogger(__name__).warning("stopped writing %s: %s", self.baseFilename, sys.exc_info()[1])
+
+
 def main(argv) -> None:
-    del argv
-    from herl_jax.config import ConfigError
-    from herl_jax.data import DataError
-    from herl_jax.models import CheckpointError as ModelFileError
-    from herl_jax.models import UnsupportedModelError
-    from herl_jax.training.checkpoints import CheckpointError
+    """Trains; a user error (config, data, model, checkpoint, path) propagates to `cli`'s one line."""
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {argv[1:]}")
     from herl_jax.training.trainer import Trainer
 
     workdir = Path(_WORKDIR.value)
     workdir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=[logging.StreamHandler(sys.stderr), logging.FileHandler(workdir / "train.log")],
+                        handlers=[logging.StreamHandler(sys.stderr), _LogFile(workdir / "train.log")],
                         force=True)
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax narrates every save at INFO through absl
-    try:
-        trainer = Trainer(_CONFIG.value, workdir)
-    except ConfigError as e:
-        sys.exit(f"config error: {e}")
-    except CheckpointError as e:
-        sys.exit(f"checkpoint error: {e}")
-    except (FileNotFoundError, ModelFileError, UnsupportedModelError) as e:  # the model or a data file
-        sys.exit(f"cannot start: {e}")
-    except DataError as e:
-        sys.exit(f"data error: {e}")
+    trainer = Trainer(_CONFIG.value, workdir, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
     steps = trainer.run()
     logging.info("done: %d steps in %s", steps, workdir)
 
 
-if __name__ == "__main__":
-    from herl_jax.config import parse_flags
+def cli() -> None:
+    """The command line: flags, then `main`; a user error ends in one `error: ...` line (herl_jax.cli_errors)."""
+    run_cli(lambda: app.run(main, flags_parser=parse_flags))
 
-    app.run(main, flags_parser=parse_flags)
+
+if __name__ == "__main__":
+    cli()

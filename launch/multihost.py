@@ -23,10 +23,12 @@ import sys
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """This script's jax.distributed arguments, and the rest (the trainer's flags)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    from herl_jax.cli_flags import ArgumentParser, number  # errors in one line (herl_jax.cli_errors)
+
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--coordinator-address", help="HOST:PORT of process 0 (default: detected, e.g. SLURM)")
-    parser.add_argument("--num-processes", type=int, help="processes in the run (default: detected)")
-    parser.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1")
+    parser.add_argument("--num-processes", type=number(int, 1), help="processes in the run (default: detected)")
+    parser.add_argument("--process-id", type=number(int, 0), help="this process's index, 0 .. num-processes - 1")
     parser.add_argument("--local-device-ids", type=lambda s: [int(i) for i in s.split(",")],
                         help="devices this process drives, e.g. 0,1,2,3 (default: under SLURM with one task "
                              "per GPU the GPU at SLURM_LOCALID, else every local device)")
@@ -34,6 +36,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     explicit = (args.coordinator_address, args.num_processes, args.process_id)
     if any(v is not None for v in explicit) and any(v is None for v in explicit):
         parser.error("give --coordinator-address, --num-processes and --process-id together (or none: detect)")
+    if args.process_id is not None and args.process_id >= args.num_processes:
+        parser.error(f"--process-id={args.process_id}: must be < --num-processes={args.num_processes}")
     return args, trainer_argv
 
 
@@ -47,13 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"jax.distributed: process {jax.process_index()} of {jax.process_count()}, "
           f"{jax.local_device_count()} local / {jax.device_count()} global devices", file=sys.stderr, flush=True)
 
-    from absl import app
-
     from herl_jax import train
 
     sys.argv = [sys.argv[0], *trainer_argv]  # ml_collections reads --config.* overrides from sys.argv
-    app.run(train.main)
+    train.cli()
 
 
 if __name__ == "__main__":
-    main()
+    from herl_jax.cli_errors import run_cli
+
+    run_cli(main)

@@ -18,6 +18,7 @@ import itertools
 import json
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FINISHED_MARKER = "FINISHED"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPTED = "interrupted (saved; rerun to continue)"  # a stopped sweep whose current run saved exits 0
 RUN_NAME_KEY = "trainer.run_name"
 MULTIHOST = Path(__file__).resolve().with_name("multihost.py")
 # Short labels for run names; any other key is labelled by its last component.
@@ -100,19 +103,19 @@ def load_config(config_spec: str, flags_: list[str]):
     """The ConfigDict the trainer builds from `--config=config_spec` and the `--config.*` flags in `flags_`,
     parsed by the same ml_collections machinery (so values get the config's types)."""
     from absl import flags
-    from ml_collections import ConfigDict, config_flags
+    from ml_collections import config_flags
+
+    from herl_jax.cli_errors import UsageError
+    from herl_jax.cli_flags import parse_flags
 
     argv = ["trainer", f"--config={config_spec}", *flags_]
     flag_values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", None, "training config", flag_values=flag_values, sys_argv=argv)
     try:
-        flag_values(argv)
-    except (flags.Error, AttributeError, KeyError) as e:
+        parse_flags(argv, flag_values)  # list keys take a,b; an unreadable config file is refused here
+    except UsageError as e:
         raise SweepError(str(e)) from None
-    config = flag_values.config
-    if not isinstance(config, ConfigDict):  # ml_collections defers a file that cannot be read
-        raise SweepError(f"--config={config_spec}: cannot load the config file (missing or unreadable)")
-    return config
+    return flag_values.config
 
 
 def check_keys(config, keys: list[str]) -> None:
@@ -184,7 +187,7 @@ class Result:
 
 
 def run_local(runs: list[Run]) -> list[Result]:
-    """Runs every unfinished run, one after another; Ctrl-C lets the current run save, then stops."""
+    """Runs every unfinished run, one after another; Ctrl-C or SIGTERM lets the current run save, then stops."""
     results = []
     for i, run in enumerate(runs):
         if run.finished:
@@ -201,19 +204,29 @@ def run_local(runs: list[Run]) -> list[Result]:
 
 
 def _run_to_end(argv: tuple[str, ...]) -> tuple[int, bool]:
-    """(return code, whether Ctrl-C came). The trainer gets the same Ctrl-C, saves and exits: wait for it."""
+    """(return code, whether a stop signal came). SIGINT or SIGTERM, to the sweep or to its whole process group,
+    once or more, is passed on to the trainer, which saves its step and exits: the sweep waits for it."""
     process = subprocess.Popen(argv)
+    signals = []
+
+    def pass_on(signum, frame):
+        signals.append(signum)
+        if process.poll() is None:
+            process.send_signal(signum)  # the trainer handles a repeated stop signal like the first
+
+    previous = {s: signal.signal(s, pass_on) for s in STOP_SIGNALS}
     try:
-        return process.wait(), False
-    except KeyboardInterrupt:
-        return process.wait(), True
+        return process.wait(), bool(signals)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _status(run: Run, returncode: int, interrupted: bool) -> str:
     if run.finished:
         return "finished"
     if interrupted:
-        return "interrupted"
+        return INTERRUPTED if returncode == 0 else f"interrupted (exit {returncode})"
     return f"failed (exit {returncode})" if returncode else "stopped early (no FINISHED marker)"
 
 
@@ -303,7 +316,9 @@ def write_slurm(args: argparse.Namespace, runs: list[Run]) -> Path | None:
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """The sweep's own arguments, and the trainer flags after `--`."""
     own, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    from herl_jax.cli_flags import ArgumentParser  # its errors are one line (herl_jax.cli_errors)
+
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--config", required=True, help="trainer config, FILE.py[:ARG] as for herl_jax.train")
     parser.add_argument("--root", required=True, type=Path, help="sweep directory; run NAME trains in ROOT/NAME")
     parser.add_argument("--grid", required=True, action="append", metavar="KEY=V1,V2,...",
@@ -336,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = plan(args.config, args.root, parse_grid(args.grid), extra, args.trainer_cmd)
     except SweepError as e:
-        print(f"sweep: {e}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 2
     finished = sum(run.finished for run in runs)
     print(f"{len(runs)} runs validated ({finished} already finished) under {args.root}")
@@ -356,8 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     results = run_local(runs)
     print("\n" + summary_table(results))
     print(f"\ntensorboard --logdir {args.root}")
-    return 0 if all(r.status.startswith(("finished", "skipped")) for r in results) else 1
+    return 0 if all(r.status.startswith(("finished", "skipped", INTERRUPTED, "not started")) for r in results) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from herl_jax.cli_errors import run_cli
+
+    run_cli(main)

@@ -34,6 +34,7 @@ class JudgeConfig:
     timeout_s: float = 60.0  # per request
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
+    max_retry_after_s: float = 30.0  # the longest a server's Retry-After (on 429/503) makes a retry wait
     temperature: float = 0.0
     max_tokens: int = 1024
     cache_path: str | None = None  # SQLite file; None: no cache
@@ -43,6 +44,8 @@ class JudgeConfig:
             raise ValueError(f"judge mode must be one of {JUDGE_MODES}, got {self.mode!r}")
         if self.max_concurrency < 1 or self.max_retries < 0:
             raise ValueError("max_concurrency must be >= 1 and max_retries >= 0")
+        if not 0 <= self.max_retry_after_s < float("inf"):
+            raise ValueError(f"max_retry_after_s must be a finite number >= 0, got {self.max_retry_after_s}")
 
     @classmethod
     def from_config(cls, config: Any) -> JudgeConfig:

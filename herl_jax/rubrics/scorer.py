@@ -4,7 +4,7 @@
 (`pool.py`) and, at the same time, the judged items to the LLM judge (`judge.py`, on its own thread
 and event loop), then aggregates each response with Eq. 4 (`aggregate.py`). Results come back in input
 order; every triple gets a result, and an unscored item only ever costs its own sample, per the policy.
-Counters accumulate in `scorer.stats` (assign a fresh `ScoringStats()` to start a new window).
+Counters accumulate in `scorer.stats`; `take_stats()` hands them over as metrics and starts a new window.
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ class RubricScorer:
         self._pool.close()
         if self._judge is not None:
             self._judge.close()
+
+    def take_stats(self) -> dict[str, float]:
+        """This process's counters since the last call, as flat metrics, and a fresh window. Call between
+        batches (once per step): `rubric/zeroed_samples`, `rubric/dropped_samples`, `rubric/check/timeouts`,
+        `rubric/judge/failures` and `rubric/judge/failure_causes/<kind>` (timeout, http_429, unparseable, ...);
+        the full list is `ScoringStats.as_dict`."""
+        stats, self.stats = self.stats, ScoringStats()
+        return stats.as_dict()
 
     def score_batch(
         self, prompts: Sequence[str], responses: Sequence[str], rubrics: Sequence[Rubric]

@@ -13,9 +13,10 @@ import dataclasses
 @dataclasses.dataclass
 class CheckStats:
     checks: int = 0  # programmatic item checks requested
-    errors: int = 0  # checks that raised: the item is unscored
+    errors: int = 0  # checks that raised, or whose worker died twice under them: the item is unscored
     timeouts: int = 0  # checks that ran past the time limit: the item is unscored
     worker_restarts: int = 0  # checker processes replaced after a timeout or a crash
+    reruns: int = 0  # checks sent again because their worker died under them
     seconds: float = 0.0  # wall time spent in `CheckPool.run`
 
 

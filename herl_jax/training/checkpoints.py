@@ -1,13 +1,25 @@
 """Training checkpoints with orbax: the train state (params, optimizer state, step) plus a JSON record of
 the host state (data position, seeds), saved asynchronously, keeping the newest `keep`.
 
-Restoring walks back from the newest step: a checkpoint that fails to read (a run killed mid-write, a
-corrupt file) is skipped with a warning and the one before it is used.
+Once orbax has finished a save, the sha256 of every file in the checkpoint is written beside them
+(`herl_sha256.json`, on a background thread; process 0). Restoring walks back from the newest step: a
+checkpoint whose files do not match their checksums (bits flipped on disk) or that fails to read (a run
+killed mid-write) is set aside with a warning and the one before it is used.
+
+A full disk while saving is one CheckpointError naming the step, the directory and the newest intact
+checkpoint, instead of orbax's tracebacks from each of its threads (their log records are dropped).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import errno
+import hashlib
+import json
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +28,12 @@ import orbax.checkpoint as ocp
 
 log = logging.getLogger(__name__)
 
+CHECKSUM_FILE = "herl_sha256.json"
+_NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": how tensorstore's errors say it too
+
 
 class CheckpointError(RuntimeError):
-    """No checkpoint in a directory that holds some can be read: resuming would silently start over."""
+    """A checkpoint cannot be saved (full disk) or none in a directory that holds some can be read."""
 
 
 class Checkpointer:
@@ -29,15 +44,26 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
                                                create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._in_flight: int | None = None  # a step whose save may still be running
+        self._checksummer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-sha256")
+        self._checksum_jobs: list[concurrent.futures.Future] = []
+        self._quiet = _DropOutOfSpaceRecords()
+        logging.getLogger("absl").addFilter(self._quiet)  # orbax logs through absl
 
     def save(self, step: int, state: Any, metadata: dict) -> None:
         """Starts saving `state` (any pytree of arrays) and `metadata` (JSON) as checkpoint `step`."""
+        self._finish_save()
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(metadata))
-        self._manager.save(step, args=args, force=True)
+        with self._out_of_space_as_one_error(step):
+            self._manager.save(step, args=args, force=True)
+        self._in_flight = step
 
     def wait(self) -> None:
-        """Blocks until pending asynchronous saves are on disk."""
-        self._manager.wait_until_finished()
+        """Blocks until pending asynchronous saves, and their checksums, are on disk."""
+        self._finish_save()
+        for job in self._checksum_jobs:
+            job.result()
+        self._checksum_jobs.clear()
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -53,12 +79,8 @@ class Checkpointer:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
         unreadable = []
         for step in reversed(self.steps()):
-            try:
-                restored = self._manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()))
-            except Exception as e:  # orbax raises many types for unreadable or partial checkpoints
-                log.warning("checkpoint %d in %s is unreadable (%s: %s); trying the previous one",
-                            step, self.directory, type(e).__name__, e)
+            restored = self._read(step, abstract)
+            if restored is None:
                 unreadable.append(step)
                 continue
             self._set_aside(unreadable)
@@ -68,6 +90,21 @@ class Checkpointer:
                 f"none of the checkpoints {unreadable} in {self.directory} can be read (see the warnings "
                 "above); move them away to start this run over, or use another workdir")
         return None
+
+    def _read(self, step: int, abstract: Any):
+        """The restored composite of `step`, or None (with a warning) when it is corrupt or unreadable."""
+        problem = checksum_problem(self.directory / str(step))
+        if problem:
+            log.warning("checkpoint %d in %s is corrupt (%s); trying the previous one", step, self.directory,
+                        problem)
+            return None
+        try:
+            return self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()))
+        except Exception as e:  # orbax raises many types for unreadable or partial checkpoints
+            log.warning("checkpoint %d in %s is unreadable (%s: %s); trying the previous one",
+                        step, self.directory, type(e).__name__, e)
+            return None
 
     def _set_aside(self, steps: list[int]) -> None:
         """Renames unreadable checkpoints newer than the restored one to STEP.unreadable (kept for a look):
@@ -86,6 +123,104 @@ class Checkpointer:
             ocp.multihost.sync_global_processes(f"herl_checkpoints_set_aside_{'_'.join(map(str, steps))}")
         self._manager.reload()
 
+    def _finish_save(self) -> None:
+        """Waits for the save in flight; once it is complete on disk, its checksums are written behind us."""
+        if self._in_flight is None:
+            return
+        step, self._in_flight = self._in_flight, None
+        with self._out_of_space_as_one_error(step):
+            self._manager.wait_until_finished()
+        if jax.process_index() == 0:
+            for job in [j for j in self._checksum_jobs if j.done()]:
+                job.result()
+                self._checksum_jobs.remove(job)
+            self._checksum_jobs.append(self._checksummer.submit(write_checksums, self.directory / str(step)))
+
+    @contextlib.contextmanager
+    def _out_of_space_as_one_error(self, step: int):
+        try:
+            yield
+        except Exception as error:
+            if not _out_of_space(error):
+                raise
+            if jax.process_index() == 0:  # the partial save: free its space, it is of no use
+                for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+                    shutil.rmtree(partial, ignore_errors=True)
+            intact = [s for s in self.steps() if s < step]
+            earlier = f"checkpoint {intact[-1]} is intact" if intact else "no earlier checkpoint was saved"
+            raise CheckpointError(f"no space left on device while saving checkpoint {step} to {self.directory}; "
+                                  f"{earlier}") from error
+
     def close(self) -> None:
-        self.wait()
-        self._manager.close()
+        try:
+            self.wait()
+        finally:
+            self._checksummer.shutdown()
+            self._manager.close()
+            logging.getLogger("absl").removeFilter(self._quiet)
+
+
+# ------------------------------------------------------------------------------------------ checksums
+def _file_digests(step_dir: Path) -> dict[str, str]:
+    """sha256 of each file under a checkpoint directory, by relative path; our own record left out."""
+    digests = {}
+    for path in sorted(step_dir.rglob("*")):
+        if path.is_file() and not path.name.startswith(CHECKSUM_FILE):
+            with path.open("rb") as f:
+                digests[path.relative_to(step_dir).as_posix()] = hashlib.file_digest(f, "sha256").hexdigest()
+    return digests
+
+
+def write_checksums(step_dir: Path) -> None:
+    """Records the sha256 of every file of a finished checkpoint in STEP/herl_sha256.json (atomically)."""
+    partial = step_dir / f"{CHECKSUM_FILE}.partial"
+    try:
+        record = {"algorithm": "sha256", "files": _file_digests(step_dir)}
+        partial.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(partial, step_dir / CHECKSUM_FILE)
+    except FileNotFoundError:  # deleted meanwhile by orbax's `keep` (keep=1): nothing to record
+        return
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        log.warning("could not write the checksums of checkpoint %s (%s); it will be restored unverified",
+                    step_dir, e.strerror)
+
+
+def checksum_problem(step_dir: Path) -> str | None:
+    """Why a checkpoint's files do not match the checksums written at save, or None when they match (or
+    there are none: a checkpoint saved before checksums were written, or one the run did not get to)."""
+    try:
+        expected = json.loads((step_dir / CHECKSUM_FILE).read_text())["files"]
+    except FileNotFoundError:
+        log.warning("checkpoint %s has no %s: restoring it unverified", step_dir, CHECKSUM_FILE)
+        return None
+    except (ValueError, KeyError, TypeError):
+        return f"its {CHECKSUM_FILE} is unreadable"
+    actual = _file_digests(step_dir)
+    changed = sorted(name for name in expected.keys() | actual.keys() if expected.get(name) != actual.get(name))
+    if changed:
+        return f"{len(changed)} file(s) differ from their sha256 at save: {', '.join(changed[:3])}"
+    return None
+
+
+# ------------------------------------------------------------------------------------------ full disk
+def _out_of_space(error: BaseException | None) -> bool:
+    """Whether ENOSPC is anywhere in an error's chain (orbax wraps tensorstore's as a ValueError's text)."""
+    stack, seen = [error], set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or _NO_SPACE in str(e):
+            return True
+        stack += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+    return False
+
+
+class _DropOutOfSpaceRecords(logging.Filter):
+    """Orbax logs a full disk once per thread with a traceback each; the CheckpointError says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (_out_of_space(error) or _NO_SPACE in record.getMessage())

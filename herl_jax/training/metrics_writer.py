@@ -12,16 +12,18 @@ class MetricsWriter:
     """Writes scalar metrics under `directory` (tensorboard/ and metrics.jsonl); only call it on process 0."""
 
     def __init__(self, directory: str | Path, run_name: str = "train", resume_step: int | None = None):
-        """`resume_step`: the run resumed from this step's checkpoint, so what an earlier attempt logged after
-        it (steps redone now) is dropped from metrics.jsonl and hidden in TensorBoard (its purge_step)."""
+        """`resume_step`: the run starts from this step (0: from scratch; None: append, whatever is there), so
+        what an earlier attempt logged after it (steps redone now; every step when it crashed before its first
+        checkpoint) is dropped from metrics.jsonl and hidden in TensorBoard (its purge_step)."""
         from tensorboardX import SummaryWriter
 
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / "metrics.jsonl"
-        if resume_step is not None and path.exists():
+        earlier_attempt = resume_step is not None and path.exists()
+        if earlier_attempt:
             _drop_lines_after(path, resume_step)
-        purge_step = None if resume_step is None else resume_step + 1
+        purge_step = resume_step + 1 if earlier_attempt else None
         self._tb = SummaryWriter(str(self.directory / "tensorboard" / run_name), purge_step=purge_step)
         self._jsonl = open(path, "a")
 

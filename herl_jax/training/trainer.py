@@ -1,177 +1,187 @@
 """The HeRL training loop — the one place where host code and jitted device code meet.
 
-Each step reads like the paper's Figure 3:
+Each step is `RLStep` (rl_step.py), which reads like the paper's Figure 3:
   examples -> sample N rollouts -> score -> revise the top failed ones -> score the revisions
-  -> assemble groups -> old / reference log-probs -> PPO update(s) -> log -> checkpoint
-Runs resume from the newest readable checkpoint in WORKDIR/checkpoints; SIGTERM or Ctrl-C finishes the
-current step, saves, and exits cleanly.
+  -> assemble groups -> old / reference log-probs -> PPO update(s)
+and the trainer adds what a run needs around it: data, validation, logging, checkpoints and signals.
+Runs resume from the newest readable checkpoint in WORKDIR/checkpoints; SIGTERM or Ctrl-C (once or more, to
+the process or its whole group) finishes the current step, saves, and exits cleanly. What can be checked
+before the weights load is checked first (preflight.py); a run that stops learning stops as failed
+(run_health.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
-import subprocess
-import time
+import threading
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
 from herl_jax import parallel
-from herl_jax.config import ConfigError, validate
 from herl_jax.data import load_dataset
-from herl_jax.herl import collate
 from herl_jax.models import export_hf, load_policy
-from herl_jax.rubrics import RubricScorer, ScorerConfig
+from herl_jax.rubrics import RubricScorer
+from herl_jax.sampling import pad_id_for
 from herl_jax.training.checkpoints import Checkpointer
-from herl_jax.training.experience import Experience, collect_experience, validate_policy
+from herl_jax.training.learner import Learner
 from herl_jax.training.metrics_writer import MetricsWriter
 from herl_jax.training.optim import make_optimizer
-from herl_jax.training.train_step import Learner, StepConfig
-from herl_jax.training.update import update_policy
+from herl_jax.training.preflight import check_before_loading
+from herl_jax.training.rl_step import Collector, RLStep, StepSettings, frozen_copy
+from herl_jax.training.run_config import ConfigError, resolve
+from herl_jax.training.run_health import RunHealth
+from herl_jax.training.run_record import record_config, record_git_revision, redact
+from herl_jax.training.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
 
-_SECRET_SUFFIXES = ("api_key", "apikey", "secret", "password", "token")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+__all__ = ["Trainer", "redact"]
 
 
 class Trainer:
-    """Builds every part from the config, then `run()` trains to `config.trainer.steps`."""
+    """Builds every part from the config, then `run()` trains to `config.trainer.steps`.
 
-    def __init__(self, config, workdir: str | Path):
-        validate(config)  # before anything is loaded: a typo fails in a second
-        if config.trainer.prompts_per_step % jax.process_count():
-            raise ConfigError(f"config.trainer.prompts_per_step={config.trainer.prompts_per_step}: must be a "
+    `allow_config_change`: resume a checkpointed run whose recorded config differs (run_record.py); the
+    config key trainer.allow_config_change allows it too."""
+
+    def __init__(self, config, workdir: str | Path, allow_config_change: bool = False):
+        self.run_config = run = resolve(config)  # before anything is loaded: a typo fails in a second
+        if run.trainer.prompts_per_step % jax.process_count():
+            raise ConfigError(f"config.trainer.prompts_per_step={run.trainer.prompts_per_step}: must be a "
                               f"multiple of the number of processes ({jax.process_count()}), each taking an "
                               "equal share")
-        self.cfg = config
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.is_main = jax.process_index() == 0
-        if self.is_main:
-            self._save_run_info()
+        self.writer, self._stop_requested = None, False
+        # From here on a stop signal only asks the loop to stop after its step (saved, exit 0).
+        self._previous_handlers = _catch(STOP_SIGNALS, self._request_stop)
+        # One trainer per workdir: a second refuses, naming the holder; a dead holder's lock is taken over.
+        self._lock = WorkdirLock(self.workdir).acquire() if self.is_main else None
+        try:
+            self._record_run(run, allow_config_change or run.trainer.allow_config_change)
+            self._build(run)
+        except BaseException:
+            if hasattr(self, "checkpointer"):
+                self.checkpointer.close()
+            self._release()
+            raise
 
-        # Every array lives on one mesh over all processes' devices, laid out by parallel.DEFAULT_RULES; the
-        # sampler and the learner run where the parameters are.
-        self.mesh = parallel.make_mesh(parallel.MeshConfig.from_config(config.parallel))
-        log.info("mesh %s over %d devices in %d processes", dict(self.mesh.shape), self.mesh.size,
-                 jax.process_count())
-        m = config.model
-        self.model, self.tokenizer = load_policy(m.source, dtype=m.dtype, param_dtype="float32",
-                                                 attention_impl=m.attention_impl, remat=m.remat, mesh=self.mesh)
-        self.pad_id = next(t for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0) if t is not None)
-        self.dataset = load_dataset(config.data)
+    def _record_run(self, run, allow_config_change: bool) -> None:
+        """config.json (checked against a checkpointed run's) and git_revision.txt; every process checks."""
+        checkpoints = self.workdir / "checkpoints"
+        resuming = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
+        record_config(self.workdir, run.raw.to_dict(), resuming=resuming, allow_change=allow_config_change,
+                      write=self.is_main)
+        if self.is_main:
+            record_git_revision(self.workdir)
+
+    def _build(self, run) -> None:
+        """Loads the data, checks what can be checked before the weights, loads the policy, builds the step,
+        and resumes from the newest readable checkpoint."""
+        self.dataset = load_dataset(run.data)
         for stats in self.dataset.stats:
             log.info("data: %s", stats)
+        check_before_loading(run, self.dataset)
+        # Every array lives on one mesh over all processes' devices, laid out by parallel.DEFAULT_RULES; the
+        # sampler and the learner run where the parameters are.
+        self.mesh = parallel.make_mesh(run.mesh)
+        log.info("mesh %s over %d devices in %d processes", dict(self.mesh.shape), self.mesh.size,
+                 jax.process_count())
+        m = run.model
+        self.model, self.tokenizer = load_policy(m.source, dtype=m.dtype, param_dtype="float32",
+                                                 attention_impl=m.attention_impl, remat=m.remat, mesh=self.mesh)
+        log.info("loaded the policy from %s", m.source)
         # Each process takes its own slice of every global batch and does the host work for it (scoring,
-        # revisions, groups); collect_experience then gathers the whole step on every process.
-        self.batches = self.dataset.train_batches(config.trainer.prompts_per_step, jax.process_count(),
+        # revisions, groups); the step then gathers the whole experience on every process.
+        self.batches = self.dataset.train_batches(run.trainer.prompts_per_step, jax.process_count(),
                                                   jax.process_index())
-        self.scorer = RubricScorer(ScorerConfig.from_config(config.rubrics))
-        self.learner = Learner(self.model, make_optimizer(config.train.optim), StepConfig.from_config(config.train))
-        self.state = self.learner.init_state(self.model)
-        self.ref_params = None
-        if config.train.loss.kl_coef > 0:  # a frozen copy of the initial policy (not donated with the state)
-            self.ref_params = jax.tree.map(lambda p: jnp.array(p, copy=True), self.state.params)
-        self.checkpointer = Checkpointer(self.workdir / "checkpoints", keep=config.trainer.keep_checkpoints)
+        self.scorer = RubricScorer(run.scorer)
+        learner = Learner(self.model, make_optimizer(run.optim), run.step)
+        self.state = learner.init_state(self.model)
+        # A frozen copy of the initial policy (not donated with the state) for the KL term.
+        ref_params = frozen_copy(self.state.params) if run.step.loss.kl_coef > 0 else None
+        settings = StepSettings.from_run(run)
+        self.rl_step = RLStep(settings, learner, Collector(settings, self.tokenizer, self.scorer,
+                                                           pad_id_for(self.tokenizer)), ref_params)
+        self.health = RunHealth(run.trainer.max_nonfinite_steps, run.trainer.max_empty_steps)
+        self.checkpointer = Checkpointer(self.workdir / "checkpoints", keep=run.trainer.keep_checkpoints)
         self.step = 0
-        self._stop_requested = False
         self._resume()
-        # Opened after the resume: steps an earlier attempt logged past the restored checkpoint are redone.
-        self.writer = (MetricsWriter(self.workdir, config.trainer.run_name, resume_step=self.step or None)
+        self._saved_step = self.step
+        # Opened after the resume: what an earlier attempt logged past the restored step (past step 0 when
+        # it crashed before its first checkpoint) is redone, so its lines are dropped.
+        self.writer = (MetricsWriter(self.workdir, run.trainer.run_name, resume_step=self.step)
                        if self.is_main else None)
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> int:
-        """Trains until config.trainer.steps or a stop signal; returns the number of steps done."""
-        t = self.cfg.trainer
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        """Trains until config.trainer.steps or a stop signal; returns the number of steps done. Raises
+        run_health.TrainingHalted (nothing exported, no FINISHED) when the run stopped learning."""
+        t = self.run_config.trainer
         bar = tqdm(total=t.steps, initial=self.step, desc="herl", unit="step", disable=not self.is_main)
         try:
-            while self.step < t.steps and not self._stop_requested:
-                metrics = self.train_step()
-                self.step += 1
-                if t.validate_every and self.step % t.validate_every == 0:
-                    metrics.update(self.validate())
-                if self.writer and self.step % t.log_every == 0:
-                    self.writer.write(self.step, metrics)
-                if self.step % t.checkpoint_every == 0 or self.step == t.steps:
-                    self.save()
+            while self.step < t.steps and not self._stop_agreed():
+                metrics = self._train_one_step()
                 bar.update(1)
                 bar.set_postfix(reward=f"{metrics.get('reward/mean', float('nan')):.3f}",
                                 revised=f"{metrics.get('revision/rate', 0.0):.2f}")
-            if self._stop_requested:
+            finished = self.step >= t.steps
+            if not finished:
                 log.warning("stop requested: saving step %d and exiting", self.step)
                 self.save()
-            elif t.export_final:  # every process gathers the sharded weights; process 0 writes them
-                export_hf(self.policy(), self.workdir / "export", self.tokenizer)
-                log.info("exported the final policy to %s", self.workdir / "export")
+            else:
+                self.health.check_end(self.step)
+                if t.export_final:  # every process gathers the sharded weights; process 0 writes them
+                    export_hf(self.policy(), self.workdir / "export", self.tokenizer)
+                    log.info("exported the final policy to %s", self.workdir / "export")
         finally:
             bar.close()
-            for s, handler in previous.items():
-                signal.signal(s, handler)
             self.close()
-        if self.is_main and self.step >= t.steps and not self._stop_requested:
+        if self.is_main and finished:
             (self.workdir / "FINISHED").write_text(f"{self.step}\n")  # launch/sweep.py skips finished runs
         return self.step
 
-    def train_step(self) -> dict[str, float]:
-        """One RL step on the next batch of prompts; returns its metrics."""
-        start = time.perf_counter()
-        examples = next(self.batches)
-        seed = 2 * (self.cfg.trainer.seed * 1_000_003 + self.step)  # rollouts use seed, revisions seed + 1
-        experience = collect_experience(self.sampling_policy(), self.tokenizer, examples, self.scorer, self.cfg,
-                                        seed, self.pad_id)
-        metrics = experience_metrics(experience, self.cfg.herl.success_threshold)
-        update_seconds = 0.0
-        if experience.records:
-            mini = self.cfg.train.ppo.mini_batch_size
-            rows = -(-len(experience.records) // mini) * mini
-            batch = collate(experience.records, pad_id=self.pad_id, bucket_size=self.cfg.trainer.sequence_bucket,
-                            batch_size=rows)
-            update_start = time.perf_counter()
-            self.state, update = update_policy(self.state, batch, self.learner, self.cfg.train.ppo, self.ref_params,
-                                               bucket_size=self.cfg.trainer.sequence_bucket)
-            update_seconds = time.perf_counter() - update_start
-            metrics.update({f"train/{k}": v for k, v in update.items()})
-            metrics["perf/train_tokens_per_s"] = float(batch["attention_mask"].sum()) / max(update_seconds, 1e-9)
-        else:
-            log.warning("step %d: no trainable groups (all prompts skipped or dropped); no update", self.step)
-        c = experience.counts
-        metrics.update({
-            "time/sample": c.sample_seconds, "time/score": c.score_seconds, "time/score_wait": c.score_wait_seconds,
-            "time/update": update_seconds,
-            "time/step": time.perf_counter() - start,
-            "perf/sample_tokens_per_s": (c.generated_tokens + c.revision_tokens) / max(c.sample_seconds, 1e-9),
-        })
+    def _train_one_step(self) -> dict[str, float]:
+        """One RL step, its metrics logged, the run's health checked, and a checkpoint when one is due."""
+        t = self.run_config.trainer
+        self.state, metrics = self.rl_step(self.state, next(self.batches), self.step)
+        metrics.update(self.scorer.take_stats())  # judge failures by kind, zeroed samples, timeouts
+        self.step += 1
+        if t.validate_every and self.step % t.validate_every == 0:
+            metrics.update(self.held_out_metrics())
+        if self.writer and self.step % t.log_every == 0:
+            self.writer.write(self.step, metrics)
+        self.health.observe(self.step, metrics)  # raises TrainingHalted: the last checkpoint stays the last
+        if self.step % t.checkpoint_every == 0 or self.step == t.steps:
+            self.save()
         return metrics
 
-    def validate(self) -> dict[str, float]:
-        examples = self.dataset.validation[: self.cfg.trainer.validation_prompts]
+    def held_out_metrics(self) -> dict[str, float]:
+        """The current policy's greedy replies to the first validation prompts, scored."""
+        examples = self.dataset.validation[: self.run_config.trainer.validation_prompts]
         if not examples:
             return {}
-        return validate_policy(self.sampling_policy(), self.tokenizer, examples, self.scorer, self.cfg,
-                               self.pad_id, self.cfg.herl.success_threshold)
+        return self.rl_step.collector.held_out(self.rl_step.sampling_policy(self.state.params), examples,
+                                               self.run_config.herl.success_threshold)
 
-    # ------------------------------------------------------------------------------ model views
     def policy(self):
         """The current policy as a Decoder with float32 parameters."""
-        return nnx.merge(self.learner.graphdef, self.state.params)
-
-    def sampling_policy(self):
-        """The current policy with its parameters cast once to the compute dtype (cheaper to decode)."""
-        dtype = jnp.dtype(self.cfg.model.dtype)
-        return nnx.merge(self.learner.graphdef, jax.tree.map(lambda p: p.astype(dtype), self.state.params))
+        return nnx.merge(self.rl_step.learner.graphdef, self.state.params)
 
     # ------------------------------------------------------------------------------ checkpoints
     def save(self) -> None:
-        metadata = {"step": self.step, "data": self.batches.state_dict(), "seed": self.cfg.trainer.seed}
+        """Checkpoints the current step (once: a step already saved is not saved again)."""
+        if self.step == self._saved_step and self.step in self.checkpointer.steps():
+            return
+        metadata = {"step": self.step, "data": self.batches.state_dict(), "seed": self.run_config.trainer.seed}
         self.checkpointer.save(self.step, self.state, metadata)
+        self._saved_step = self.step
 
     def _resume(self) -> None:
         restored = self.checkpointer.restore_latest(self.state)
@@ -182,59 +192,38 @@ class Trainer:
         self.step = int(metadata["step"])
         log.info("resumed from checkpoint %d in %s", step, self.checkpointer.directory)
 
+    # ------------------------------------------------------------------------------ signals
     def _request_stop(self, signum, frame) -> None:
+        if self._stop_requested:
+            log.warning("received signal %d again: already stopping after the current step", signum)
+            return
         log.warning("received signal %d: stopping after the current step", signum)
         self._stop_requested = True
 
+    def _stop_agreed(self) -> bool:
+        """Whether any process was asked to stop: all processes stop after the same step (a collective)."""
+        return any(parallel.allgather_objects(self._stop_requested))
+
     def close(self) -> None:
+        """Waits for the last save, closes the logs, the scorer and the lock, and restores the signal
+        handlers (still ours while the save finishes: a second signal cannot cut it short)."""
         self.checkpointer.close()
         if self.writer:
             self.writer.close()
         self.scorer.close()
+        self._release()
 
-    # ------------------------------------------------------------------------------ run records
-    def _save_run_info(self) -> None:
-        """The resolved config (secrets redacted) and the code's git revision, beside the run."""
-        (self.workdir / "config.json").write_text(json.dumps(redact(self.cfg.to_dict()), indent=2, default=str))
-        try:
-            revision = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                      cwd=Path(__file__).parent).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            revision = ""
-        (self.workdir / "git_revision.txt").write_text((revision or "unknown") + "\n")
+    def _release(self) -> None:
+        if self._lock:
+            self._lock.release()
+            self._lock = None
+        _catch(self._previous_handlers.keys(), self._previous_handlers)
+        self._previous_handlers = {}
 
 
-def experience_metrics(exp: Experience, success_threshold: float) -> dict[str, float]:
-    """The step's reward, revision and bookkeeping metrics."""
-    c = exp.counts
-
-    def mean(values) -> float:
-        return float(np.mean(values)) if len(values) else float("nan")
-
-    groups = len(exp.group_max)
-    return {
-        "reward/mean": mean(exp.rewards),
-        "reward/max": mean(exp.group_max),  # mean over prompts of the best rollout's reward
-        "reward/success_rate": mean([m >= success_threshold for m in exp.group_max]),
-        "revision/rate": c.revised_groups / groups if groups else 0.0,
-        "revision/gain": mean(exp.revision_gain),
-        "revision/bonus": mean(exp.bonus),
-        "revision/fallbacks": float(c.fallback_groups),
-        "groups/zero_variance": float(c.zero_variance_groups),
-        "groups/skipped": float(c.skipped_groups),
-        "samples/dropped": float(c.dropped_samples + c.dropped_revisions),
-        "samples/long_prompts_skipped": float(c.skipped_long_prompts + c.long_revise_prompts),
-        "samples/generated_tokens": float(c.generated_tokens + c.revision_tokens),
-    }
-
-
-def redact(tree):
-    """A copy of a nested dict with the values of secret-looking keys replaced (key *names* kept)."""
-    if isinstance(tree, dict):
-        return {k: ("<redacted>" if _is_secret(k) and v is not None else redact(v)) for k, v in tree.items()}
-    return tree
-
-
-def _is_secret(key: str) -> bool:
-    key = key.lower()
-    return key.endswith(_SECRET_SUFFIXES) and not key.endswith("_env")
+def _catch(signals, handler) -> dict:
+    """Installs `handler` (one for all, or a dict signal -> handler) for `signals`; returns the previous
+    handlers. Only the main thread may: elsewhere (a Trainer built in a thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, handler[s] if isinstance(handler, dict) else handler) for s in signals}

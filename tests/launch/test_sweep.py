@@ -104,7 +104,7 @@ def test_array_spec_compresses_indices():
     ("herl.alhpa=0,0.1", (), r"unknown config keys: \['herl.alhpa'\]"),
     ("herl.alpha=0,-1", (), "grid point alpha=-1: config.herl.alpha=-1.0: must be >= 0"),
     ("herl.alpha=0,abc", (), "grid point alpha=abc: .*could not convert string to float: 'abc'"),
-    ("train.loss.shaping_gamma=1,0", (), "grid point gamma=0: .*gamma must be > 0"),
+    ("train.loss.shaping_gamma=1,0", (), "grid point gamma=0: config.train.loss.shaping_gamma=0.0: must be > 0"),
     ("herl.alpha=0", ("--config.rollout.n=1",), "grid point alpha=0: config.rollout.n=1: a group needs"),
     ("herl.alpha=0", ("--config.rollout.nn=4",), r"unknown config keys: \['rollout.nn'\]"),
     ("herl.alpha=0", ("--workdir=elsewhere",), "the sweep sets these itself"),

@@ -22,6 +22,7 @@ class Reply:
     content: str | None = None  # the assistant message; ignored when `raw_body` is set
     raw_body: str | None = None  # sent verbatim, e.g. garbage that is not JSON
     delay_s: float = 0.0  # sleep before answering (past the client's timeout = a hang)
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers, e.g. (("Retry-After", "1"),)
     prompt_tokens: int = 11
     completion_tokens: int = 7
 
@@ -58,6 +59,7 @@ class OpenAIStub:
     def __init__(self, script: Script):
         self.script = script
         self.requests: list[dict] = []  # bodies received, in arrival order
+        self.arrivals: list[float] = []  # time.monotonic() when each body had arrived, in the same order
         self.auth_headers: list[str] = []
         self.max_in_flight = 0
         self._in_flight = 0
@@ -78,19 +80,21 @@ class OpenAIStub:
         self._server.shutdown()
         self._server.server_close()
 
-    def _answer(self, body: bytes, auth: str) -> tuple[int, bytes, float]:
+    def _answer(self, body: bytes, auth: str) -> tuple[int, bytes, Reply]:
+        arrived = time.monotonic()
         request = json.loads(body)
         with self._lock:
             self.requests.append(request)
+            self.arrivals.append(arrived)
             self.auth_headers.append(auth)
             key = json.dumps(request["messages"], sort_keys=True)
             self._seen[key] = attempt = self._seen.get(key, 0) + 1
         reply = self.script(request, attempt)
         if reply.raw_body is not None:
-            return reply.status, reply.raw_body.encode(), reply.delay_s
+            return reply.status, reply.raw_body.encode(), reply
         if reply.status != 200:
             error = {"error": {"message": reply.content or "scripted error", "type": "scripted", "code": reply.status}}
-            return reply.status, json.dumps(error).encode(), reply.delay_s
+            return reply.status, json.dumps(error).encode(), reply
         completion = {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
@@ -105,7 +109,7 @@ class OpenAIStub:
                 "total_tokens": reply.prompt_tokens + reply.completion_tokens,
             },
         }
-        return 200, json.dumps(completion).encode(), reply.delay_s
+        return 200, json.dumps(completion).encode(), reply
 
     def _handler_class(self):
         stub = self
@@ -120,11 +124,13 @@ class OpenAIStub:
                     stub.max_in_flight = max(stub.max_in_flight, stub._in_flight)
                 try:
                     body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                    status, payload, delay_s = stub._answer(body, self.headers.get("Authorization", ""))
-                    time.sleep(delay_s)
+                    status, payload, reply = stub._answer(body, self.headers.get("Authorization", ""))
+                    time.sleep(reply.delay_s)
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
+                    for name, value in reply.headers:
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
                 except OSError:  # the client gave up (timeout) and closed the connection

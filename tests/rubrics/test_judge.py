@@ -1,5 +1,6 @@
 """The judge with the real `openai` client against a scripted OpenAI-compatible server on 127.0.0.1."""
 
+import email.utils
 import logging
 import re
 import time
@@ -8,7 +9,7 @@ import pytest
 from ml_collections import ConfigDict
 
 from herl_jax.rubrics.config import JudgeConfig
-from herl_jax.rubrics.judge import RubricJudge
+from herl_jax.rubrics.judge import RubricJudge, retry_after_seconds
 from herl_jax.rubrics.judge_protocol import JudgeRequest
 from herl_jax.rubrics.stats import JudgeStats
 
@@ -17,6 +18,12 @@ from .openai_stub import OpenAIStub, Reply, rubric_items, truthful_answer, user_
 SECRET = "sk-test-0123456789abcdef-secret"
 ITEMS = ("MET states the dose", "UNMET cites a guideline", "MET is concise")
 TRUTH = [True, False, True]
+HTTP_LOGGERS = ("openai", "httpx", "httpcore", "httpx2", "httpcore2")  # the client's, openai 1.x and 3.x
+
+
+def _busy_once(attempt: int, status: int, retry_after: str, answer: str) -> Reply:
+    """A refusal that says when to come back, then the answer."""
+    return Reply(status=status, headers=(("Retry-After", retry_after),)) if attempt == 1 else Reply(content=answer)
 
 
 def script(request: dict, attempt: int) -> Reply:
@@ -29,6 +36,9 @@ def script(request: dict, attempt: int) -> Reply:
         "chatty": Reply(content=f"Sure! My verdict: {answer}\nLet me know if you need more."),
         "wrong_length": Reply(content='{"results": [1]}'),
         "rate_limited_once": Reply(status=429) if attempt == 1 else Reply(content=answer),
+        "retry_after_1s": _busy_once(attempt, 429, "1", answer),
+        "retry_after_1h": _busy_once(attempt, 503, "3600", answer),
+        "retry_after_date": _busy_once(attempt, 429, email.utils.formatdate(time.time() + 2, usegmt=True), answer),
         "server_error": Reply(status=500, content=f"upstream failed for Authorization: Bearer {SECRET}"),
         "bad_request": Reply(status=400, content=f"bad request with key {SECRET}"),
         "hang": Reply(content=answer, delay_s=2.0),
@@ -88,6 +98,69 @@ def test_rate_limit_then_success(stub):
     assert met(verdicts) == TRUTH
     assert (stats.requests, stats.retries, stats.failures) == (2, 1, 0)
     assert stats.retry_causes == {"http_429": 1}
+
+
+def _gap_between_attempts(stub) -> float:
+    """Seconds between the first and the second request, as the server saw them arrive."""
+    assert len(stub.arrivals) == 2
+    return stub.arrivals[1] - stub.arrivals[0]
+
+
+def test_retry_after_seconds_is_honoured(stub):
+    stats = JudgeStats()
+    (verdicts,) = make_judge(stub, backoff_base_s=0.01).judge_batch([request("retry_after_1s")], stats)
+    assert met(verdicts) == TRUTH
+    assert _gap_between_attempts(stub) >= 1.0  # backoff alone would have waited about 0.01 s
+    assert stats.retry_causes == {"http_429": 1} and stats.failures == 0
+
+
+def test_retry_after_as_an_http_date_is_honoured(stub):
+    (verdicts,) = make_judge(stub, backoff_base_s=0.01).judge_batch([request("retry_after_date")])
+    assert met(verdicts) == TRUTH
+    assert _gap_between_attempts(stub) >= 1.0  # the date is 2 s ahead, at one-second resolution
+
+
+def test_retry_after_is_capped_by_the_config(stub):
+    (verdicts,) = make_judge(stub, backoff_base_s=0.01, max_retry_after_s=0.5).judge_batch([request("retry_after_1h")])
+    assert met(verdicts) == TRUTH
+    assert 0.5 <= _gap_between_attempts(stub) < 5.0  # the server asked for an hour
+
+
+def test_retry_after_header_values():
+    now = 1_700_000_000.0
+    assert retry_after_seconds("3") == 3.0 and retry_after_seconds(" 0.5 ") == 0.5
+    assert retry_after_seconds(email.utils.formatdate(now + 7, usegmt=True), now=now) == 7.0
+    assert retry_after_seconds(email.utils.formatdate(now - 7, usegmt=True), now=now) == 0.0  # in the past
+    assert retry_after_seconds("-4") == 0.0
+    for value in (None, "", "soon", "nan", "Mon, 99 Foo 2026 99:99:99 GMT"):
+        assert retry_after_seconds(value) is None
+
+
+@pytest.fixture
+def fresh_http_loggers():
+    """The HTTP client loggers as an application that never touched them leaves them; restored after."""
+    loggers = [logging.getLogger(name) for name in HTTP_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET)
+    yield
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
+
+
+def test_http_client_request_lines_stay_out_of_an_info_log(stub, caplog, fresh_http_loggers):
+    caplog.set_level(logging.INFO)  # the trainer logs at INFO
+    (verdicts,) = make_judge(stub).judge_batch([request("valid")])
+    assert met(verdicts) == TRUTH and len(stub.requests) == 1
+    assert not [r for r in caplog.records if r.name.startswith(HTTP_LOGGERS) or "HTTP Request" in r.getMessage()]
+
+
+def test_an_http_client_log_level_the_application_set_is_kept(stub, caplog, fresh_http_loggers):
+    caplog.set_level(logging.INFO)
+    for name in HTTP_LOGGERS:  # someone wants to see the traffic
+        caplog.set_level(logging.INFO, logger=name)
+    make_judge(stub).judge_batch([request("valid")])
+    assert any("HTTP Request: POST" in r.getMessage() for r in caplog.records)
 
 
 def test_server_error_every_time_gives_up_after_backing_off(stub):
@@ -160,7 +233,8 @@ def test_partly_cached_response_asks_only_for_the_new_items(stub, tmp_path):
 
 
 def test_the_api_key_is_sent_but_never_logged_or_shown(stub, caplog):
-    caplog.set_level(logging.DEBUG)  # the openai and httpx loggers included
+    for name in (None, *HTTP_LOGGERS):  # the client's own loggers too, at their most verbose
+        caplog.set_level(logging.DEBUG, logger=name)
     judge = make_judge(stub)
     out = judge.judge_batch([request("valid"), request("server_error"), request("bad_request")])
     assert stub.auth_headers and all(h == f"Bearer {SECRET}" for h in stub.auth_headers)

@@ -1,5 +1,6 @@
 """The checker pool: input order, and a check that raises, hangs or dies costs only its own item."""
 
+import contextlib
 import os
 import signal
 import threading
@@ -44,21 +45,71 @@ def test_a_check_past_the_time_limit_is_unscored_and_the_batch_goes_on():
         assert [v.met for v in pool.run([CheckJob(NO_COMMA, "p", "x")])] == [True]  # the replacement works
 
 
-def test_a_worker_that_dies_mid_check_costs_only_its_item():
+MEDIUM = CheckJob(SENTENCES, "p", "Hi there. " * 50_000)  # about 2 s of Punkt: long enough to be killed in
+
+
+def _run_in_thread(pool, jobs, stats):
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(v=pool.run(jobs, stats)))
+    runner.start()
+    return runner, result
+
+
+def _kill_busy_worker(pool, avoid=()) -> int:
+    """SIGKILLs the pool's worker once one that is not in `avoid` has been inside its check for 0.5 s."""
+    deadline = time.monotonic() + 30
+    while not (pids := [p for p in pool.worker_pids() if p not in avoid]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    os.kill(pids[0], signal.SIGKILL)
+    return pids[0]
+
+
+def test_a_worker_killed_mid_check_is_replaced_and_the_check_run_again():
     stats = CheckStats()
     with CheckPool(workers=1, time_limit_s=60.0) as pool:
-        pool.run([CheckJob(NO_COMMA, "p", "warm up")])
-        worker = pool._pool[0].process
-        result = {}
-        jobs = [SLOW, CheckJob(NO_COMMA, "p", "ok")]
-        runner = threading.Thread(target=lambda: result.update(v=pool.run(jobs, stats)))
-        runner.start()
-        time.sleep(1.0)  # the worker is now inside the slow check
-        os.kill(worker.pid, signal.SIGKILL)
-        runner.join(timeout=30)
+        runner, result = _run_in_thread(pool, [MEDIUM, CheckJob(NO_COMMA, "p", "ok")], stats)
+        killed = _kill_busy_worker(pool)
+        runner.join(timeout=60)
+        assert [v.met for v in result["v"]] == [True, True]  # at least 3 sentences; no comma
+        assert (stats.reruns, stats.worker_restarts, stats.errors) == (1, 1, 0)
+        assert killed not in pool.worker_pids()
+
+
+def test_a_check_whose_worker_dies_twice_is_unscored_not_guessed():
+    stats = CheckStats()
+    with CheckPool(workers=1, time_limit_s=60.0) as pool:
+        runner, result = _run_in_thread(pool, [MEDIUM, CheckJob(NO_COMMA, "p", "ok")], stats)
+        first = _kill_busy_worker(pool)
+        _kill_busy_worker(pool, avoid={first})  # the replacement, running the same check again
+        runner.join(timeout=60)
         assert [v.met for v in result["v"]] == [None, True]
-        assert result["v"][0].reason == "checker process died"
-        assert (stats.errors, stats.worker_restarts) == (1, 1)
+        assert "died" in result["v"][0].reason
+        assert (stats.reruns, stats.worker_restarts, stats.errors) == (1, 2, 1)
+
+
+def test_workers_killed_at_random_moments_cost_no_wrong_verdict():
+    """Every verdict is the right one or unscored with the reason: a dead worker never reads as a judgement."""
+    stats = CheckStats()
+    responses = [("a, b" if i % 2 else "Hi there. " * 10_000) for i in range(40)]
+    jobs = [CheckJob(NO_COMMA if i % 2 else SENTENCES, "p", r) for i, r in enumerate(responses)]
+    with CheckPool(workers=2, time_limit_s=60.0) as pool:
+        runner, result = _run_in_thread(pool, jobs, stats)
+        kills = 0
+        while runner.is_alive():
+            time.sleep(0.3)
+            pids = pool.worker_pids()
+            if pids and runner.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pids[kills % len(pids)], signal.SIGKILL)
+                kills += 1
+        runner.join()
+    verdicts = result["v"]
+    truth = [i % 2 == 0 for i in range(40)]  # ",": not met; ten thousand sentences: met
+    unscored = [v for v in verdicts if v.met is None]
+    assert all(v.met is None or v.met == t for v, t in zip(verdicts, truth))
+    assert all("died" in v.reason for v in unscored) and len(unscored) == stats.errors
+    assert kills >= 3 and stats.worker_restarts >= 1
 
 
 def test_a_worker_that_cannot_start_is_a_clear_error():

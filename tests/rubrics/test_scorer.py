@@ -1,5 +1,7 @@
 """`RubricScorer.score_batch`: checks and judge calls together, input order, and the unscored policies."""
 
+import dataclasses
+
 import pytest
 from ml_collections import ConfigDict
 
@@ -12,8 +14,13 @@ KEY_ENV = "SCORER_TEST_KEY"
 
 
 def script(request, attempt):
-    if "judge-down" in request["messages"][1]["content"]:
+    text = request["messages"][1]["content"]
+    if "judge-down" in text:
         return Reply(status=503)
+    if "judge-rambles" in text:
+        return Reply(content="The response looks reasonable to me.")
+    if "judge-hangs" in text:
+        return Reply(content=truthful_answer(request), delay_s=1.5)
     return Reply(content=truthful_answer(request))
 
 
@@ -63,6 +70,27 @@ def test_unscored_judge_items_follow_the_policy(judge_config, policy, score):
     assert all("http_503" in v.reason for v in down.verdicts[2:])
     assert scorer.stats.unscored_items == 3
     assert (scorer.stats.dropped_samples, scorer.stats.zeroed_samples) == ((1, 0) if policy == "drop" else (0, 1))
+
+
+def test_take_stats_counts_zeroed_samples_judge_failures_by_kind_and_check_timeouts(judge_config):
+    """Under `zero`, every sample with an unscored item is zeroed, and each cause is counted by its kind."""
+    judge = dataclasses.replace(judge_config, timeout_s=0.5, max_retries=0)
+    config = ScorerConfig(judge=judge, unscored="zero", check_time_limit_s=0.3)
+    sentences = instruction_rubric(["length_constraints:number_sentences"],
+                                   [{"num_sentences": 3, "relation": "at least"}])
+    responses = ["Fine answer.", "judge-down", "judge-rambles", "judge-hangs",
+                 "Hi there. " * 50_000, "One. Two. Three."]
+    rubrics = [mixed_rubric()] * 4 + [sentences] * 2
+    with RubricScorer(config) as scorer:
+        results = scorer.score_batch(["q"] * 6, responses, rubrics)
+        stats = scorer.take_stats()
+        assert scorer.take_stats()["rubric/zeroed_samples"] == 0  # a new window
+    assert [r.score is not None for r in results] == [True] * 6  # "zero" drops nothing
+    assert stats["rubric/zeroed_samples"] == 4 and stats["rubric/dropped_samples"] == 0
+    assert stats["rubric/judge/failures"] == 3
+    assert {k.rsplit("/", 1)[1]: v for k, v in stats.items() if k.startswith("rubric/judge/failure_causes/")} == {
+        "http_503": 1, "unparseable": 1, "timeout": 1}
+    assert stats["rubric/check/timeouts"] == 1 and stats["rubric/responses"] == 6
 
 
 def test_a_raising_checker_drops_only_its_sample():

@@ -40,9 +40,13 @@ def test_every_paper_combination_validates(arg):
     assert c.rollout.n == (8 if arg.split(",")[1] == "rlvr" else 7)
 
 
-def test_base_and_demo_validate():
-    validate(base_config())
-    validate(demo_config())
+@pytest.mark.parametrize("make", [base_config, demo_config], ids=["base", "demo"])
+def test_base_and_demo_validate(make):
+    validate(make())
+    broken = make()  # the control: the same config with one rule broken fails, naming the key
+    broken.rollout.n = 1
+    with pytest.raises(ConfigError, match=r"rollout\.n"):
+        validate(broken)
 
 
 def test_a_valid_config_gets_past_validation_to_the_model():
@@ -76,6 +80,17 @@ INVALID = [
     ("train.ppo.micro_batch_size", 4),  # does not divide the mini-batch of 10
     ("trainer.checkpoint_every", 0),
     ("model.dtype", "float8"),
+    # Non-finite values where a finite one is needed (issue 13: alpha=inf trained NaN to "FINISHED").
+    ("herl.alpha", float("inf")),
+    ("train.loss.shaping_gamma", float("inf")),
+    ("train.loss.kl_coef", float("nan")),
+    ("rollout.temperature", float("nan")),
+    ("train.optim.lr", float("inf")),
+    ("train.optim.b2", float("nan")),
+    ("train.optim.eps", float("inf")),
+    ("train.optim.weight_decay", float("nan")),
+    ("trainer.max_nonfinite_steps", 0),
+    ("trainer.max_empty_steps", 0),
 ]
 
 
@@ -126,9 +141,9 @@ def _cli(tmp_path, *overrides):
 
 def test_cli_unknown_override_fails_naming_the_key(tmp_path):
     result, workdir = _cli(tmp_path, "--config.herl.alpah=0.1")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a command-line error (herl_jax.cli_errors)
     assert result.stderr.strip() == (  # one line, no traceback
-        "config error: the config has no key 'alpah' (did you mean 'alpha'?); "
+        "error: the config has no key 'alpah' (did you mean 'alpha'?); "
         f"overrides given: --config.model.source={MISSING_MODEL} --config.herl.alpah=0.1")
     assert not workdir.exists()  # rejected while parsing the flags, before the trainer starts
 
@@ -137,14 +152,14 @@ def test_cli_missing_model_is_one_line(tmp_path):
     result, _ = _cli(tmp_path)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("cannot start: ") and MISSING_MODEL in last  # says what is missing, in one line
+    assert last.startswith("error: ") and MISSING_MODEL in last  # says what is missing, in one line
     assert "Traceback" not in result.stderr
 
 
 def test_cli_invalid_override_fails_naming_the_key(tmp_path):
     result, workdir = _cli(tmp_path, "--config.herl.alpha=-0.1")
     assert result.returncode == 1
-    assert "config error: config.herl.alpha=-0.1: must be >= 0" in result.stderr
+    assert "error: config.herl.alpha=-0.1: must be" in result.stderr
     assert "herl-test-model" not in result.stderr  # the model was never looked for
     assert not (workdir / "config.json").exists()
 

@@ -1,0 +1,152 @@
+"""One run per workdir: a lock file that names its holder, so a second trainer refuses instead of interleaving.
+
+WORKDIR/herl.lock is created with O_EXCL and held with `fcntl.flock` for the life of the run; it records
+the holder's host, pid and start time (JSON). The kernel drops the flock when the holder dies however it
+dies (kill -9 included), so on this host a lock file whose flock is free was left by a dead run and is
+taken over with a warning. A lock written on another host is refused whatever its flock says (its holder
+cannot be checked from here): the message names that host and the file to delete once that run is gone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "herl.lock"
+_ATTEMPTS = 5  # a lock file released or replaced while we looked at it: look again
+
+
+class WorkdirLockError(RuntimeError):
+    """The workdir cannot be had: another run holds it (named), or the lock file cannot be made. One line."""
+
+
+class WorkdirLock:
+    """`with WorkdirLock(workdir): ...`, or `acquire()` ... `release()`; released at interpreter exit too."""
+
+    def __init__(self, workdir: str | Path):
+        self.path = Path(workdir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> WorkdirLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> WorkdirLock:
+        """Takes the lock, or raises WorkdirLockError naming the run that holds it."""
+        if self._fd is not None:
+            return self
+        for _ in range(_ATTEMPTS):
+            fd = self._create() or self._take_over()
+            if fd is not None:
+                self._fd = fd
+                self._write_holder()
+                atexit.register(self.release)
+                return self
+        raise WorkdirLockError(f"{self.path}: the lock file kept changing while it was being taken; try again")
+
+    def release(self) -> None:
+        """Removes the lock file, then lets go of the flock (so no one can take a file that is going away)."""
+        if self._fd is None:
+            return
+        atexit.unregister(self.release)
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    # ------------------------------------------------------------------------------------------ steps
+    def _create(self) -> int | None:
+        """A new lock file, flocked; None when one exists already."""
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            return None
+        except OSError as e:
+            raise WorkdirLockError(f"cannot create the lock file {self.path}: {e.strerror}") from None
+        if _try_flock(fd):
+            return fd
+        os.close(fd)  # someone took it over between our create and our flock: they hold it now
+        raise WorkdirLockError(self._in_use_message(_read_holder(self.path)))
+
+    def _take_over(self) -> int | None:
+        """The existing lock file, flocked, when its holder is gone; None when it vanished (look again)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        holder = _read_holder(self.path)
+        if holder.get("host", socket.gethostname()) != socket.gethostname():
+            os.close(fd)
+            raise WorkdirLockError(self._in_use_message(holder))
+        if not _try_flock(fd):
+            os.close(fd)
+            raise WorkdirLockError(self._in_use_message(_read_holder(self.path) or holder))
+        if not _same_file(fd, self.path):  # released (unlinked) or replaced after we opened it
+            os.close(fd)
+            return None
+        holder = _read_holder(self.path)
+        log.warning("%s was left by %s, which is no longer running: taking the workdir over",
+                    self.path, _describe(holder) if holder else "a run that did not finish writing it")
+        return fd
+
+    def _write_holder(self) -> None:
+        record = {"host": socket.gethostname(), "pid": os.getpid(),
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, (json.dumps(record) + "\n").encode(), 0)
+        os.fsync(self._fd)
+
+    def _in_use_message(self, holder: dict) -> str:
+        workdir = self.path.parent
+        if not holder:
+            return f"workdir {workdir} is in use by another run that is starting (lock file {self.path})"
+        here = holder.get("host") == socket.gethostname()
+        advice = ("stop that run or use another workdir" if here else
+                  f"stop that run, or delete {self.path} if it is no longer running")
+        return f"workdir {workdir} is in use by {_describe(holder)} (lock file {self.path}): {advice}"
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here = path.stat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (here.st_dev, here.st_ino)
+
+
+def _read_holder(path: Path) -> dict:
+    """The holder record, or {} when the file is gone, empty (being written) or not ours."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _describe(holder: dict) -> str:
+    return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} "
+            f"(started {holder.get('started', '?')})")
