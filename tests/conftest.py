@@ -28,3 +28,18 @@ def smollm2():
     reference = transformers.AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
     return model, tokenizer, reference
+
+
+# Tests marked slow (minutes each: several processes, or every benchmark in a dry run) run when
+# HERL_SLOW_TESTS=1, so the default suite fits CI's 20 minutes on 2 cores; each was run before it was marked.
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: minutes long; runs only with HERL_SLOW_TESTS=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("HERL_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set HERL_SLOW_TESTS=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

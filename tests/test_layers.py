@@ -16,6 +16,7 @@ FLOORS = {
     "models": 2, "herl": 2, "data": 2,
     "sampling": 3,
     "training": 4, "evaluation": 4,
+    "reporting": 5,  # the report over finished runs: an entry point's package
 }
 TOP = 5  # entry points and anything not listed (train.py, evaluate.py, config.py, ...)
 
