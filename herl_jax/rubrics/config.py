@@ -66,6 +66,10 @@ class ScorerConfig:
             raise ValueError(f"negative_weights must be one of {NEGATIVE_WEIGHT_POLICIES}")
         if self.unscored not in UNSCORED_POLICIES:
             raise ValueError(f"unscored must be one of {UNSCORED_POLICIES}")
+        if not (isinstance(self.workers, int) and self.workers >= 1):
+            raise ValueError(f"workers={self.workers!r}: must be an integer >= 1")
+        if not 0 < self.check_time_limit_s < float("inf"):  # NaN fails too
+            raise ValueError(f"check_time_limit_s={self.check_time_limit_s!r}: must be > 0 and finite")
 
     @classmethod
     def from_config(cls, config: Any) -> ScorerConfig:
