@@ -15,6 +15,7 @@ WORKDIR/metrics.jsonl, WORKDIR/train.log; the final policy is exported to WORKDI
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -30,6 +31,8 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False, "resume a checkpointed run although its config differs from WORKDIR/config.json "
     "(kept as config.previous-N.json); see herl_jax/training/run_record.py")
 flags.mark_flags_as_required(["config", "workdir"])
+# Stop signals that arrive while JAX and the model code import (seconds), before the trainer has a handler.
+_STOPS_DURING_STARTUP: list[int] = []
 
 
 class _LogFile(logging.FileHandler):
@@ -45,21 +48,28 @@ def main(argv) -> None:
     """Trains; a user error (config, data, model, checkpoint, path) propagates to `cli`'s one line."""
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {argv[1:]}")
-    from herl_jax.training.trainer import Trainer
-
     workdir = Path(_WORKDIR.value)
     workdir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=[logging.StreamHandler(sys.stderr), _LogFile(workdir / "train.log")],
                         force=True)
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax narrates every save at INFO through absl
+    from herl_jax.training.trainer import Trainer  # seconds: JAX, Flax, orbax, the tokenizers
+
+    if _STOPS_DURING_STARTUP:  # nothing loaded yet, so nothing to save: a rerun starts (or resumes) as this would
+        logging.warning("received signal %d during start-up: exiting before loading anything",
+                        _STOPS_DURING_STARTUP[0])
+        return
     trainer = Trainer(_CONFIG.value, workdir, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
     steps = trainer.run()
     logging.info("done: %d steps in %s", steps, workdir)
 
 
 def cli() -> None:
-    """The command line: flags, then `main`; a user error ends in one `error: ...` line (herl_jax.cli_errors)."""
+    """The command line: flags, then `main`; a user error ends in one `error: ...` line (herl_jax.cli_errors).
+    SIGTERM or Ctrl-C before the trainer is built ends the command with status 0, as one during training does."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: _STOPS_DURING_STARTUP.append(signum))
     run_cli(lambda: app.run(main, flags_parser=parse_flags))
 
 

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.resource_tracker
 import multiprocessing.util
 import signal
 import time
@@ -81,6 +82,9 @@ class _Worker:
     def __init__(self, context, loose: bool):
         self.conn, child_conn = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child_conn, loose), daemon=True)
+        # The first start also launches the resource tracker, which unblocks SIGINT/SIGTERM once it has
+        # spawned it; launched here first, it leaves the forkserver started under our mask below.
+        multiprocessing.resource_tracker.ensure_running()
         with _parent_signals_blocked():
             self.process.start()
         child_conn.close()

@@ -132,7 +132,9 @@ class Trainer:
                 bar.set_postfix(reward=f"{metrics.get('reward/mean', float('nan')):.3f}",
                                 revised=f"{metrics.get('revision/rate', 0.0):.2f}")
             finished = self.step >= t.steps
-            if not finished:
+            if not finished and self.step == 0:  # stopped while starting: the model source is the state
+                log.warning("stop requested before the first step: nothing to save, exiting")
+            elif not finished:
                 log.warning("stop requested: saving step %d and exiting", self.step)
                 self.save()
             else:

@@ -143,3 +143,35 @@ def test_sweep_stops_its_current_run_saves_and_continues(config, subprocess_env,
     assert run_to_end(sweep_command(config, root), subprocess_env, log) == 0, log.read_text()[-3000:]
     assert f"resumed from checkpoint {stopped}" in log.read_text()
     assert_same_run(workdir, uninterrupted)
+
+
+@pytest.mark.parametrize("moment, logged", [("importing", "train.log exists"),
+                                            ("building", " data: ")],
+                         ids=["while-importing", "while-building"])
+def test_a_stop_during_start_up_exits_0_with_nothing_half_written(config, subprocess_env, tmp_path, moment,
+                                                                 logged):
+    """`scancel` seconds after the job started: while JAX imports, or while the trainer loads the data and
+    the weights (its handler is in place, no step has run)."""
+    workdir, log = tmp_path / "run", tmp_path / "log.txt"
+    train_log = workdir / "train.log"
+    reached = ((lambda: train_log.exists()) if moment == "importing"
+               else (lambda: train_log.exists() and logged in train_log.read_text()))
+    with open(log, "w") as out:
+        process = subprocess.Popen(train_command(config, workdir), cwd=REPO, env=subprocess_env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_for(reached, process, log)
+            os.killpg(process.pid, signal.SIGTERM)
+            status = process.wait(timeout=EXIT_LIMIT_S)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    output = log.read_text()
+    assert status == 0, output[-3000:]
+    assert "Traceback" not in output
+    expected = ("during start-up: exiting before loading anything" if moment == "importing"
+                else "stop requested before the first step: nothing to save")
+    assert expected in output
+    assert checkpoint_steps(workdir) == [] and not read_metrics(workdir)
+    assert not (workdir / "FINISHED").exists() and not (workdir / "export").exists()

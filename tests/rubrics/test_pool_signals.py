@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -120,3 +121,46 @@ def test_workers_exit_by_themselves_when_their_parent_is_killed(tmp_path):
         assert not any(map(_alive, workers))
     finally:
         _kill_group(proc.pid)
+
+
+
+def test_a_pool_starting_under_repeated_group_signals_still_starts(tmp_path):
+    """`scancel` during start-up: the signal reaches the forkserver and the workers while they start (the
+    first start takes a second or more: the forkserver imports the checkers). Every one must survive it."""
+    script = tmp_path / "start_under_signals.py"
+    script.write_text(textwrap.dedent("""
+        import signal, sys
+        from herl_jax.rubrics.pool import CheckJob, CheckPool
+        from herl_jax.rubrics.types import Check
+
+        if __name__ == "__main__":
+            signals = []
+            signal.signal(signal.SIGTERM, lambda s, frame: signals.append(s))
+            print("STARTING", flush=True)
+            with CheckPool(workers=2) as pool:
+                verdicts = pool.run([CheckJob(Check("punctuation:no_comma"), "p", r) for r in ("a b", "a, b")])
+            print([v.met for v in verdicts], len(signals) > 0, flush=True)
+            sys.stdin.read()  # exit once the test has stopped signalling (not while Python shuts down)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    done = threading.Event()
+
+    def signal_until_done():  # a SIGTERM every 20 ms until the script has scored (or died)
+        while not done.is_set() and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            time.sleep(0.02)
+
+    signaller = threading.Thread(target=signal_until_done)
+    try:
+        assert proc.stdout.readline().strip() == "STARTING", proc.stderr.read()
+        signaller.start()
+        result = proc.stdout.readline().split()
+        done.set()
+        signaller.join()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        done.set()
+        _kill_group(proc.pid)
+    assert proc.returncode == 0, err
+    assert result == ["[True,", "False]", "True"]
