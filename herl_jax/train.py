@@ -14,16 +14,25 @@ WORKDIR/metrics.jsonl, WORKDIR/train.log; the final policy is exported to WORKDI
 
 from __future__ import annotations
 
-import logging
 import signal
-import sys
-from pathlib import Path
 
-from absl import app, flags
+# SIGTERM or Ctrl-C before the trainer has a handler of its own (the imports take seconds: absl here, then
+# JAX, Flax, orbax and the tokenizers in `main`) is remembered, and `main` exits 0 before loading anything, as
+# a stop during training does. Installed first thing when run as a command, so the gap is interpreter start-up.
+_STOPS_DURING_STARTUP: list[int] = []
+if __name__ == "__main__":
+    for _signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(_signum, lambda signum, frame: _STOPS_DURING_STARTUP.append(signum))
 
-from herl_jax.cli_errors import UsageError, run_cli
-from herl_jax.cli_flags import define_config_file
-from herl_jax.config import parse_flags
+import logging  # noqa: E402 (after the handlers, on purpose)
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+
+from herl_jax.cli_errors import UsageError, run_cli  # noqa: E402
+from herl_jax.cli_flags import define_config_file  # noqa: E402
+from herl_jax.config import parse_flags  # noqa: E402
 
 _CONFIG = define_config_file("config", None, "training config file (see configs/)")
 _WORKDIR = flags.DEFINE_string("workdir", None, "where checkpoints, logs and the export go")
@@ -31,8 +40,6 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False, "resume a checkpointed run although its config differs from WORKDIR/config.json "
     "(kept as config.previous-N.json); see herl_jax/training/run_record.py")
 flags.mark_flags_as_required(["config", "workdir"])
-# Stop signals that arrive while JAX and the model code import (seconds), before the trainer has a handler.
-_STOPS_DURING_STARTUP: list[int] = []
 
 
 class _LogFile(logging.FileHandler):
@@ -54,6 +61,8 @@ def main(argv) -> None:
                         handlers=[logging.StreamHandler(sys.stderr), _LogFile(workdir / "train.log")],
                         force=True)
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax narrates every save at INFO through absl
+    # JAX logs each accelerator backend it looks for and does not find ("Unable to initialize backend 'tpu'").
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     from herl_jax.training.trainer import Trainer  # seconds: JAX, Flax, orbax, the tokenizers
 
     if _STOPS_DURING_STARTUP:  # nothing loaded yet, so nothing to save: a rerun starts (or resumes) as this would
@@ -66,10 +75,7 @@ def main(argv) -> None:
 
 
 def cli() -> None:
-    """The command line: flags, then `main`; a user error ends in one `error: ...` line (herl_jax.cli_errors).
-    SIGTERM or Ctrl-C before the trainer is built ends the command with status 0, as one during training does."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, frame: _STOPS_DURING_STARTUP.append(signum))
+    """The command line: flags, then `main`; a user error ends in one `error: ...` line (herl_jax.cli_errors)."""
     run_cli(lambda: app.run(main, flags_parser=parse_flags))
 
 
