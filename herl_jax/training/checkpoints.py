@@ -1,8 +1,8 @@
 """Training checkpoints with orbax: the train state (params, optimizer state, step) plus a JSON record of
 the host state (data position, seeds), saved asynchronously, keeping the newest `keep`.
 
-Once orbax has finished a save, the sha256 of every file in the checkpoint is written beside them
-(`herl_sha256.json`, on a background thread; process 0). Restoring walks back from the newest step: a
+As soon as orbax has finished a save, the sha256 of every file in the checkpoint is written beside them
+(`herl_sha256.json`, by a background thread that watches the save; process 0). Restoring walks back from the newest step: a
 checkpoint whose files do not match their checksums (bits flipped on disk) or that fails to read (a run
 killed mid-write) is set aside with a warning and the one before it is used.
 
@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import orbax.checkpoint as ocp
 log = logging.getLogger(__name__)
 
 CHECKSUM_FILE = "herl_sha256.json"
+_SAVE_POLL_S = 0.2  # how often the checksum thread looks whether orbax has finished a save
 _NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": how tensorstore's errors say it too
 
 
@@ -57,6 +59,8 @@ class Checkpointer:
         with self._out_of_space_as_one_error(step):
             self._manager.save(step, args=args, force=True)
         self._in_flight = step
+        if jax.process_index() == 0:  # checksummed as soon as it is on disk: a crash before the next save
+            self._checksum_jobs.append(self._checksummer.submit(self._checksum_once_saved, step))  # is covered
 
     def wait(self) -> None:
         """Blocks until pending asynchronous saves, and their checksums, are on disk."""
@@ -124,17 +128,24 @@ class Checkpointer:
         self._manager.reload()
 
     def _finish_save(self) -> None:
-        """Waits for the save in flight; once it is complete on disk, its checksums are written behind us."""
+        """Waits for the save in flight (and reports a checksum job that failed)."""
         if self._in_flight is None:
             return
         step, self._in_flight = self._in_flight, None
         with self._out_of_space_as_one_error(step):
             self._manager.wait_until_finished()
-        if jax.process_index() == 0:
-            for job in [j for j in self._checksum_jobs if j.done()]:
-                job.result()
-                self._checksum_jobs.remove(job)
-            self._checksum_jobs.append(self._checksummer.submit(write_checksums, self.directory / str(step)))
+        for job in [j for j in self._checksum_jobs if j.done()]:
+            job.result()
+            self._checksum_jobs.remove(job)
+
+    def _checksum_once_saved(self, step: int) -> None:
+        """On the checksum thread: waits until no save is in progress (this one, or a later one started
+        meanwhile), then records checkpoint `step`'s checksums, unless `keep` has already deleted it."""
+        while self._manager.is_saving_in_progress():
+            time.sleep(_SAVE_POLL_S)
+        step_dir = self.directory / str(step)
+        if step_dir.is_dir():
+            write_checksums(step_dir)
 
     @contextlib.contextmanager
     def _out_of_space_as_one_error(self, step: int):

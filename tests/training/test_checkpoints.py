@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -134,3 +135,20 @@ def test_a_full_disk_is_one_clear_error_naming_the_intact_checkpoint(tmp_path, c
         reader.close()
         assert step == 1
         np.testing.assert_array_equal(np.asarray(state["w"]), np.asarray(_random_state(1, 1_000)["w"]))
+
+
+def test_the_checksums_of_an_async_save_are_on_disk_before_the_next_save(tmp_path):
+    """A run killed between two saves (the common crash) must leave its newest checkpoint verifiable: the
+    checksums follow the save by themselves, without another save or close() to trigger them."""
+    saver = Checkpointer(tmp_path, keep=5, async_save=True)
+    try:
+        saver.save(1, _random_state(1, 10_000), {"data": 1})
+        record, deadline = tmp_path / "1" / CHECKSUM_FILE, time.monotonic() + 60
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert record.exists(), "no checksums 60 s after the save"
+        files = {p.relative_to(tmp_path / "1").as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                 for p in (tmp_path / "1").rglob("*") if p.is_file() and p.name != CHECKSUM_FILE}
+        assert json.loads(record.read_text())["files"] == files
+    finally:
+        saver.close()
