@@ -7,6 +7,9 @@
   # HealthBench and WritingBench need an LLM judge (key in $OPENAI_API_KEY):
   python -m herl_jax.evaluate --config configs/evaluate.py --benchmarks healthbench,writingbench \
       --output runs/eval --config.judge.base_url=https://api.openai.com/v1 --config.judge.model=gpt-4.1
+
+Sampling is continuous batching: each call's `batch_size` sequences (default 128) queue for 64 decode slots
+(`greedy.decode_slots`, `sampling.decode_slots`); set both to 0 to decode each call as one static batch.
 """
 
 from herl_jax.evaluation.config import default_config

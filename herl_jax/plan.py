@@ -109,14 +109,11 @@ def plan_memory(config, num_devices: int) -> MemoryPlan:
     # The sampler runs the layers unrolled on per-layer copies of their weights (sampling.sampler).
     items.append(Item(f"layer weights in {cfg.dtype}, copied per layer for sampling", "sampling",
                       *size.tree(params["layers"], compute)))
-    caches = []  # one per sampler call; the calls run one after another, so the largest counts
-    for name, prompts, n, slots in _sampling_batches(config):
-        rows = prompts * n + (prompts if n > 1 else 0)  # the prefill's prompt cache beside the repeated one
-        shape = (cfg.num_layers, rows, slots, cfg.num_kv_heads, cfg.head_dim)
-        kv = size.arrays([(shape, KVCache.KV_AXES, compute)] * 2)
-        caches.append((kv, f"{name}: {rows} rows x {slots} slots"))
-    kv, label = max(caches)
-    items.append(Item(f"KV cache ({label})", "sampling", *kv))
+    # The sampler calls run one after another, so the buffers of the largest one count.
+    buffers = {call: sampler_arrays(cfg, call) for call in sampler_calls(config)}
+    call = max(buffers, key=lambda c: sum(size.arrays(arrays)[0] for arrays in buffers[c].values()))
+    for label, arrays in buffers[call].items():
+        items.append(Item(f"{label} ({call.name})", "sampling", *size.arrays(arrays)))
 
     micro, seq = config.train.ppo.micro_batch_size, _training_length(config)
     if cast:
@@ -129,24 +126,72 @@ def plan_memory(config, num_devices: int) -> MemoryPlan:
     return MemoryPlan(described, cfg, dict(mesh.shape), tuple(items))
 
 
-def _sampling_batches(config) -> list[tuple[str, int, int, int]]:
-    """(name, prompts, samples per prompt, cache slots) of a step's largest rollout and revision calls.
+@dataclasses.dataclass(frozen=True)
+class SamplerCall:
+    """One sampler call of a step, by what sizes its buffers (herl_jax.sampling.sampler.sample)."""
 
-    The trainer samples a step's prompts in `trainer.score_overlap_chunks` pieces; the sampler pads a
-    piece's prompt count and its prompt length by the rules of herl_jax.buckets, and its prefill keeps
-    the prompts' own cache beside the n-times repeated one."""
+    name: str
+    prompts: int  # prompts in the call, before the sampler pads their count to a power of two
+    n: int  # samples per prompt
+    prompt_len: int  # T: the prompt bucket of the longest prompt allowed
+    max_new: int  # M
+    decode_slots: int  # 0: one static batch, one slot per row
+
+    @property
+    def padded_prompts(self) -> int:
+        return prompt_bucket_count(self.prompts)
+
+    @property
+    def rows(self) -> int:
+        """R: request rows, of the padded prompts (the completion buffers' shape repeats across calls)."""
+        return self.padded_prompts * self.n
+
+    @property
+    def slots(self) -> int:
+        """S: rows decoded at once."""
+        return min(self.decode_slots, self.rows) if self.decode_slots else self.rows
+
+
+def sampler_calls(config) -> list[SamplerCall]:
+    """A step's largest rollout and revision calls, and the validation call (greedy, unchunked).
+
+    The trainer samples a step's prompts in `trainer.score_overlap_chunks` pieces, one call each; at worst
+    every rollout is a revision candidate."""
     t = config.trainer
-    variant = HerlConfig.from_config(config.herl).variant
-    calls = [("rollouts", config.rollout, t.prompts_per_step, config.rollout.n)]
-    if variant.revise:  # at worst every rollout is a candidate
+
+    def call(name, section, prompts, n, pieces):
+        piece = math.ceil(prompts / min(pieces, prompts))
+        return SamplerCall(name, piece, n, prompt_bucket_len(section.max_prompt_len, section.prompt_bucket),
+                           section.max_new_tokens, section.decode_slots)
+
+    calls = [call("rollouts", config.rollout, t.prompts_per_step, config.rollout.n, t.score_overlap_chunks)]
+    if HerlConfig.from_config(config.herl).variant.revise:
         candidates = min(config.herl.max_candidates, config.rollout.n)
-        calls.append(("revisions", config.revision, t.prompts_per_step * candidates, 1))
-    out = []
-    for name, s, prompts, n in calls:
-        piece = prompt_bucket_count(math.ceil(prompts / min(t.score_overlap_chunks, prompts)))
-        slots = prompt_bucket_len(s.max_prompt_len, s.prompt_bucket) + s.max_new_tokens
-        out.append((name, piece, n, slots))
-    return out
+        calls.append(call("revisions", config.revision, t.prompts_per_step * candidates, 1, t.score_overlap_chunks))
+    if t.validate_every and t.validation_prompts:
+        calls.append(call("validation", config.rollout, t.validation_prompts, 1, 1))
+    return calls
+
+
+def sampler_arrays(cfg: ModelConfig, call: SamplerCall) -> dict[str, list[tuple[tuple, tuple, int]]]:
+    """(shape, logical axes, bytes per element) of the buffers a sampler call holds while it decodes (XLA's
+    temporaries not counted), by what they are: the prefilled prompts' cache [P, T] and next-token logits
+    [P, V]; the decode slots' cache [S, T + M]; the completions and log-probs [R, M] and the per-slot state
+    [S] (replicated)."""
+    e = jnp.dtype(cfg.dtype).itemsize
+    prompts, slots, rows, t, m = call.padded_prompts, call.slots, call.rows, call.prompt_len, call.max_new
+
+    def cache(batch: int, length: int):
+        kv = ((cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.head_dim), KVCache.KV_AXES, e)
+        return [kv, kv, ((batch, length), KVCache.MASK_AXES, 1)] + [((batch,), ("batch",), 4)] * 2
+
+    slot_state = [((slots,), (None,), 4)] * 3 + [((slots,), (None,), 1)]  # token, step, request; active
+    return {
+        f"KV cache of {prompts} prompts x {t}, their logits": cache(prompts, t)
+        + [((prompts, cfg.vocab_size), ("batch", "vocab"), 4)],
+        f"KV cache of {slots} decode slots x {t + m}": cache(slots, t + m),
+        f"completions {rows} x {m}, slot state": [((rows, m), (None, None), 4)] * 2 + slot_state,
+    }
 
 
 def _training_length(config) -> int:

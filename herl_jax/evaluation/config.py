@@ -18,12 +18,20 @@ def default_config() -> ConfigDict:
     c = ConfigDict()
     # The policy: overridden per run by --checkpoint (a HF directory, a .gguf file or a built-in name).
     c.model = ConfigDict(dict(source="smollm2-135m-instruct", dtype="float32", attention_impl="auto"))
-    c.batch_size = 16  # sequences per sampler call (prompts per call = batch_size // samples per prompt)
+    # Sequences per sampler call (prompts per call = batch_size // samples per prompt, shortest prompts
+    # first). They queue for the `decode_slots` rows decoded at once, so twice the slots keeps the slots
+    # busy as rows stop; the prompts' KV cache grows with the prompts per call, the slots' with decode_slots.
+    c.batch_size = 128
+    # Sampler settings (herl_jax.sampling.SamplingConfig), in both dicts below: continuous batching decodes
+    # at most `decode_slots` rows at once, a stopped row's slot taking the next queued one (0 = all of a
+    # call's rows in one static batch), in jitted chunks of `decode_chunk` steps attending over a cache
+    # window that grows in `cache_block`s. Greedy replies do not depend on them.
+    slots = dict(decode_slots=64, decode_chunk=16, cache_block=64)
     # Pass@1, as in the paper: greedy decoding.
-    c.greedy = ConfigDict(dict(max_new_tokens=1024, max_prompt_len=4096, prompt_bucket=64))
+    c.greedy = ConfigDict(dict(max_new_tokens=1024, max_prompt_len=4096, prompt_bucket=64, **slots))
     # Sampled answers, for pass@k and for guided revision (the same settings: an equal-budget comparison).
     c.sampling = ConfigDict(dict(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=1024, max_prompt_len=4096,
-                                 prompt_bucket=64, seed=0))
+                                 prompt_bucket=64, seed=0, **slots))
     # pass@k: `n` samples per prompt (0: off); reported for every k in `ks` up to n.
     c.passk = ConfigDict(dict(n=0, ks=(1, 2, 4, 8, 16, 32), limit=0))  # limit: first examples only (0: all)
     # Iterative guided revision (ALGORITHM.md §9) for `rounds` rounds (0: off), compared with pass@k for
@@ -46,11 +54,18 @@ def default_config() -> ConfigDict:
 
 
 def validate(c: ConfigDict) -> None:
+    from herl_jax.sampling import SamplingConfig  # here: loading the config file does not import JAX
+
     def need(ok: bool, key: str, rule: str) -> None:
         if not ok:
             raise EvalConfigError(f"config.{key}: {rule}")
 
     need(c.batch_size >= 1, "batch_size", "must be >= 1")
+    for section in ("greedy", "sampling"):
+        try:
+            SamplingConfig(**c[section].to_dict())
+        except ValueError as e:  # "FIELD=VALUE: rule"
+            raise EvalConfigError(f"config.{section}.{e}") from None
     need(c.passk.n >= 0, "passk.n", "must be >= 0 (0 = off)")
     need(all(k >= 1 for k in c.passk.ks), "passk.ks", "every k must be >= 1")
     need(c.revision.rounds >= 0, "revision.rounds", "must be >= 0 (0 = off)")

@@ -45,12 +45,14 @@ def base_config() -> ConfigDict:
     # Rollouts (ALGORITHM.md §8: N = 7 for HeRL, 8 for RLVR; temperature 1, top-p 1, top-k off).
     c.rollout = ConfigDict(dict(
         n=7, max_new_tokens=4096, temperature=1.0, top_p=1.0, top_k=0, max_prompt_len=2048, prompt_bucket=128,
-        decode_slots=0, decode_chunk=16, cache_block=64,  # continuous batching (herl_jax.sampling); 0 = static
+        # Continuous batching (herl_jax.sampling): at most decode_slots rows decode at once, a stopped row's
+        # slot takes the next queued one (a call with fewer rows uses one slot per row); 0 = one static batch.
+        decode_slots=64, decode_chunk=16, cache_block=64,
     ))
     # Revisions of the top failed rollouts; the public code samples them like the rollouts.
     c.revision = ConfigDict(dict(
         max_new_tokens=4096, temperature=1.0, top_p=1.0, top_k=0, max_prompt_len=8192, prompt_bucket=256,
-        decode_slots=0, decode_chunk=16, cache_block=64,
+        decode_slots=64, decode_chunk=16, cache_block=64,
     ))
     c.herl = herl.default_config()  # variant, alpha, group mode, revise-prompt templates
     c.train = train_config.default_config()  # loss (gamma, clip, KL), optim (AdamW), ppo (mini/micro-batches)
@@ -95,8 +97,8 @@ class SampleSection:
     prompt_bucket: int
     n: int = 1
     # Continuous batching: rows decoded at once (0 = one static batch), steps per jitted chunk, cache window
-    # granularity (SamplingConfig documents them).
-    decode_slots: int = 0
+    # granularity (SamplingConfig documents them). The defaults are base_config()'s.
+    decode_slots: int = 64
     decode_chunk: int = 16
     cache_block: int = 64
 

@@ -44,6 +44,8 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message, status):
     ({"revision.rounds": 2, "passk.n": 2, "revision.templates.ifeval": "nope"}, "revision.templates"),
     ({"judge.base_url": "http://127.0.0.1:1/v1"}, "judge.model"),
     ({"batch_size": 0}, "batch_size"),
+    ({"greedy.decode_slots": -1}, "greedy.decode_slots"),
+    ({"sampling.decode_chunk": 0}, "sampling.decode_chunk"),
 ])
 def test_invalid_values_are_refused_naming_the_key(overrides, key):
     c = default_config()

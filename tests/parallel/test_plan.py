@@ -1,14 +1,20 @@
 """`python -m herl_jax.plan`: per-device bytes from shapes alone, checked against counts made by hand."""
 
+import math
 import subprocess
 import sys
 
 import gguf
+import jax
+import pytest
 
 from herl_jax.models.loading import resolve_source
-from herl_jax.plan import plan_memory
+from herl_jax.plan import SamplerCall, plan_memory, sampler_arrays
+from herl_jax.sampling import SamplingConfig, generate
+from herl_jax.sampling import slots as device
 from tests.parallel.common import REPO
 from tests.trainer.tiny_config import demo_config
+from tests.training.tiny import tiny_model
 
 PAPER = "configs/paper.py:qwen2.5-7b,herl,if"
 
@@ -16,17 +22,35 @@ PAPER = "configs/paper.py:qwen2.5-7b,herl,if"
 D, F, L, N, K, H, V = 3584, 18944, 28, 28, 4, 128, 152064
 BIASES = L * H * (N + 2 * K)  # q/k/v biases: the only parameters without a hidden-size dimension
 QWEN_7B_PARAMS = 2 * V * D + L * (D * H * (2 * N + 2 * K) + 3 * D * F + 2 * D) + BIASES + D
+# A sampler's KV cache, per cached position of a row: keys and values of every layer in bfloat16, and the
+# one-byte mask; per row: its int32 length and write index.
+KV_POSITION, KV_ROW = 2 * L * K * H * 2 + 1, 2 * 4
 
 
-def paper_config(**parallel):
+def paper_config(run: str = "qwen2.5-7b,herl,if", **parallel):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("paper_config", REPO / "configs" / "paper.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    config = module.get_config("qwen2.5-7b,herl,if")
+    config = module.get_config(run)
     config.parallel.update(parallel)
     return config
+
+
+def sampling_bytes(plan, call: str) -> int:
+    """Bytes per device of the plan's items of one sampler call (named "... (CALL)")."""
+    items = [i for i in plan.items if i.name.endswith(f"({call})")]
+    assert items and {i.phase for i in items} == {"sampling"}, [i.name for i in plan.items]
+    return sum(i.per_device for i in items)
+
+
+def call_bytes(prompts: int, prompt_len: int, rows: int, slots: int, max_new: int) -> int:
+    """One sampler call's buffers on one device: the prompts' cache and float32 logits, the slots' cache,
+    the int32 completions and float32 log-probs, the slots' int32 token, step, request and bool active."""
+    prompt_cache = prompts * (prompt_len * KV_POSITION + KV_ROW) + prompts * V * 4
+    slot_cache = slots * ((prompt_len + max_new) * KV_POSITION + KV_ROW)
+    return prompt_cache + slot_cache + rows * max_new * (4 + 4) + slots * (3 * 4 + 1)
 
 
 def test_fsdp_divides_the_parameters_by_the_axis_size():
@@ -51,7 +75,7 @@ def test_tensor_parallelism_splits_heads_mlp_and_vocabulary():
 def test_kv_cache_and_activations_shrink_with_the_batch_split():
     one, eight = plan_memory(paper_config(), 1), plan_memory(paper_config(data=1, fsdp=8, tensor=1), 8)
     kv_and_activations = [i for i in one.items if i.name.startswith(("KV cache", "activations"))]
-    assert [i.phase for i in kv_and_activations] == ["sampling", "training"]
+    assert [i.phase for i in kv_and_activations] == ["sampling", "sampling", "training"]  # prompts, slots
     for item in kv_and_activations:
         assert eight.item(item.name).per_device * 8 == item.per_device, item.name
     assert one.peak_per_device > 80 * 1024**3 > eight.peak_per_device  # fits 8 x 80 GB, not one device
@@ -88,3 +112,48 @@ def test_sampling_copies_the_layer_weights_once():
     plan = plan_memory(paper_config(), num_devices=1)
     layer_params = L * (D * H * (2 * N + 2 * K) + 3 * D * F + 2 * D) + BIASES  # all but embeddings / final norm
     assert plan.item("layer weights in bfloat16, copied per layer for sampling").per_device == 2 * layer_params
+
+
+@pytest.mark.parametrize("slots", [0, 64, 32, 256])
+def test_sampling_counts_the_prompt_cache_the_slots_and_the_completions(slots):
+    config = paper_config()
+    config.rollout.decode_slots = config.revision.decode_slots = slots
+    plan = plan_memory(config, num_devices=1)
+    # The largest call: revisions. 64 prompts x min(max_candidates 16, n 7) candidates in 4 pieces = 112
+    # revise prompts per call, padded to 128, each of 8192 positions (max_prompt_len); one row each, and
+    # 4096 new tokens. A static batch, or more slots than rows, decodes all 128 rows at once.
+    rows = 128
+    assert sampling_bytes(plan, "revisions") == call_bytes(128, 8192, rows, min(slots, rows) or rows, 4096)
+
+
+@pytest.mark.parametrize("slots, largest", [(0, "rollouts"), (64, "validation")])
+def test_the_largest_sampler_call_is_planned(slots, largest):
+    config = paper_config("qwen2.5-7b,rlvr,if")  # no revisions
+    config.rollout.decode_slots = slots
+    plan = plan_memory(config, num_devices=1)
+    # Rollouts: 64 prompts in 4 pieces = 16 prompts of 2048 positions, 8 rows each = 128 rows, 4096 new
+    # tokens. Validation: 64 prompts, greedy, one call, one row each.
+    rollouts = call_bytes(16, 2048, 128, slots or 128, 4096)
+    validation = call_bytes(64, 2048, 64, 64, 4096)
+    assert max(rollouts, validation) == (rollouts if largest == "rollouts" else validation)
+    assert sampling_bytes(plan, largest) == max(rollouts, validation)
+
+
+@pytest.mark.parametrize("slots", [0, 4, 64])
+def test_planned_sampler_buffers_are_those_the_sampler_allocates(slots, monkeypatch):
+    """The plan's arrays of a call against what the real sampler's prefill and slot programs return."""
+    allocated = []
+    for name in ("prefill", "empty_slots"):
+        def recording(*args, program=getattr(device, name), **kwargs):
+            out = program(*args, **kwargs)
+            allocated.append(sum(x.nbytes for x in jax.tree.leaves(out)))
+            return out
+
+        monkeypatch.setattr(device, name, recording)
+    model = tiny_model()
+    prompts = [[5] * 3, [6] * 20, [7] * 9]  # 3 prompts (padded to 4), the longest 20 tokens (a 32 bucket)
+    generate(model, prompts, SamplingConfig(n=3, max_new_tokens=8, prompt_bucket=16, decode_slots=slots))
+    arrays = sampler_arrays(model.cfg, SamplerCall("call", prompts=3, n=3, prompt_len=32, max_new=8,
+                                                   decode_slots=slots))
+    planned = sum(math.prod(shape) * itemsize for group in arrays.values() for shape, _, itemsize in group)
+    assert len(allocated) == 2 and planned == sum(allocated)
