@@ -30,7 +30,7 @@ def smollm2():
     return model, tokenizer, reference
 
 
-# Tests marked slow (minutes each: several processes, or every benchmark in a dry run) run when
+# Tests marked slow (minutes each: several processes, or several trainer runs) run when
 # HERL_SLOW_TESTS=1, so the default suite fits CI's 20 minutes on 2 cores; each was run before it was marked.
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: minutes long; runs only with HERL_SLOW_TESTS=1")

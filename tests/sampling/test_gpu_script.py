@@ -7,10 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.slow  # minutes long: runs with HERL_SLOW_TESTS=1 (tests/conftest.py)
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
