@@ -120,6 +120,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workload", choices=["fixed", "training"], default="fixed",
                         help="fixed: every row emits exactly `new` tokens; training: rollouts and revisions")
     parser.add_argument("--quick", action="store_true", help="training: a small form, for development")
+    parser.add_argument("--workloads", default="rollout,revision",
+                        help="training: comma-separated workloads to run (rollout, revision)")
     parser.add_argument("--slots", type=int, default=32, help="decode slots of the continuous sampler")
     parser.add_argument("--chunk", type=int, default=16, help="decode steps per chunk between refills")
     parser.add_argument("--block", type=int, default=64, help="cache block of the attention window")

@@ -8,7 +8,8 @@ only those. Occupancy: the mean fraction of decode rows doing useful work per de
 runs the workload once, then --repeats more times; the best run counts. JAX's tracing and compile time
 (as jax.monitoring reports it) is subtracted from its runs, so with --repeats 0 the single run counts.
 
-Run through benchmarks/sampler.py --workload training (--quick: a small form for development).
+Run through benchmarks/sampler.py --workload training (--quick: a small form for development; --workloads
+revision: one workload only).
 """
 
 from __future__ import annotations
@@ -102,7 +103,12 @@ def hf_run(reference, prompts, n: int, new: int, stop: tuple[int, ...], pad_id: 
 
 
 def run_training(args) -> list[dict]:
-    """Every workload on every side; one row per (workload, side)."""
+    """Every chosen workload on every side; one row per (workload, side)."""
+    specs = QUICK if args.quick else FULL
+    chosen = [name.strip() for name in args.workloads.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(specs))
+    if unknown or not chosen:
+        raise SystemExit(f"--workloads: expected a comma-separated subset of {', '.join(specs)}, got {args.workloads!r}")
     import jax
     import torch
     import transformers
@@ -120,7 +126,7 @@ def run_training(args) -> list[dict]:
                                                                   dtype=torch.float32).eval()
     stop, pad_id = stop_ids_for(tokenizer, model), pad_id_for(tokenizer)
     rows = []
-    for name, spec in (QUICK if args.quick else FULL).items():
+    for name, spec in ((name, specs[name]) for name in chosen):
         prompts = workload_prompts(tokenizer, name, spec)
         config = SamplingConfig(n=spec["n"], max_new_tokens=spec["new"], temperature=1.0, stop_token_ids=stop,
                                 max_prompt_len=4096, prompt_bucket=args.prompt_bucket, decode_chunk=args.chunk,
