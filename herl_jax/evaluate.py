@@ -3,6 +3,9 @@
   python -m herl_jax.evaluate --config configs/evaluate.py --benchmarks ifeval,ifbench,healthbench,writingbench \
       [--limit N] [--checkpoint [LABEL=]PATH ...] --output DIR [--config.KEY=VALUE ...]
 
+--benchmarks also takes `heldout`: your own held-out prompts in a training data format with programmatic
+rubrics, named by --config.heldout.file (e.g. bundled:small_if_validation.jsonl) and --config.heldout.format.
+
 --checkpoint: a HF checkpoint folder, a .gguf file or a built-in model name (repeat it, or separate
 with commas, for several rows of the table); default: config.model.source. A rerun into the same
 --output resumes: finished examples are skipped. Writes DIR/results.md (a Table 1), DIR/results.json
@@ -17,11 +20,12 @@ from pathlib import Path
 from absl import app, flags
 
 from herl_jax.cli_flags import define_config_file
-from herl_jax.evaluation.data import BENCHMARKS
+from herl_jax.evaluation.data import BENCHMARKS, HELDOUT, PAPER_BENCHMARKS
 
 _DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "evaluate.py"
 _CONFIG = define_config_file("config", str(_DEFAULT_CONFIG), "evaluation config file")
-_BENCHMARKS = flags.DEFINE_list("benchmarks", list(BENCHMARKS), f"some of {', '.join(BENCHMARKS)}")
+_BENCHMARKS = flags.DEFINE_list("benchmarks", list(PAPER_BENCHMARKS),
+                                f"some of {', '.join(BENCHMARKS)} (heldout: the file of --config.heldout.file)")
 _LIMIT = flags.DEFINE_integer("limit", None, "evaluate only the first N examples of each benchmark")
 _CHECKPOINTS = flags.DEFINE_multi_string("checkpoint", None, "[LABEL=]PATH of a policy; default config.model.source")
 _OUTPUT = flags.DEFINE_string("output", None, "output folder (reruns resume in it)", required=True)
@@ -42,8 +46,11 @@ def main(argv: list[str]) -> None:
         raise UsageError(f"--benchmarks: no benchmark named; expected some of {list(BENCHMARKS)}")
     if _LIMIT.value is not None and _LIMIT.value < 1:
         raise UsageError(f"--limit={_LIMIT.value}: must be >= 1 (omit it to evaluate every example)")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
     config = _CONFIG.value
+    if HELDOUT in _BENCHMARKS.value and not config.heldout.file:
+        raise UsageError("--benchmarks heldout: name the held-out data file with --config.heldout.file=PATH "
+                         "(bundled:NAME for a shipped file) and, if not hir, --config.heldout.format=ifeval")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
     checkpoints = [c for spec in (_CHECKPOINTS.value or [config.model.source]) for c in spec.split(",") if c]
     if not checkpoints:
         raise UsageError("--checkpoint: no policy named")

@@ -39,9 +39,13 @@ def default_config() -> ConfigDict:
     c.revision = ConfigDict(dict(
         rounds=0, chains=1, limit=0,
         max_prompt_len=8192,  # revise prompt = template + instruction + feedback + draft
-        templates=dict(ifeval="instruction", ifbench="instruction", healthbench="rubric"),  # per benchmark
+        templates=dict(ifeval="instruction", ifbench="instruction", heldout="instruction",  # per benchmark
+                       healthbench="rubric"),
         prompt=prompts.default_config(),  # the revise prompt of training (herl.prompt)
     ))
+    # The heldout benchmark: held-out prompts in a training data format with programmatic rubrics (hir,
+    # ifeval), e.g. a run's validation file; `bundled:NAME` names a file shipped in herl_jax/data/bundled.
+    c.heldout = ConfigDict(dict(file="", format="hir"))
     c.success_threshold = 1.0  # a sample succeeds (pass@k, revision stops) at a reward >= this (Eq. 4)
     c.checkers = ConfigDict(dict(workers=2, check_time_limit_s=5.0))
     # LLM judge for HealthBench and WritingBench: any OpenAI-compatible endpoint; base_url "" = none, and
@@ -81,3 +85,7 @@ def validate(c: ConfigDict) -> None:
              f"{sorted(c.revision.prompt.templates)}")
     if c.judge.base_url:
         need(bool(c.judge.model), "judge.model", "a judge needs a model name")
+    from herl_jax.data.formats import FORMATS
+
+    need(c.heldout.format in ("hir", "ifeval"), "heldout.format",
+         f"must be hir or ifeval (programmatic rubrics; formats known to the reader: {sorted(FORMATS)})")

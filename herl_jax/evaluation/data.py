@@ -8,8 +8,11 @@ Every benchmark becomes a list of `BenchmarkItem`s in the dataset's own order:
 | ifbench      | ifbench/data/IFBench_test.jsonl (300)           | programmatic: IFBench checkers            |
 | healthbench  | healthbench/data/healthbench_eval.jsonl (500)   | judged, weighted, pitfalls (points < 0)   |
 | writingbench | writingbench/benchmark_query/benchmark_all.jsonl (1,000) | none: 5 criteria scored 1-10 by the judge |
+| heldout      | a training-format data file (config.heldout)    | programmatic: the file's checkers         |
 
-The package is located without being imported (its `__init__` imports tasks we do not run).
+The package is located without being imported (its `__init__` imports tasks we do not run). `heldout` is
+the user's own held-out prompts (e.g. a training run's validation file), read by herl_jax.data's reader in
+any format whose rubric items are all programmatic (hir, ifeval); it is graded and summarized as IFEval is.
 """
 
 from __future__ import annotations
@@ -17,12 +20,17 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from herl_jax.rubrics import Rubric
 
+PAPER_BENCHMARKS = ("ifeval", "ifbench", "healthbench", "writingbench")  # the default of --benchmarks
+HELDOUT = "heldout"
+
 Message = Mapping[str, str]
+log = logging.getLogger(__name__)
 
 _FILES = {
     "ifeval": "ifeval/data/input_data.jsonl",
@@ -125,11 +133,35 @@ _BUILDERS: dict[str, Callable[[list[dict]], list[BenchmarkItem]]] = {
     "healthbench": _healthbench,
     "writingbench": _writingbench,
 }
-BENCHMARKS = tuple(_BUILDERS)
+BENCHMARKS = (*_BUILDERS, HELDOUT)
 
 
-def load_benchmark(name: str, limit: int | None = None) -> list[BenchmarkItem]:
-    """The first `limit` items of benchmark `name` (all when `limit` is None or 0)."""
+def heldout_items(file: str, format: str) -> list[BenchmarkItem]:
+    """The examples of a training-format data file (`bundled:NAME` allowed) as benchmark items; a
+    malformed row is skipped and counted as training skips it, and judged rubric items are refused."""
+    from herl_jax.data.dataset import resolve_path
+    from herl_jax.data.reader import read_examples
+
+    if not file:
+        raise ValueError("the heldout benchmark reads config.heldout.file, which is empty: name a data file, "
+                         "e.g. --config.heldout.file=bundled:small_if_validation.jsonl")
+    examples, stats = read_examples(resolve_path(file), format)
+    if stats.skipped:
+        log.warning("heldout: %s", stats.summary())
+    judged = [e.id for e in examples if any(item.judged for item in e.rubric.items)]
+    if judged:
+        raise ValueError(f"heldout: {file}: {len(judged)} examples have judged rubric items (first: {judged[0]!r}); "
+                         "the heldout benchmark grades programmatic checks only")
+    return [BenchmarkItem(id=e.id, messages=e.messages, prompt=e.prompt, rubric=e.rubric) for e in examples]
+
+
+def load_benchmark(name: str, limit: int | None = None, heldout: Mapping[str, str] | None = None
+                   ) -> list[BenchmarkItem]:
+    """The first `limit` items of benchmark `name` (all when `limit` is None or 0). `heldout`: the
+    {"file", "format"} of the heldout benchmark (config.heldout)."""
+    if name == HELDOUT:
+        items = heldout_items(**(heldout or {"file": "", "format": "hir"}))
+        return items[:limit] if limit else items
     if name not in _BUILDERS:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)}")
     rows = _rows(name)

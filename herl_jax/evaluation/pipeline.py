@@ -118,7 +118,7 @@ def run_benchmark(name: str, config: ConfigDict, limit: int | None, policy: Poli
         message = NO_JUDGE.format(name=name)
         log.warning(message)
         return {"skipped": "no judge", "message": message}
-    items = load_benchmark(name, limit)
+    items = load_benchmark(name, limit, config.heldout.to_dict())
     result, seconds = {}, {}
     start = time.monotonic()
     greedy = SamplingConfig(n=1, temperature=0.0, **config.greedy.to_dict())
@@ -197,7 +197,7 @@ def _settings(config: ConfigDict, limit: int | None) -> dict:
     return {"limit": limit, "model": config.model.to_dict(), "greedy": config.greedy.to_dict(),
             "sampling": config.sampling.to_dict(), "passk": config.passk.to_dict(),
             "revision": {k: v for k, v in config.revision.to_dict().items() if k != "prompt"},
-            "success_threshold": config.success_threshold,
+            "success_threshold": config.success_threshold, "heldout": config.heldout.to_dict(),
             "judge": {k: config.judge[k] for k in ("base_url", "model")} if config.judge.base_url else None}
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from herl_jax.evaluation.summarize import INSTRUCTION_FOLLOWING
+
 BENCHMARK_TITLES = {"ifeval": "IFEval", "ifbench": "IFBench", "healthbench": "HealthBench-500",
-                    "writingbench": "WritingBench"}
-TABLE1_NOTE = ("IFEval / IFBench: prompt-level strict accuracy (%); HealthBench-500: score (%) ± bootstrap "
+                    "writingbench": "WritingBench", "heldout": "Held-out"}
+TABLE1_NOTE = ("IFEval / IFBench / Held-out: prompt-level strict accuracy (%); HealthBench-500: score (%) ± bootstrap "
                "standard error; WritingBench: mean criterion score (1-10). Greedy decoding (Pass@1).")
 
 
@@ -37,7 +39,7 @@ def headline(benchmark: str, result: dict) -> str:
     p1 = result.get("pass@1", {})
     if "score" not in p1 and "prompt_strict" not in p1:
         return "no graded examples"
-    if benchmark in ("ifeval", "ifbench"):
+    if benchmark in INSTRUCTION_FOLLOWING:
         return _pct(p1["prompt_strict"])
     if benchmark == "healthbench":
         return f"{_pct(p1['score'])} ± {_pct(p1['stderr'])}"
@@ -79,7 +81,7 @@ def _details(summaries, names) -> list[str]:
         if not graded:
             continue
         lines += [f"## {BENCHMARK_TITLES[b]} (Pass@1)", ""]
-        if b in ("ifeval", "ifbench"):
+        if b in INSTRUCTION_FOLLOWING:
             keys = ["prompt_strict", "instruction_strict", "prompt_loose", "instruction_loose"]
             rows = [[label, *(_pct(p1[k]) for k in keys), _counts(p1), str(p1["unscored_items"])]
                     for label, p1 in graded.items()]

@@ -26,7 +26,7 @@ import numpy as np
 
 from herl_jax.evaluation.store import GradedRecords
 
-INSTRUCTION_FOLLOWING = ("ifeval", "ifbench")
+INSTRUCTION_FOLLOWING = ("ifeval", "ifbench", "heldout")  # graded by checkers, strict and loose
 
 
 def pass1(benchmark: str, graded: GradedRecords, bootstrap_samples: int = 1000) -> dict:

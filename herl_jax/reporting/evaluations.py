@@ -8,7 +8,8 @@ RUN/eval/results.json an entry whose source is no path at all (a built-in name) 
 no run (the base model, say) are listed in a table of their own.
 
 The headline number of a benchmark is the one of the paper's Table 1: IFEval / IFBench prompt-level strict
-accuracy, HealthBench score, WritingBench mean criterion score.
+accuracy, HealthBench score, WritingBench mean criterion score (and for `heldout`, the user's own held-out
+prompts, prompt-level strict accuracy: the share of prompts with every constraint met).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from herl_jax.cli_errors import UsageError
 from herl_jax.reporting.runs import Run
 
 EVAL_DIR = "eval"
-HEADLINE = {"ifeval": "prompt_strict", "ifbench": "prompt_strict", "healthbench": "score", "writingbench": "score"}
+HEADLINE = {"ifeval": "prompt_strict", "ifbench": "prompt_strict", "heldout": "prompt_strict", "healthbench": "score",
+            "writingbench": "score"}
 
 
 def headlines(summary: dict) -> dict[str, float]:
