@@ -31,7 +31,7 @@ from ml_collections import ConfigDict
 
 from herl_jax.evaluation import summarize
 from herl_jax.evaluation.config import validate
-from herl_jax.evaluation.data import BENCHMARKS, BenchmarkItem, load_benchmark
+from herl_jax.evaluation.data import BENCHMARKS, HELDOUT, BenchmarkItem, load_benchmark
 from herl_jax.evaluation.generate import Policy, encode, generate_responses, length_sorted_batches
 from herl_jax.evaluation.grade import JUDGED, ChatJudge, Grader, grade_generations
 from herl_jax.evaluation.report import write_report
@@ -83,7 +83,7 @@ def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequenc
                 log.info("%s: %s", label, name)
                 result = run_benchmark(name, config, limit, policy, grader, output / label / name)
                 summary["benchmarks"][name] = {**result, "date": datetime.date.today().isoformat(),
-                                               "settings": _settings(config, limit)}
+                                               "settings": _settings(config, limit, name)}
                 _write_json(path, summary)
     return write_report(output)
 
@@ -192,12 +192,13 @@ def _sampling(config: ConfigDict, n: int) -> SamplingConfig:
     return SamplingConfig(n=n, **config.sampling.to_dict())
 
 
-def _settings(config: ConfigDict, limit: int | None) -> dict:
+def _settings(config: ConfigDict, limit: int | None, benchmark: str) -> dict:
     """What the numbers depend on (no secrets: the judge's key never enters the config)."""
     return {"limit": limit, "model": config.model.to_dict(), "greedy": config.greedy.to_dict(),
             "sampling": config.sampling.to_dict(), "passk": config.passk.to_dict(),
             "revision": {k: v for k, v in config.revision.to_dict().items() if k != "prompt"},
-            "success_threshold": config.success_threshold, "heldout": config.heldout.to_dict(),
+            "success_threshold": config.success_threshold,
+            **({"heldout": config.heldout.to_dict()} if benchmark == HELDOUT else {}),
             "judge": {k: config.judge[k] for k in ("base_url", "model")} if config.judge.base_url else None}
 
 

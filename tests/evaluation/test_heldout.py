@@ -38,7 +38,9 @@ def run(tmp_path, data: Path, limit=None):
     c.heldout.file = str(data)
     paths = evaluate(c, ["scripted=unused"], ["heldout"], tmp_path / "out", limit=limit,
                      policies={"scripted": ScriptedPolicy(reply_for)})
-    return json.loads(Path(paths["json"]).read_text())["scripted"]["benchmarks"]["heldout"]["pass@1"]
+    result = json.loads(Path(paths["json"]).read_text())["scripted"]["benchmarks"]["heldout"]
+    assert result["settings"]["heldout"] == {"file": str(data), "format": "hir"}  # what the numbers came from
+    return result["pass@1"]
 
 
 def test_heldout_prompts_are_graded_by_their_checkers(tmp_path):
