@@ -8,8 +8,9 @@ so nothing is dropped and no half-trained run moves a mean.
 Per run (metrics.jsonl, training/rl_step.py's names):
 - validation reward / success rate, final: the last logged `validation/reward_mean` / `validation/success_rate`;
   best: their maximum over the run;
-- revision rate, revision gain: the mean over logged steps of `revision/rate`, `revision/gain` (steps
-  without a value skipped);
+- revision rate, gain, success: the mean over logged steps of `revision/rate`, `revision/gain` and
+  `revision/success_rate` (the share of revised groups whose revision met the whole rubric); steps
+  without a value skipped;
 - generated tokens/s: the median over steps of `perf/sample_tokens_per_s` (the median keeps the first
   steps' compilation out);
 - step time: the sum of `time/step` in minutes (RL steps only: no start-up, validation or checkpoints);
@@ -33,7 +34,7 @@ VALIDATION_REWARD, VALIDATION_SUCCESS = "validation/reward_mean", "validation/su
 COLUMNS = {
     "final_reward": "final val. reward", "best_reward": "best val. reward",
     "final_success": "final val. success", "best_success": "best val. success",
-    "revision_rate": "revision rate", "revision_gain": "revision gain",
+    "revision_rate": "revision rate", "revision_gain": "revision gain", "revision_success": "revision success",
     "tokens_per_s": "gen. tokens/s", "step_minutes": "step time (min)", "steps_done": "steps",
 }
 
@@ -68,7 +69,8 @@ def run_numbers(run: Run) -> dict[str, float]:
         numbers.update(final_reward=rewards[-1], best_reward=max(rewards))
     if successes:
         numbers.update(final_success=successes[-1], best_success=max(successes))
-    for key, name in (("revision/rate", "revision_rate"), ("revision/gain", "revision_gain")):
+    for key, name in (("revision/rate", "revision_rate"), ("revision/gain", "revision_gain"),
+                      ("revision/success_rate", "revision_success")):
         if series(key):
             numbers[name] = statistics.fmean(series(key))
     if series("perf/sample_tokens_per_s"):

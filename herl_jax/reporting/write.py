@@ -16,8 +16,9 @@ its finished runs make one row (mean ± half-width of the 95% Student t interval
 interval), and every run that is not finished has a row of its own with its latest numbers. Status: finished
 (FINISHED file), running (herl.lock held by a live process), failed (a Traceback / ERROR in train.log),
 unfinished (stopped before its last step; rerunning resumes it), not started. Final / best: the last / the
-highest validation point (greedy replies to the validation prompts); revision rate and gain: means over
-steps; gen. tokens/s: median over steps of generated tokens per second of sampling; step time: the sum of
+highest validation point (greedy replies to the validation prompts); revision rate, gain (best revision's
+reward − best rollout's) and success (share of revised groups whose revision met the whole rubric): means
+over steps; gen. tokens/s: median over steps of generated tokens per second of sampling; step time: the sum of
 the RL steps' times. `eval:B`: herl_jax.evaluate's headline Pass@1 on benchmark B for the run's checkpoint."""
 
 

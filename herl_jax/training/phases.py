@@ -111,6 +111,7 @@ class Experience:
     rewards: tuple[float, ...]  # scored original rollouts
     group_max: tuple[float, ...]  # per assembled group, before the bonus
     revision_gain: tuple[float, ...]  # per revised group: r̃* − max r
+    revision_best: tuple[float, ...]  # per revised group: r̃*, the reward of the revision that joined it
     bonus: tuple[float, ...]  # per candidate: α (r̃_i − r_i)
 
     @classmethod
@@ -169,7 +170,7 @@ def assemble_groups(plan: RevisionPlan, revisions: ScoredBatch, rollouts: Scored
         if not revision.dropped:
             scored.setdefault(request.group, []).append((request.candidate, _as_sample(revision)))
     records: list[TrainingRecord] = []
-    rewards, group_max, gains, bonus = [], [], [], []
+    rewards, group_max, gains, revision_best, bonus = [], [], [], [], []
     revised = fallbacks = zero_variance = 0
     for g, draft in enumerate(plan.groups):
         originals = [_as_sample(s) for s in draft.originals]
@@ -182,7 +183,8 @@ def assemble_groups(plan: RevisionPlan, revisions: ScoredBatch, rollouts: Scored
         if samples:
             revised += 1
             fallbacks += group.used_fallback
-            gains.append(samples[group.best_revision].reward - best)
+            revision_best.append(samples[group.best_revision].reward)
+            gains.append(revision_best[-1] - best)
             bonus += [herl.variant.alpha * (s.reward - originals[c].reward) for c, s in zip(candidates, samples)]
         zero_variance += len({round(r.reward, 9) for r in group.records}) == 1
         records += group.records
@@ -196,7 +198,8 @@ def assemble_groups(plan: RevisionPlan, revisions: ScoredBatch, rollouts: Scored
         sample_seconds=rollouts.sample_seconds + revisions.sample_seconds,
         score_seconds=rollouts.score_seconds + revisions.score_seconds,
         score_wait_seconds=rollouts.score_wait_seconds + revisions.score_wait_seconds)
-    return Experience(tuple(records), counts, tuple(rewards), tuple(group_max), tuple(gains), tuple(bonus))
+    return Experience(tuple(records), counts, tuple(rewards), tuple(group_max), tuple(gains), tuple(revision_best),
+                      tuple(bonus))
 
 
 def _as_sample(s: ScoredSample) -> Sample:

@@ -162,6 +162,10 @@ def step_metrics(exp: Experience, success_threshold: float, batch: dict[str, np.
         "reward/success_rate": mean([m >= success_threshold for m in exp.group_max]),
         "revision/rate": c.revised_groups / groups if groups else 0.0,
         "revision/gain": mean(exp.revision_gain),
+        # Of the revised groups: the share whose revision met the whole rubric (reward >= the success
+        # threshold), and the share whose revision beat the group's best rollout (gain > 0).
+        "revision/success_rate": mean([r >= success_threshold for r in exp.revision_best]),
+        "revision/improved": mean([g > 0 for g in exp.revision_gain]),
         "revision/bonus": mean(exp.bonus),
         "revision/fallbacks": float(c.fallback_groups),
         "groups/zero_variance": float(c.zero_variance_groups),

@@ -14,6 +14,7 @@ import numpy as np
 # Present at every step of a run with an update (the step's trainable groups are never empty here).
 STEP_KEYS = (
     "reward/mean", "reward/max", "reward/success_rate", "revision/rate", "revision/gain", "revision/bonus",
+    "revision/success_rate", "revision/improved",
     "groups/zero_variance", "groups/skipped", "samples/dropped", "train/loss", "train/pg_loss", "train/kl",
     "train/entropy", "train/clip_frac", "train/grad_norm", "time/sample", "time/score", "time/update",
     "time/step", "perf/train_tokens_per_s", "perf/sample_tokens_per_s",
@@ -33,6 +34,8 @@ def assert_step_metrics(lines: list[dict], steps: list[int]) -> None:
         assert not missing, f"step {m['step']} lacks {missing}"
         for key in ("reward/mean", "reward/max", "reward/success_rate"):
             assert math.isfinite(m[key]) and 0.0 <= m[key] <= 1.0, (key, m[key])
+        for key in ("revision/success_rate", "revision/improved"):  # shares of the revised groups: NaN if none
+            assert (0.0 <= m[key] <= 1.0) if m["revision/rate"] > 0 else math.isnan(m[key]), (key, m)
         assert math.isfinite(m["train/loss"]) and math.isfinite(m["train/grad_norm"])
         assert m["time/step"] >= m["time/update"] >= 0
 

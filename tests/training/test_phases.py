@@ -15,7 +15,7 @@ from herl_jax.data import Example
 from herl_jax.models import load_tokenizer
 from herl_jax.rubrics import ItemVerdict, Rubric, RubricItem, RubricResult
 from herl_jax.sampling import SampleOutput
-from herl_jax.training.rl_step import Collector, StepSettings
+from herl_jax.training.rl_step import Collector, StepSettings, step_metrics
 
 ALPHA, N, EPS = 0.3, 4, 1e-6
 RUBRIC = Rubric(tuple(RubricItem(f"item {j}") for j in range(3)))
@@ -140,6 +140,11 @@ def test_counts_of_every_case(tokenizer):
 def test_bonus_gain_and_advantages(tokenizer):
     experience, _, _ = _run(tokenizer)
     assert experience.revision_gain == pytest.approx((0.0 - 0.8, 1.0 - 0.5))
+    assert experience.revision_best == pytest.approx((0.0, 1.0))  # A's and B's revisions that joined
+    metrics = step_metrics(experience, 1.0, None, {}, 0.0)
+    assert metrics["revision/success_rate"] == 0.5  # B's revision met its whole rubric, A's did not
+    assert metrics["revision/improved"] == 0.5  # B's beat its best rollout (1.0 > 0.5), A's did not
+    assert metrics["revision/rate"] == pytest.approx(2 / 4)  # A and B of the four assembled groups
     assert experience.bonus == pytest.approx((ALPHA * (0.0 - 0.8), ALPHA * (1.0 - 0.5)))
     groups = {  # final members' rewards: bonus on the candidates (Eq. 8), τ̃* appended
         "A": [0.8 + ALPHA * (0.0 - 0.8), 0.2, 0.6, 0.2, 0.0],
