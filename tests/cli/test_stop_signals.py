@@ -148,23 +148,45 @@ def test_sweep_stops_its_current_run_saves_and_continues(config, subprocess_env,
     assert_same_run(workdir, uninterrupted)
 
 
-@pytest.mark.parametrize("moment, logged", [("importing", "train.log exists"),
-                                            ("building", " data: ")],
-                         ids=["while-importing", "while-building"])
-def test_a_stop_during_start_up_exits_0_with_nothing_half_written(config, subprocess_env, tmp_path, moment,
-                                                                 logged):
-    """`scancel` seconds after the job started: while JAX imports, or while the trainer loads the data and
-    the weights (its handler is in place, no step has run)."""
-    workdir, log = tmp_path / "run", tmp_path / "log.txt"
+# Loaded by the trainer's Python at start-up (sitecustomize on its PYTHONPATH): holds the import of the
+# trainer module until the test has sent its signal, so "while importing" is not a race with the import.
+HOLD_THE_TRAINER_IMPORT = """
+import importlib.abc, os, sys, time
+
+class _Hold(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "herl_jax.training.trainer":
+            while not os.path.exists(os.environ["HERL_TEST_RELEASE"]):
+                time.sleep(0.05)
+        return None
+
+sys.meta_path.insert(0, _Hold())
+"""
+
+
+@pytest.mark.parametrize("moment", ["importing", "building"], ids=["while-importing", "while-building"])
+def test_a_stop_during_start_up_exits_0_with_nothing_half_written(config, subprocess_env, tmp_path, moment):
+    """`scancel` seconds after the job started: while the trainer's modules import (JAX, Flax, orbax; the
+    import is held until the signal is sent), or while the trainer loads the data and the weights (its
+    handler is in place, no step has run)."""
+    workdir, log, release = tmp_path / "run", tmp_path / "log.txt", tmp_path / "release"
     train_log = workdir / "train.log"
-    reached = ((lambda: train_log.exists()) if moment == "importing"
-               else (lambda: train_log.exists() and logged in train_log.read_text()))
+    env = dict(subprocess_env)
+    if moment == "importing":
+        hook = tmp_path / "hook"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(HOLD_THE_TRAINER_IMPORT)
+        env.update(PYTHONPATH=os.pathsep.join([str(hook), env["PYTHONPATH"]]), HERL_TEST_RELEASE=str(release))
+        reached = train_log.exists  # written just before the trainer's import
+    else:
+        reached = lambda: train_log.exists() and " data: " in train_log.read_text()  # noqa: E731
     with open(log, "w") as out:
-        process = subprocess.Popen(train_command(config, workdir), cwd=REPO, env=subprocess_env, stdout=out,
+        process = subprocess.Popen(train_command(config, workdir), cwd=REPO, env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _wait_for(reached, process, log)
             os.killpg(process.pid, signal.SIGTERM)
+            release.touch()
             status = process.wait(timeout=EXIT_LIMIT_S)
         finally:
             if process.poll() is None:
@@ -175,6 +197,6 @@ def test_a_stop_during_start_up_exits_0_with_nothing_half_written(config, subpro
     assert "Traceback" not in output
     expected = ("during start-up: exiting before loading anything" if moment == "importing"
                 else "stop requested before the first step: nothing to save")
-    assert expected in output
+    assert expected in output, output[-3000:]
     assert checkpoint_steps(workdir) == [] and not read_metrics(workdir)
     assert not (workdir / "FINISHED").exists() and not (workdir / "export").exists()
