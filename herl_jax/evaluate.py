@@ -51,6 +51,8 @@ def main(argv: list[str]) -> None:
         raise UsageError("--benchmarks heldout: name the held-out data file with --config.heldout.file=PATH "
                          "(bundled:NAME for a shipped file) and, if not hir, --config.heldout.format=ifeval")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
+    # JAX logs each accelerator backend it looks for and does not find ("Unable to initialize backend 'tpu'").
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     checkpoints = [c for spec in (_CHECKPOINTS.value or [config.model.source]) for c in spec.split(",") if c]
     if not checkpoints:
         raise UsageError("--checkpoint: no policy named")
