@@ -142,9 +142,6 @@ def heldout_items(file: str, format: str) -> list[BenchmarkItem]:
     from herl_jax.data.dataset import resolve_path
     from herl_jax.data.reader import read_examples
 
-    if not file:
-        raise ValueError("the heldout benchmark reads config.heldout.file, which is empty: name a data file, "
-                         "e.g. --config.heldout.file=bundled:small_if_validation.jsonl")
     examples, stats = read_examples(resolve_path(file), format)
     if stats.skipped:
         log.warning("heldout: %s", stats.summary())

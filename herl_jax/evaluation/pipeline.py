@@ -72,6 +72,9 @@ def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequenc
     unknown = set(benchmarks) - set(BENCHMARKS)
     if unknown:
         raise ValueError(f"unknown benchmarks {sorted(unknown)}; expected some of {list(BENCHMARKS)}")
+    if HELDOUT in benchmarks and not config.heldout.file:  # before any policy loads
+        raise ValueError("the heldout benchmark reads config.heldout.file, which is empty: name a data file, "
+                         "e.g. --config.heldout.file=bundled:small_if_validation.jsonl")
     output = Path(output)
     with Grader(make_judge(config.judge), config.checkers.workers, config.checkers.check_time_limit_s) as grader:
         for spec in checkpoints:

@@ -18,7 +18,7 @@ def test_steps_after_the_first_compile_nothing(tiny_checkpoint, hir_files, tmp_p
     c = get_config(config_arg(tiny_checkpoint, hir_files, "hir"))
     c.trainer.update(steps=4, validate_every=1, checkpoint_every=1)
     assert c.rollout.decode_slots > 0 and c.revision.decode_slots > 0  # the continuous sampler
-    events: list[list[str]] = [[]]  # compile events of the step now running
+    events: list[list[str]] = [[]]  # compile events: the trainer's build, then one list per step
 
     def count(event: str, duration: float, **_) -> None:
         if event.startswith("/jax/core/compile/"):
