@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from herl_jax.cli_errors import UsageError
-from herl_jax.reporting import evaluations, plots, runs, table
+from herl_jax.reporting import compare, evaluations, plots, runs, table
 from herl_jax.reporting.stats import Estimate
 
 RULES = """\
@@ -22,14 +22,17 @@ over steps; gen. tokens/s: median over steps of generated tokens per second of s
 the RL steps' times. `eval:B`: herl_jax.evaluate's headline Pass@1 on benchmark B for the run's checkpoint."""
 
 
-def write_report(paths: list[Path], output: Path, eval_files: list[Path] = (), baseline: Path | None = None) -> dict:
-    """Writes report.md, report.json and the plots into `output`; returns report.json's content."""
+def write_report(paths: list[Path], output: Path, eval_files: list[Path] = (), baseline: Path | None = None,
+                 reference: str | None = None) -> dict:
+    """Writes report.md, report.json and the plots into `output`; returns report.json's content. `reference`:
+    compare.py's KEY=VALUE naming the configuration every other one is compared with, paired by seed."""
     found = runs.find_runs(paths)
     if not found:
         raise FileNotFoundError(f"no run directories under {', '.join(map(str, paths))}")
     unjoined = evaluations.join(found, list(eval_files))
     rows = table.build_rows(found)
     base = _read_baseline(baseline) if baseline else None
+    against = compare.find_reference(rows, reference) if reference else None
     output.mkdir(parents=True, exist_ok=True)
     figures = [plots.learning_curves(rows, output / "learning_curves.png", base), *plots.heatmaps(rows, output)]
     figures = [f for f in figures if f is not None]
@@ -37,10 +40,14 @@ def write_report(paths: list[Path], output: Path, eval_files: list[Path] = (), b
     if base:
         for row, data in zip(rows, rows_json):
             data["final_reward_vs_base_se"] = _delta(row.metrics.get("final_reward"), base)
-    report = {"rows": rows_json, "baseline": base,
+    if against:
+        for row, data in zip(rows, rows_json):
+            if row.status.startswith("finished") and row is not against:
+                data["vs_reference"] = _json(compare.paired_differences(row, against))
+    report = {"rows": rows_json, "baseline": base, "reference": against.label if against else None,
               "unjoined_evaluations": unjoined, "figures": [f.name for f in figures]}
     (output / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    (output / "report.md").write_text(markdown(rows, base, unjoined, figures) + "\n")
+    (output / "report.md").write_text(markdown(rows, base, unjoined, figures, against) + "\n")
     return report
 
 
@@ -61,7 +68,12 @@ def cell(e: Estimate | None, digits: int = 3) -> str:
     return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}"
 
 
-def markdown(rows: list[table.Row], base: dict | None, unjoined: dict, figures: list[Path]) -> str:
+def _json(differences: dict) -> dict:
+    return {k: (v.to_json() if isinstance(v, Estimate) else v) for k, v in differences.items()}
+
+
+def markdown(rows: list[table.Row], base: dict | None, unjoined: dict, figures: list[Path],
+             reference: table.Row | None = None) -> str:
     eval_columns = sorted({k for row in rows for k in row.metrics if k.startswith("eval:")})
     header = ["configuration", "status", "seeds", *table.COLUMNS.values(), *eval_columns]
     if base:
@@ -81,6 +93,8 @@ def markdown(rows: list[table.Row], base: dict | None, unjoined: dict, figures: 
                   f"± {base['reward_se']:.3f}, success rate {base['success_rate']:.3f} ± {base['success_se']:.3f} "
                   f"(± one standard error = sd / sqrt(n) over n = {base['n']} prompts). Δ: (final reward − base "
                   "reward) / base SE.", ""]
+    if reference:
+        lines += _reference_table(rows, reference)
     if unjoined:
         lines += ["## Evaluated checkpoints without a run", "", _md_row(["checkpoint", "headlines"]), "|---|---|"]
         lines += [_md_row([label, ", ".join(f"{b} {v:.3f}" for b, v in h.items()) or "—"])
@@ -88,6 +102,23 @@ def markdown(rows: list[table.Row], base: dict | None, unjoined: dict, figures: 
         lines.append("")
     lines += [f"![{f.stem}]({f.name})" for f in figures]
     return "\n".join(lines)
+
+
+def _reference_table(rows: list[table.Row], reference: table.Row) -> list[str]:
+    """The section comparing every other finished configuration with `reference` (compare.py)."""
+    compared = {row.label: compare.paired_differences(row, reference) for row in rows
+                if row.status.startswith("finished") and row is not reference}
+    if not compared:
+        return [f"## Against {reference.label}", "", "No other finished configuration to compare with.", ""]
+    names = list(compare.COMPARED) + sorted({k for d in compared.values() for k in d if k.startswith("eval:")})
+    header = ["configuration", "shared seeds", *(f"Δ {table.COLUMNS.get(n, n)}" for n in names)]
+    lines = [f"## Against {reference.label} (paired by seed)", "", _md_row(header), "|" + "---|" * len(header)]
+    for label, differences in compared.items():
+        seeds = ",".join(map(str, differences["seeds"])) or "none"
+        lines.append(_md_row([label, seeds, *(cell(differences.get(n), 3) for n in names)]))
+    return lines + ["", "Δ: this configuration's number minus the reference's, run by run over the seeds both have, "
+                    "then the mean ± half-width of the 95% t interval over those seeds (one seed: no interval). "
+                    "An interval that excludes 0 orders the two configurations.", ""]
 
 
 def _delta(final: Estimate | None, base: dict) -> float | None:

@@ -200,3 +200,40 @@ def test_a_baseline_gives_each_row_its_distance_from_the_base_model_in_standard_
                      for run_lines in lines[(0.0, 1.0)]])
     np.testing.assert_allclose(row["final_reward_vs_base_se"], (final - per_prompt.mean()) / se, rtol=1e-9)
     assert "Δ final vs base (SE)" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_reference_gives_each_configuration_its_difference_paired_by_seed(sweep, tmp_path):
+    root, _, _, lines, _ = sweep
+    report = write_report([root], tmp_path / "out", reference="alpha=0,gamma=0.1")
+    assert report["reference"] == "alpha=0.0, gamma=0.1"
+    reference = [per_run(run_lines) for run_lines in lines[(0.0, 0.1)]]  # seeds 0, 1, 2
+    for (alpha, gamma), runs in lines.items():
+        (row,) = rows_by(report)[(alpha, gamma, f"finished ({len(runs)} seeds)")]
+        if (alpha, gamma) == (0.0, 0.1):
+            assert "vs_reference" not in row
+            continue
+        differences = row["vs_reference"]
+        assert differences["seeds"] == [0, 1, 2]  # the 5-seed cell shares three with the reference
+        for key in ("final_reward", "final_success"):
+            mean, half = expected([per_run(runs[s])[key] - reference[s][key] for s in range(3)])
+            got = differences[key]
+            assert got["n"] == 3
+            np.testing.assert_allclose([got["mean"], got["ci95_half_width"]], [mean, half], rtol=1e-9, err_msg=key)
+        assert differences.get("eval:ifeval") is None  # only one side was evaluated: no difference
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    section = markdown.split("## Against alpha=0.0, gamma=0.1 (paired by seed)")[1]
+    assert section.count("| 0,1,2 |") == 3
+
+
+def test_a_reference_that_names_no_single_configuration_is_refused_in_one_line(sweep, tmp_path):
+    root = sweep[0]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for reference, message in (("alpha=0.0", "matches 2 configurations"), ("alpha=7", "matches no finished"),
+                               ("alpha", "expected KEY=VALUE")):
+        done = subprocess.run([sys.executable, "-m", "herl_jax.report", str(root), "--output", str(tmp_path / "r"),
+                               "--reference", reference], capture_output=True, text=True, env=env, cwd=REPO,
+                              timeout=300)
+        assert done.returncode != 0
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"error: --reference '{reference}'") and message in line, line
+    assert not (tmp_path / "r").exists()  # refused before anything was written
