@@ -52,7 +52,7 @@ def default_config() -> ConfigDict:
     # those benchmarks are skipped. The key is read from the environment variable named by api_key_env.
     c.judge = ConfigDict(dict(base_url="", model="", api_key_env="OPENAI_API_KEY", max_concurrency=16,
                               max_retries=3, timeout_s=120.0, backoff_base_s=1.0, backoff_max_s=30.0,
-                              temperature=0.0, max_tokens=2048))
+                              max_retry_after_s=30.0, temperature=0.0, max_tokens=2048))
     c.healthbench = ConfigDict(dict(bootstrap_samples=1000))
     return c
 
@@ -85,5 +85,11 @@ def validate(c: ConfigDict) -> None:
              f"{sorted(c.revision.prompt.templates)}")
     if c.judge.base_url:
         need(bool(c.judge.model), "judge.model", "a judge needs a model name")
+        from herl_jax.rubrics.config import JudgeConfig
+
+        try:
+            JudgeConfig(**c.judge.to_dict())
+        except ValueError as e:
+            raise EvalConfigError(f"config.judge: {e}") from None
     need(c.heldout.format in ("hir", "ifeval"), "heldout.format",
          "must be hir or ifeval (the data formats with programmatic rubrics)")

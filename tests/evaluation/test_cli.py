@@ -43,6 +43,8 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message, status):
     ({"revision.rounds": 2, "passk.n": 2, "passk.limit": 10, "revision.limit": 20}, "revision.limit"),
     ({"revision.rounds": 2, "passk.n": 2, "revision.templates.ifeval": "nope"}, "revision.templates"),
     ({"judge.base_url": "http://127.0.0.1:1/v1"}, "judge.model"),
+    ({"judge.base_url": "http://127.0.0.1:1/v1", "judge.model": "m", "judge.max_retry_after_s": -1.0},
+     "judge: max_retry_after_s"),
     ({"batch_size": 0}, "batch_size"),
     ({"greedy.decode_slots": -1}, "greedy.decode_slots"),
     ({"sampling.decode_chunk": 0}, "sampling.decode_chunk"),

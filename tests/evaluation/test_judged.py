@@ -3,6 +3,7 @@
 Expected numbers are computed here from the raw benchmark files, independently of the package.
 """
 
+import dataclasses
 import json
 from collections import defaultdict
 
@@ -12,6 +13,7 @@ import pytest
 from herl_jax.evaluation.config import default_config
 from herl_jax.evaluation.data import load_benchmark, tasks_dir
 from herl_jax.evaluation.pipeline import evaluate
+from herl_jax.rubrics.config import JudgeConfig
 from tests.evaluation.helpers import ScriptedPolicy
 from tests.rubrics.openai_stub import OpenAIStub, Reply
 
@@ -119,6 +121,27 @@ def test_healthbench_one_grader_call_per_item_scores_and_resumes(tmp_path, monke
     assert {a: v["score"] for a, v in p1["axes"].items()} == pytest.approx(axes)
     assert KEY not in "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".png")
     assert "HealthBench-500" in (tmp_path / "results.md").read_text()
+
+
+def test_a_judge_that_asks_for_an_hour_is_retried_after_the_configured_cap(tmp_path, monkeypatch):
+    """A 503 with Retry-After: 3600 on each item's first call: `judge.max_retry_after_s` (a key of the
+    evaluation config, as `--config.judge.max_retry_after_s=` sets it) caps the wait, and every item is graded."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    graded = _hb_judge()
+
+    def busy_first(request, attempt):
+        return Reply(status=503, headers=(("Retry-After", "3600"),)) if attempt == 1 else graded(request, attempt)
+
+    config = _config("")
+    assert set(config.judge) == {f.name for f in dataclasses.fields(JudgeConfig)} - {"mode", "cache_path"}
+    policy = ScriptedPolicy(lambda text, i: _hb_response(text))
+    with OpenAIStub(busy_first) as stub:
+        config.judge.update(base_url=stub.base_url, max_retry_after_s=0.05)
+        evaluate(config, ["scripted=unused"], ["healthbench"], tmp_path, limit=2, policies={"scripted": policy})
+    p1 = json.loads((tmp_path / "scripted" / "summary.json").read_text())["benchmarks"]["healthbench"]["pass@1"]
+    assert (p1["n"], p1["incomplete"]) == (2, 0)
+    assert p1["score"] == pytest.approx(_expected_healthbench([0, 1])[0])
+    assert len(stub.requests) == 2 * sum(len(r["rubrics"]) for r in HB_ROWS[:2])  # each item: refused, then graded
 
 
 # --- WritingBench --------------------------------------------------------------------------------------------
