@@ -19,7 +19,8 @@ unfinished (stopped before its last step; rerunning resumes it), not started. Fi
 highest validation point (greedy replies to the validation prompts); revision rate, gain (best revision's
 reward − best rollout's) and success (share of revised groups whose revision met the whole rubric): means
 over steps; gen. tokens/s: median over steps of generated tokens per second of sampling; step time: the sum of
-the RL steps' times. `eval:B`: herl_jax.evaluate's headline Pass@1 on benchmark B for the run's checkpoint."""
+the RL steps' times. `eval:B`: herl_jax.evaluate's headline Pass@1 on benchmark B for the run's checkpoint.
+(n=k): only k of the row's runs have this number (a metric added later, an evaluation not yet run)."""
 
 
 def write_report(paths: list[Path], output: Path, eval_files: list[Path] = (), baseline: Path | None = None,
@@ -60,12 +61,12 @@ def _read_baseline(path: Path) -> dict:
         raise UsageError(f"--baseline {path}: not a baseline.json of python -m herl_jax.reporting.baseline") from None
 
 
-def cell(e: Estimate | None, digits: int = 3) -> str:
+def cell(e: Estimate | None, digits: int = 3, of: int | None = None) -> str:
+    """`mean ± half-width`; `(n=k)` added when only k of the row's `of` runs have the number."""
     if e is None:
         return "—"
-    if e.half_width is None:
-        return f"{e.mean:.{digits}f}"
-    return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}"
+    text = f"{e.mean:.{digits}f}" if e.half_width is None else f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}"
+    return text if of is None or e.n == of else f"{text} (n={e.n})"
 
 
 def _json(differences: dict) -> dict:
@@ -81,7 +82,7 @@ def markdown(rows: list[table.Row], base: dict | None, unjoined: dict, figures: 
     lines = ["# Training report", "", _md_row(header), "|" + "---|" * len(header)]
     for row in rows:
         cells = [row.label, row.status, ",".join(str(r.seed) for r in row.runs)]
-        cells += [cell(row.metrics.get(k), 0 if k in ("steps_done", "tokens_per_s") else 3)
+        cells += [cell(row.metrics.get(k), 0 if k in ("steps_done", "tokens_per_s") else 3, len(row.runs))
                   for k in (*table.COLUMNS, *eval_columns)]
         if base:
             delta = _delta(row.metrics.get("final_reward"), base)
@@ -115,7 +116,7 @@ def _reference_table(rows: list[table.Row], reference: table.Row) -> list[str]:
     lines = [f"## Against {reference.label} (paired by seed)", "", _md_row(header), "|" + "---|" * len(header)]
     for label, differences in compared.items():
         seeds = ",".join(map(str, differences["seeds"])) or "none"
-        lines.append(_md_row([label, seeds, *(cell(differences.get(n), 3) for n in names)]))
+        lines.append(_md_row([label, seeds, *(cell(differences.get(n), 3, len(differences["seeds"])) for n in names)]))
     return lines + ["", "Δ: this configuration's number minus the reference's, run by run over the seeds both have, "
                     "then the mean ± half-width of the 95% t interval over those seeds (one seed: no interval). "
                     "An interval that excludes 0 orders the two configurations.", ""]

@@ -237,3 +237,17 @@ def test_a_reference_that_names_no_single_configuration_is_refused_in_one_line(s
         (line,) = done.stderr.strip().splitlines()
         assert line.startswith(f"error: --reference '{reference}'") and message in line, line
     assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_a_number_only_some_seeds_have_is_marked_with_its_count(tmp_path):
+    root = tmp_path / "sweep"
+    runs = [write_run(root, 0.0, 0.1, seed)[0] for seed in range(3)]
+    (runs[0] / "eval").mkdir()
+    (runs[0] / "eval" / "results.json").write_text(json.dumps({"export": {
+        "label": "export", "source": str(runs[0] / "export"),
+        "benchmarks": {"ifeval": {"pass@1": {"prompt_strict": 0.25, "n": 100}}}}}))
+    write_report([root], tmp_path / "out")
+    header, _, row = (tmp_path / "out" / "report.md").read_text().splitlines()[2:5]
+    cells = dict(zip(header.strip("| ").split(" | "), row.strip("| ").split(" | ")))
+    assert cells["eval:ifeval"] == "0.250 (n=1)"
+    assert "(n=" not in cells["final val. reward"] and " ± " in cells["final val. reward"]
