@@ -8,8 +8,8 @@ Writes DIR/report.md, DIR/report.json, DIR/learning_curves.png and, for sweeps o
 train.loss.shaping_gamma, DIR/heatmap*.png. --eval adds a herl_jax.evaluate results.json whose checkpoints
 lie inside runs (RUN/eval/results.json is read without it); --baseline adds the base model's validation
 score from `python -m herl_jax.reporting.baseline`; --reference (e.g. variant=rlvr) adds every configuration's
-difference from that one, paired by seed, with its 95% interval (reporting/compare.py). The rules (pooling, status, each number) are in
-herl_jax/reporting/ and printed under the table.
+difference from that one, paired by seed, with its 95% interval (reporting/compare.py). The rules (pooling,
+status, each number) are in herl_jax/reporting/ and printed under the table.
 """
 
 from __future__ import annotations

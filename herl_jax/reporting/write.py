@@ -41,14 +41,15 @@ def write_report(paths: list[Path], output: Path, eval_files: list[Path] = (), b
     if base:
         for row, data in zip(rows, rows_json):
             data["final_reward_vs_base_se"] = _delta(row.metrics.get("final_reward"), base)
-    if against:
-        for row, data in zip(rows, rows_json):
-            if row.status.startswith("finished") and row is not against:
-                data["vs_reference"] = _json(compare.paired_differences(row, against))
+    compared = {id(row): compare.paired_differences(row, against) for row in rows
+                if against and row.status.startswith("finished") and row is not against}
+    for row, data in zip(rows, rows_json):
+        if id(row) in compared:
+            data["vs_reference"] = _json(compared[id(row)])
     report = {"rows": rows_json, "baseline": base, "reference": against.label if against else None,
               "unjoined_evaluations": unjoined, "figures": [f.name for f in figures]}
     (output / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    (output / "report.md").write_text(markdown(rows, base, unjoined, figures, against) + "\n")
+    (output / "report.md").write_text(markdown(rows, base, unjoined, figures, against, compared) + "\n")
     return report
 
 
@@ -74,7 +75,8 @@ def _json(differences: dict) -> dict:
 
 
 def markdown(rows: list[table.Row], base: dict | None, unjoined: dict, figures: list[Path],
-             reference: table.Row | None = None) -> str:
+             reference: table.Row | None = None, compared: dict | None = None) -> str:
+    """report.md; `compared`: id(row) -> compare.paired_differences against `reference`."""
     eval_columns = sorted({k for row in rows for k in row.metrics if k.startswith("eval:")})
     header = ["configuration", "status", "seeds", *table.COLUMNS.values(), *eval_columns]
     if base:
@@ -95,7 +97,7 @@ def markdown(rows: list[table.Row], base: dict | None, unjoined: dict, figures: 
                   f"(± one standard error = sd / sqrt(n) over n = {base['n']} prompts). Δ: (final reward − base "
                   "reward) / base SE.", ""]
     if reference:
-        lines += _reference_table(rows, reference)
+        lines += _reference_table(rows, reference, compared or {})
     if unjoined:
         lines += ["## Evaluated checkpoints without a run", "", _md_row(["checkpoint", "headlines"]), "|---|---|"]
         lines += [_md_row([label, ", ".join(f"{b} {v:.3f}" for b, v in h.items()) or "—"])
@@ -105,18 +107,18 @@ def markdown(rows: list[table.Row], base: dict | None, unjoined: dict, figures: 
     return "\n".join(lines)
 
 
-def _reference_table(rows: list[table.Row], reference: table.Row) -> list[str]:
+def _reference_table(rows: list[table.Row], reference: table.Row, compared: dict) -> list[str]:
     """The section comparing every other finished configuration with `reference` (compare.py)."""
-    compared = {row.label: compare.paired_differences(row, reference) for row in rows
-                if row.status.startswith("finished") and row is not reference}
     if not compared:
         return [f"## Against {reference.label}", "", "No other finished configuration to compare with.", ""]
     names = list(compare.COMPARED) + sorted({k for d in compared.values() for k in d if k.startswith("eval:")})
     header = ["configuration", "shared seeds", *(f"Δ {table.COLUMNS.get(n, n)}" for n in names)]
     lines = [f"## Against {reference.label} (paired by seed)", "", _md_row(header), "|" + "---|" * len(header)]
-    for label, differences in compared.items():
-        seeds = ",".join(map(str, differences["seeds"])) or "none"
-        lines.append(_md_row([label, seeds, *(cell(differences.get(n), 3, len(differences["seeds"])) for n in names)]))
+    for row in (r for r in rows if id(r) in compared):
+        differences = compared[id(row)]
+        seeds = differences["seeds"]
+        lines.append(_md_row([row.label, ",".join(map(str, seeds)) or "none",
+                              *(cell(differences.get(n), 3, len(seeds)) for n in names)]))
     return lines + ["", "Δ: this configuration's number minus the reference's, run by run over the seeds both have, "
                     "then the mean ± half-width of the 95% t interval over those seeds (one seed: no interval). "
                     "An interval that excludes 0 orders the two configurations.", ""]
