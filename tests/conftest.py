@@ -1,6 +1,7 @@
 """Shared test setup: CPU only, float32 matmuls at full precision, quiet logs."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -36,7 +37,28 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: minutes long; runs only with HERL_SLOW_TESTS=1")
 
 
+# The modules that take a minute or more, longest first (measured with --durations=0). pytest-xdist's
+# loadscope hands whole modules to the two workers in collection order, so these go first: a long module
+# that came last would leave one worker idle while the other finished it.
+LONG_MODULES = (
+    "tests/cli/test_documented_commands.py", "tests/cli/test_stop_signals.py", "tests/sampling/test_gpu_script.py",
+    "tests/sampling/test_continuous.py", "tests/cli/test_rerun_records.py", "tests/sampling/test_smollm2_greedy.py",
+    "tests/trainer/test_run.py", "tests/cli/test_run_health.py", "tests/cli/test_user_errors.py",
+    "tests/cli/test_preflight.py", "tests/models/test_parity.py",
+)
+
+
+_STALE = [module for module in LONG_MODULES if not (Path(__file__).parents[1] / module).exists()]
+assert not _STALE, f"tests/conftest.py LONG_MODULES names modules that no longer exist: {_STALE}"
+
+
+def _module_rank(item) -> int:
+    module = item.nodeid.split("::")[0]
+    return LONG_MODULES.index(module) if module in LONG_MODULES else len(LONG_MODULES)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_module_rank)  # stable: each module's tests keep their order
     if os.environ.get("HERL_SLOW_TESTS") == "1":
         return
     skip = pytest.mark.skip(reason="slow: set HERL_SLOW_TESTS=1 to run it")

@@ -1,6 +1,6 @@
 """Shared pieces of the trainer tests: a tiny random Llama checkpoint with the real SmolLM2 tokenizer, small
 JSONL data sets of each kind, and a persistent XLA compilation cache so the several Trainers (and the CLI
-subprocesses) of this directory compile each function once."""
+subprocesses) of the trainer, CLI and report tests compile each function once per test session."""
 
 from __future__ import annotations
 
@@ -30,17 +30,31 @@ RAR_RUBRIC = [
 ]
 
 _CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-                  "jax_persistent_cache_min_entry_size_bytes")
+                  "jax_persistent_cache_min_entry_size_bytes", "jax_compilation_cache_max_size")
+# A size limit turns on JAX's file lock around each cache read and write, so that processes sharing the cache
+# never read an entry another is still writing.
+_CACHE_MAX_BYTES = 4 << 30
+
+
+def _session_cache_dir(tmp_path_factory) -> Path:
+    """One directory per test session: under pytest-xdist, the directory above the workers' own base
+    directories, so both workers (and their subprocesses) share what either compiled."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xla_cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="package", autouse=True)
 def compile_cache(tmp_path_factory):
-    """A fresh persistent compilation cache for this directory's tests, switched off after its last test."""
-    path = tmp_path_factory.mktemp("xla_cache")
+    """The session's persistent compilation cache for this directory's tests, switched off after its last
+    test."""
+    path = _session_cache_dir(tmp_path_factory)
     before = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", _CACHE_MAX_BYTES)
     compilation_cache.reset_cache()  # the cache may have been checked (and found off) by earlier tests
     yield path
     for name, value in before.items():
@@ -54,6 +68,7 @@ def subprocess_env(compile_cache):
     env = dict(os.environ, JAX_PLATFORMS="cpu", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                JAX_DEFAULT_MATMUL_PRECISION=str(jax.config.jax_default_matmul_precision or ""),
                JAX_COMPILATION_CACHE_DIR=str(compile_cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_COMPILATION_CACHE_MAX_SIZE=str(_CACHE_MAX_BYTES),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     return env
 
