@@ -39,6 +39,7 @@ from herl_jax.evaluation.revision import RevisionConfig, revise
 from herl_jax.evaluation.store import GradedRecords, ResultStore, sample_records, skipped_record
 from herl_jax.rubrics import JudgeConfig
 from herl_jax.sampling import SamplingConfig
+from herl_jax.training.workdir_lock import EVALUATE_LOCK_NAME, WorkdirLock
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,10 @@ def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequenc
         raise ValueError("the heldout benchmark reads config.heldout.file, which is empty: name a data file, "
                          "e.g. --config.heldout.file=bundled:small_if_validation.jsonl")
     output = Path(output)
-    with Grader(make_judge(config.judge), config.checkers.workers, config.checkers.check_time_limit_s) as grader:
+    output.mkdir(parents=True, exist_ok=True)
+    # One evaluation per output folder: two would interleave their records and overwrite each other's summary.
+    with (WorkdirLock(output, EVALUATE_LOCK_NAME, "output folder"),
+          Grader(make_judge(config.judge), config.checkers.workers, config.checkers.check_time_limit_s) as grader):
         for spec in checkpoints:
             label, source = parse_checkpoint(spec)
             policy = (policies or {}).get(label) or Policy(lambda source=source: _load(source, config.model))

@@ -1,4 +1,5 @@
 """One run per workdir: a lock file that names its holder, so a second trainer refuses instead of interleaving.
+(`herl_jax.evaluate` holds one on its output folder too, under another file name: EVALUATE_LOCK_NAME.)
 
 WORKDIR/herl.lock is created with O_EXCL and held with `fcntl.flock` for the life of the run; it records
 the holder's host, pid and start time (JSON). The kernel drops the flock when the holder dies however it
@@ -22,6 +23,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "herl.lock"
+EVALUATE_LOCK_NAME = "evaluate.lock"  # not herl.lock: the report takes a folder with herl.lock for a training run
 _ATTEMPTS = 5  # a lock file released or replaced while we looked at it: look again
 
 
@@ -30,10 +32,14 @@ class WorkdirLockError(RuntimeError):
 
 
 class WorkdirLock:
-    """`with WorkdirLock(workdir): ...`, or `acquire()` ... `release()`; released at interpreter exit too."""
+    """`with WorkdirLock(workdir): ...`, or `acquire()` ... `release()`; released at interpreter exit too.
 
-    def __init__(self, workdir: str | Path):
-        self.path = Path(workdir) / LOCK_NAME
+    name: the lock file's name in `workdir`; what: the folder's name in messages ("workdir", "output folder").
+    """
+
+    def __init__(self, workdir: str | Path, name: str = LOCK_NAME, what: str = "workdir"):
+        self.path = Path(workdir) / name
+        self.what = what
         self._fd: int | None = None
 
     def __enter__(self) -> WorkdirLock:
@@ -110,13 +116,13 @@ class WorkdirLock:
         os.fsync(self._fd)
 
     def _in_use_message(self, holder: dict) -> str:
-        workdir = self.path.parent
+        folder = self.path.parent
         if not holder:
-            return f"workdir {workdir} is in use by another run that is starting (lock file {self.path})"
+            return f"{self.what} {folder} is in use by another run that is starting (lock file {self.path})"
         here = holder.get("host") == socket.gethostname()
-        advice = ("stop that run or use another workdir" if here else
+        advice = (f"stop that run or use another {self.what}" if here else
                   f"stop that run, or delete {self.path} if it is no longer running")
-        return f"workdir {workdir} is in use by {_describe(holder)} (lock file {self.path}): {advice}"
+        return f"{self.what} {folder} is in use by {_describe(holder)} (lock file {self.path}): {advice}"
 
 
 def _try_flock(fd: int) -> bool:

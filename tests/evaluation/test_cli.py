@@ -1,5 +1,6 @@
 """The command line and its config file: flags and --config overrides reach the run; bad values are named."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,41 @@ def test_cli_runs_with_the_config_file_and_overrides(tmp_path):
     assert "| base | skipped (no judge) | skipped (no judge) |" in result.stdout
     summary = (tmp_path / "base" / "summary.json").read_text()
     assert '"n": 4' in summary and '"limit": 2' in summary
+    assert not (tmp_path / "evaluate.lock").exists()  # released at the end
+
+
+# Holds the output folder's lock the way a running evaluation does, until its stdin closes.
+HOLDER = """
+import sys
+from herl_jax.training.workdir_lock import EVALUATE_LOCK_NAME, WorkdirLock
+lock = WorkdirLock(sys.argv[1], EVALUATE_LOCK_NAME, "output folder").acquire()
+print("HELD", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_second_evaluation_into_one_output_folder_is_refused(tmp_path):
+    """Two evaluations into one --output would interleave their records: the second stops in one line,
+    naming the first, before it loads a model; once the first is gone, the folder is free again."""
+    env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    command = [sys.executable, "-m", "herl_jax.evaluate", "--benchmarks", "healthbench", "--limit", "1",
+               "--checkpoint", "base=smollm2-135m-instruct", "--output", str(tmp_path)]
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        second = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert second.returncode == 1, second.stderr[-2000:]
+    line = second.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: output folder {tmp_path} is in use by pid {holder.pid} on host "), line
+    assert "Traceback" not in second.stderr and not (tmp_path / "base").exists()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "base" / "summary.json").exists()
 
 
 @pytest.mark.parametrize("args, message, status", [
