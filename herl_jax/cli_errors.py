@@ -11,7 +11,7 @@ launch/sweep.py, launch/multihost.py).
     herl_jax.models' ModelFileError (a weight or config.json file that cannot be read) and
     UnsupportedModelError, herl_jax.training.checkpoints.CheckpointError, herl_jax.parallel's MeshError,
     herl_jax.training.run_health.TrainingHalted (a run that stopped learning),
-    herl_jax.training.workdir_lock.WorkdirLockError (another run holds the workdir or output folder)
+    herl_jax.workdir_lock.WorkdirLockError (another run holds the workdir or output folder)
     (launch/sweep.py reports its own SweepError the same way);
     FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError (a path given
     by the user, or one inside a workdir or model directory the user gave);
@@ -45,7 +45,7 @@ PROJECT_ERRORS = (
     ("herl_jax.training.checkpoints", "CheckpointError"),
     ("herl_jax.parallel.mesh", "MeshError"),
     ("herl_jax.training.run_health", "TrainingHalted"),
-    ("herl_jax.training.workdir_lock", "WorkdirLockError"),
+    ("herl_jax.workdir_lock", "WorkdirLockError"),
 )
 PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 PATH_ERRNOS = (errno.EROFS,)

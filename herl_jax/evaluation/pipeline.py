@@ -39,7 +39,7 @@ from herl_jax.evaluation.revision import RevisionConfig, revise
 from herl_jax.evaluation.store import GradedRecords, ResultStore, sample_records, skipped_record
 from herl_jax.rubrics import JudgeConfig
 from herl_jax.sampling import SamplingConfig
-from herl_jax.training.workdir_lock import EVALUATE_LOCK_NAME, WorkdirLock
+from herl_jax.workdir_lock import EVALUATE_LOCK_NAME, WorkdirLock
 
 log = logging.getLogger(__name__)
 

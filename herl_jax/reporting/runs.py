@@ -2,7 +2,7 @@
 
 A run directory is what `herl_jax.train --workdir` writes: config.json and git_revision.txt at the start,
 metrics.jsonl (one line a logged step), checkpoints/, FINISHED after the last step, and herl.lock while a
-trainer holds it (training/workdir_lock.py). A path given to the report is a run directory when it holds
+trainer holds it (workdir_lock.py). A path given to the report is a run directory when it holds
 metrics.jsonl or config.json with git_revision.txt; otherwise it is searched, depth first, for run
 directories (a sweep root, launch/sweep.py's ROOT/NAME, or a folder of sweeps); checkpoints/ and export/
 are not searched. A sweep root's manifest.txt (SLURM mode) names every run's workdir, so a run that has
@@ -31,7 +31,7 @@ from pathlib import Path
 from herl_jax.cli_errors import UsageError
 
 FINISHED = "FINISHED"
-LOCK = "herl.lock"  # training/workdir_lock.py LOCK_NAME
+LOCK = "herl.lock"  # workdir_lock.py LOCK_NAME
 NOT_SEARCHED = ("checkpoints", "export", "tensorboard")
 _FAILURE = re.compile(r"^Traceback |^\S+ \S+ ERROR ", re.MULTILINE)
 

@@ -35,7 +35,7 @@ from herl_jax.training.rl_step import Collector, RLStep, StepSettings, frozen_co
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth
 from herl_jax.training.run_record import record_config, record_git_revision, redact
-from herl_jax.training.workdir_lock import WorkdirLock
+from herl_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ def test_cli_runs_with_the_config_file_and_overrides(tmp_path):
 # Holds the output folder's lock the way a running evaluation does, until its stdin closes.
 HOLDER = """
 import sys
-from herl_jax.training.workdir_lock import EVALUATE_LOCK_NAME, WorkdirLock
+from herl_jax.workdir_lock import EVALUATE_LOCK_NAME, WorkdirLock
 lock = WorkdirLock(sys.argv[1], EVALUATE_LOCK_NAME, "output folder").acquire()
 print("HELD", flush=True)
 sys.stdin.read()
