@@ -104,8 +104,8 @@ class WorkdirLock:
             os.close(fd)
             return None
         holder = _read_holder(self.path)
-        log.warning("%s was left by %s, which is no longer running: taking the workdir over",
-                    self.path, _describe(holder) if holder else "a run that did not finish writing it")
+        log.warning("%s was left by %s, which is no longer running: taking the %s over",
+                    self.path, _describe(holder) if holder else "a run that did not finish writing it", self.what)
         return fd
 
     def _write_holder(self) -> None:

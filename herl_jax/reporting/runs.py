@@ -29,9 +29,9 @@ import socket
 from pathlib import Path
 
 from herl_jax.cli_errors import UsageError
+from herl_jax.workdir_lock import LOCK_NAME
 
 FINISHED = "FINISHED"
-LOCK = "herl.lock"  # workdir_lock.py LOCK_NAME
 NOT_SEARCHED = ("checkpoints", "export", "tensorboard")
 _FAILURE = re.compile(r"^Traceback |^\S+ \S+ ERROR ", re.MULTILINE)
 
@@ -131,7 +131,7 @@ def run_status(path: Path, has_metrics: bool) -> str:
     """See the module docstring for the rules."""
     if (path / FINISHED).exists():
         return "finished"
-    lock = _lock_holder(path / LOCK)
+    lock = _lock_holder(path / LOCK_NAME)
     if lock is not None:
         host, pid = lock
         if host != socket.gethostname():
