@@ -66,7 +66,8 @@ def cell(e: Estimate | None, digits: int = 3, of: int | None = None) -> str:
     """`mean ± half-width`; `(n=k)` added when only k of the row's `of` runs have the number."""
     if e is None:
         return "—"
-    text = f"{e.mean:.{digits}f}" if e.half_width is None else f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}"
+    mean = round(e.mean, digits) + 0.0  # a mean that rounds to zero is "0.000", not "-0.000"
+    text = f"{mean:.{digits}f}" if e.half_width is None else f"{mean:.{digits}f} ± {e.half_width:.{digits}f}"
     return text if of is None or e.n == of else f"{text} (n={e.n})"
 
 

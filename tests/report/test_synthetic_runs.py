@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from herl_jax.reporting.stats import t_quantile_975
-from herl_jax.reporting.write import write_report
+from herl_jax.reporting.stats import Estimate, t_quantile_975
+from herl_jax.reporting.write import cell, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 # Two-sided 95% Student t quantiles, from a printed table (not from the code under test).
@@ -251,3 +251,11 @@ def test_a_number_only_some_seeds_have_is_marked_with_its_count(tmp_path):
     cells = dict(zip(header.strip("| ").split(" | "), row.strip("| ").split(" | ")))
     assert cells["eval:ifeval"] == "0.250 (n=1)"
     assert "(n=" not in cells["final val. reward"] and " ± " in cells["final val. reward"]
+
+
+def test_a_mean_difference_that_rounds_to_zero_is_shown_without_a_sign():
+    # Paired differences of 0.00, +0.02 and -0.02 (an IFBench column of docs/results.md) average to a float a
+    # hair below zero; the table shows it as 0.000, and keeps the sign of a mean that does not round away.
+    tiny = float(np.mean([0.0, 0.02, -0.02]) - 1e-17)
+    assert cell(Estimate(mean=tiny, half_width=0.05, n=3)) == "0.000 ± 0.050"
+    assert cell(Estimate(mean=-0.0104, half_width=None, n=1)) == "-0.010"
