@@ -70,8 +70,11 @@ def main(argv) -> None:
                         _STOPS_DURING_STARTUP[0])
         return
     trainer = Trainer(_CONFIG.value, workdir, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
-    steps = trainer.run()
-    logging.info("done: %d steps in %s", steps, workdir)
+    steps, target = trainer.run(), trainer.run_config.trainer.steps
+    if steps < target:
+        logging.warning("stopped at step %d of %d in %s: rerun the same command to continue", steps, target, workdir)
+    else:
+        logging.info("done: %d steps in %s", steps, workdir)
 
 
 def cli() -> None:

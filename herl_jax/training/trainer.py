@@ -39,6 +39,8 @@ from herl_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
 
+FINISHED = "FINISHED"  # the marker of a run that reached trainer.steps (launch/sweep.py, herl_jax.reporting)
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 __all__ = ["Trainer", "redact"]
 
@@ -124,6 +126,10 @@ class Trainer:
         """Trains until config.trainer.steps or a stop signal; returns the number of steps done. Raises
         run_health.TrainingHalted (nothing exported, no FINISHED) when the run stopped learning."""
         t = self.run_config.trainer
+        if self.is_main and self.step < t.steps:
+            # Left by an earlier, shorter run of this workdir (trainer.steps raised since): no longer finished,
+            # so that a stop before the new last step leaves a run that launch/sweep.py and the report resume.
+            (self.workdir / FINISHED).unlink(missing_ok=True)
         bar = tqdm(total=t.steps, initial=self.step, desc="herl", unit="step", disable=not self.is_main)
         try:
             while self.step < t.steps and not self._stop_agreed():
@@ -146,7 +152,7 @@ class Trainer:
             bar.close()
             self.close()
         if self.is_main and finished:
-            (self.workdir / "FINISHED").write_text(f"{self.step}\n")  # launch/sweep.py skips finished runs
+            (self.workdir / FINISHED).write_text(f"{self.step}\n")  # launch/sweep.py skips finished runs
         return self.step
 
     def _train_one_step(self) -> dict[str, float]:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import uuid
 
 import numpy as np
@@ -138,6 +139,21 @@ def test_resume_reproduces_the_uninterrupted_run(two_steps, make_config, tmp_pat
     for key in ("reward/mean", "revision/rate", "train/loss", "train/grad_norm"):
         assert [m[key] for m in resumed_lines] == [m[key] for m in straight_lines], key
     assert checkpoint_steps(resumed_dir) == checkpoint_steps(tmp_path / "straight") == [2, 3, 4]
+
+
+def test_a_finished_run_given_more_steps_and_stopped_early_is_not_finished(two_steps, make_config, tmp_path):
+    """The 2-step run's FINISHED, rerun with trainer.steps=4 and stopped (SIGTERM) before its next step, is
+    gone: launch/sweep.py skips, and the report shows as finished, only runs that reached their last step."""
+    _, first_run, _, _ = two_steps
+    workdir = tmp_path / "extended"
+    shutil.copytree(first_run, workdir)
+    assert (workdir / "FINISHED").read_text() == "2\n"
+
+    extended = Trainer(make_config(4), workdir)
+    os.kill(os.getpid(), signal.SIGTERM)  # caught by the trainer: stop after the current step
+    assert extended.run() == 2
+    assert not (workdir / "FINISHED").exists()
+    assert checkpoint_steps(workdir) == checkpoint_steps(first_run)  # step 2 was saved already
 
 
 # Orbax's failed read of the corrupt checkpoint can leave a tensorstore future that completes after its event
