@@ -120,12 +120,12 @@ def memory(dry_run: bool) -> dict:
            else known_model_config("qwen2.5-0.5b").replace(dtype="bfloat16", param_dtype="bfloat16"))
     num_slots, prompt, new = (4, 16, 16) if dry_run else (64, 256, 256)
     graphdef, state = nnx.split(Decoder(cfg, nnx.Rngs(0)))
-    layers = device.layer_states(graphdef, state)
     rules = parallel.DEFAULT_RULES
+    weights = device.decode_weights(graphdef, state, mesh=None, rules=rules)
     slots = device.empty_slots(cfg=cfg, num_slots=num_slots, cache_len=prompt + new, rows=num_slots, max_new=new,
                                pad_id=0, mesh=None, rules=rules)
     settings = device.DrawSettings(1.0, 0, 1.0, (), new)
-    compiled = device.decode_chunk.trace(graphdef, state, layers, slots, jax.random.key(0), np.int32(1),
+    compiled = device.decode_chunk.trace(graphdef, state, weights, slots, jax.random.key(0), np.int32(1),
                                          settings=settings, steps=16, window=prompt + new, mesh=None, rules=rules
                                          ).lower().compile()
     stats = compiled.memory_analysis()

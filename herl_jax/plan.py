@@ -106,11 +106,17 @@ def plan_memory(config, num_devices: int) -> MemoryPlan:
 
     if cast:
         items.append(Item(f"params in {cfg.dtype} for sampling", "sampling", *size.tree(params, compute)))
-    # The sampler runs the layers unrolled on per-layer copies of their weights (sampling.sampler).
+    # The sampler copies the weights once per call into its decode layout (parallel.decode_rules: not split
+    # over data or fsdp), the layers into per-layer buffers (sampling.slots.decode_weights).
+    decode = _Sizer(mesh, parallel.decode_rules())
     items.append(Item(f"layer weights in {cfg.dtype}, copied per layer for sampling", "sampling",
-                      *size.tree(params["layers"], compute)))
+                      *decode.tree(params["layers"], compute)))
+    head = nnx.State({name: value for name, value in params.items() if name != "layers"})
+    items.append(Item(f"embedding, norm and LM head in {cfg.dtype}, copied for sampling", "sampling",
+                      *decode.tree(head, compute)))
     # The sampler calls run one after another, so the buffers of the largest one count.
-    buffers = {call: sampler_arrays(cfg, call) for call in sampler_calls(config)}
+    shards = parallel.shards("batch", mesh, parallel.decode_rules())
+    buffers = {call: sampler_arrays(cfg, call) for call in sampler_calls(config, shards)}
     call = max(buffers, key=lambda c: sum(size.arrays(arrays)[0] for arrays in buffers[c].values()))
     for label, arrays in buffers[call].items():
         items.append(Item(f"{label} ({call.name})", "sampling", *size.arrays(arrays)))
@@ -135,7 +141,8 @@ class SamplerCall:
     n: int  # samples per prompt
     prompt_len: int  # T: the prompt bucket of the longest prompt allowed
     max_new: int  # M
-    decode_slots: int  # 0: one static batch, one slot per row
+    decode_slots: int  # per batch shard; 0: one static batch, one slot per row
+    batch_shards: int = 1  # devices the rows are split over (the sampler's slots are decode_slots x this)
 
     @property
     def padded_prompts(self) -> int:
@@ -148,11 +155,11 @@ class SamplerCall:
 
     @property
     def slots(self) -> int:
-        """S: rows decoded at once."""
-        return min(self.decode_slots, self.rows) if self.decode_slots else self.rows
+        """S: rows decoded at once, on the whole mesh."""
+        return min(self.decode_slots * self.batch_shards, self.rows) if self.decode_slots else self.rows
 
 
-def sampler_calls(config) -> list[SamplerCall]:
+def sampler_calls(config, batch_shards: int = 1) -> list[SamplerCall]:
     """A step's largest rollout and revision calls, and the validation call (greedy, unchunked).
 
     The trainer samples a step's prompts in `trainer.score_overlap_chunks` pieces, one call each; at worst
@@ -162,7 +169,7 @@ def sampler_calls(config) -> list[SamplerCall]:
     def call(name, section, prompts, n, pieces):
         piece = math.ceil(prompts / min(pieces, prompts))
         return SamplerCall(name, piece, n, prompt_bucket_len(section.max_prompt_len, section.prompt_bucket),
-                           section.max_new_tokens, section.decode_slots)
+                           section.max_new_tokens, section.decode_slots, batch_shards)
 
     calls = [call("rollouts", config.rollout, t.prompts_per_step, config.rollout.n, t.score_overlap_chunks)]
     if HerlConfig.from_config(config.herl).variant.revise:
@@ -232,13 +239,14 @@ def activation_arrays(cfg: ModelConfig, rows: int, seq: int, chunk: int) -> list
 
 
 class _Sizer:
-    """Bytes per device and in total of arrays laid out on a mesh by the default rules."""
+    """Bytes per device and in total of arrays laid out on a mesh by `rules`."""
 
-    def __init__(self, mesh: AbstractMesh):
+    def __init__(self, mesh: AbstractMesh, rules: parallel.Rules = parallel.DEFAULT_RULES):
         self.mesh = mesh
+        self.rules = rules
 
     def one(self, shape, axes, itemsize: int) -> tuple[int, int]:
-        spec = parallel.partition_spec(axes, shape, self.mesh)
+        spec = parallel.partition_spec(axes, shape, self.mesh, self.rules)
         shards = 1
         for entry in spec:
             for axis in (entry,) if isinstance(entry, str) else (entry or ()):

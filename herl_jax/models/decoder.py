@@ -22,11 +22,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh
 
+from herl_jax import parallel
 from herl_jax.models.config import ModelConfig
 from herl_jax.models.kv_cache import KVCache
 
 INIT_STDDEV = 0.02  # HF's `initializer_range` default, for random-weight models
+
+# Logical axes of the hidden states between layers [B, T, D]: rows split over the batch axes, the hidden
+# size whole. Pinned at every layer boundary: otherwise the embedding lookup hands its table's hidden-dim
+# sharding to the activations, and every matmul all-reduces activations instead of gathering weights.
+ACTIVATION_AXES = ("batch", "seq", None)
 
 
 def _param(rngs: nnx.Rngs | None, shape, axes, dtype, ones: bool = False) -> nnx.Param:
@@ -38,6 +45,18 @@ def _param(rngs: nnx.Rngs | None, shape, axes, dtype, ones: bool = False) -> nnx
     else:
         value = (INIT_STDDEV * jax.random.normal(rngs.params(), shape, jnp.float32)).astype(dtype)
     return nnx.Param(value, out_sharding=tuple(axes), eager_sharding=False)
+
+
+def write_rows(buffer: jax.Array, update: jax.Array, start: jax.Array) -> jax.Array:
+    """buffer [B, S, ...] with each row b's update [B, T, ...] written at slots start[b] .. start[b] + T - 1.
+
+    A per-row dynamic_update_slice: a row's slots stay on the device that holds the row, so a sharded
+    cache is written with no communication (a scatter at [rows, slots] compiles to gathers of the whole
+    buffer). A start past S - T is clamped to S - T (only idle rows get there; their slots are unused)."""
+    def one_row(row, new, at):
+        return jax.lax.dynamic_update_slice_in_dim(row, new, at, axis=0)
+
+    return jax.vmap(one_row)(buffer, update, start)
 
 
 def rope_inverse_frequencies(cfg: ModelConfig) -> np.ndarray:
@@ -105,7 +124,7 @@ class Attention(nnx.Module):
         """x [B,T,D], positions [B,T], mask [B,1,T,W] bool.
 
         cache_kv: None, or this layer's cache buffers (k, v [B,S,K,H]): this call's keys/values are written
-        at `write_slots` [B,T] and the queries attend over the first W slots (the mask's width), so a
+        at `write_slots` [B,T] (consecutive in each row) and the queries attend over the first W slots (the mask's width), so a
         decode step reads only the part of the cache that holds keys.
         Returns (out [B,T,D], (k, v)): the updated cache buffers, or this call's keys/values [B,T,K,H].
         """
@@ -124,9 +143,8 @@ class Attention(nnx.Module):
         if cache_kv is not None:
             # Write each row's new keys/values at its own slots, in place, then read the window.
             k_buf, v_buf = cache_kv
-            rows = jnp.arange(x.shape[0])[:, None]
-            k_buf = k_buf.at[rows, write_slots].set(k.astype(k_buf.dtype))
-            v_buf = v_buf.at[rows, write_slots].set(v.astype(v_buf.dtype))
+            k_buf = write_rows(k_buf, k.astype(k_buf.dtype), write_slots[:, 0])
+            v_buf = write_rows(v_buf, v.astype(v_buf.dtype), write_slots[:, 0])
             window = mask.shape[-1]
             k, v = k_buf[:, :window].astype(dt), v_buf[:, :window].astype(dt)
             new_cache = (k_buf, v_buf)
@@ -212,14 +230,16 @@ class Decoder(nnx.Module):
         return tuple(jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(self.cfg.num_layers))
 
     def hidden_states(self, input_ids, attention_mask, positions=None, cache: KVCache | None = None,
-                      layers: Sequence[nnx.State] | None = None, window: int | None = None):
+                      layers: Sequence[nnx.State] | None = None, window: int | None = None, *,
+                      mesh: Mesh | None = None, rules: parallel.Rules = parallel.DEFAULT_RULES):
         """Final normed hidden states [B, T, D] (and the updated cache when one is given).
 
         Without a cache a scan runs the layers over the stacked weights (compile time independent of depth).
         With one, the layers run one after another, unrolled, each on its own weights (`layers`, from
         `layer_states()`; computed here when not given) and cache buffers; each row's T new tokens go to
         its slots `cache.index[b]` onward, and attention reads only the first `window` slots (default all:
-        every row's keys must lie in them)."""
+        every row's keys must lie in them). On a `mesh`, the hidden states between layers are laid out by
+        ACTIVATION_AXES under `rules`."""
         cfg = self.cfg
         attention_mask = attention_mask.astype(jnp.int32)
         batch, t = input_ids.shape
@@ -229,7 +249,7 @@ class Decoder(nnx.Module):
             start_len = jnp.zeros((batch,), jnp.int32)
         else:
             slot = cache.index[:, None] + jnp.arange(t)  # [B, T]
-            key_valid = cache.key_valid.at[jnp.arange(batch)[:, None], slot].set(attention_mask.astype(bool))
+            key_valid = write_rows(cache.key_valid, attention_mask.astype(bool), cache.index)
             start_len = cache.lengths
         if positions is None:
             positions = jnp.maximum(start_len[:, None] + jnp.cumsum(attention_mask, axis=1) - 1, 0)
@@ -238,14 +258,18 @@ class Decoder(nnx.Module):
         mask = causal[:, None] & key_valid[:, None, None, :window]  # [B, 1, T, W]
 
         inv_freq = rope_inverse_frequencies(cfg)
-        x = self.embed[...].astype(cfg.dtype)[input_ids]
+        def pin(x):
+            return parallel.constrain(x, ACTIVATION_AXES, mesh, rules)
+
+        x = pin(self.embed[...].astype(cfg.dtype)[input_ids])
 
         # Plain jax.lax.scan / merge on the layers' state, so the decoder also runs inside other JAX control
         # flow (the sampler's while_loop) without NNX trace-level checks.
         layers_graph, layers_state = nnx.split(self.layers)
 
         def run_layer(layer_state, x, kv=None):
-            return nnx.merge(layers_graph, layer_state)(x, positions, mask, inv_freq, kv, slot)
+            x, kv = nnx.merge(layers_graph, layer_state)(x, positions, mask, inv_freq, kv, slot)
+            return pin(x), kv
 
         if cfg.remat:
             run_layer = jax.checkpoint(run_layer)
@@ -265,8 +289,10 @@ class Decoder(nnx.Module):
         return self.final_norm(x), new_cache
 
     def __call__(self, input_ids, attention_mask, positions=None, cache: KVCache | None = None,
-                 layers: Sequence[nnx.State] | None = None, window: int | None = None):
-        hidden, new_cache = self.hidden_states(input_ids, attention_mask, positions, cache, layers, window)
+                 layers: Sequence[nnx.State] | None = None, window: int | None = None, *,
+                 mesh: Mesh | None = None, rules: parallel.Rules = parallel.DEFAULT_RULES):
+        hidden, new_cache = self.hidden_states(input_ids, attention_mask, positions, cache, layers, window,
+                                               mesh=mesh, rules=rules)
         logits = self.logits(hidden)
         return logits if cache is None else (logits, new_cache)
 

@@ -26,11 +26,35 @@ DEFAULT_RULES: Rules = (
     ("kv_heads", "tensor"),
     ("mlp", "tensor"),
     ("vocab", "tensor"),
+    ("head_vocab", ("tensor", "fsdp", "data")),  # the training LM head: vocabulary over every device
     ("layers", None),
     ("head_dim", None),
     ("seq", None),
     ("cache_seq", None),
 )
+
+
+def decode_rules(rules: Rules = DEFAULT_RULES) -> Rules:
+    """The sampler's rules: rows split over the batch axes as in training, but no weight split over the
+    data or fsdp axes, so each device holds whole weights (or its tensor-parallel slice of them) and a
+    decode step gathers none. The sampler copies the weights into this layout once per call."""
+    def without_replica_axes(targets):
+        targets = (targets,) if isinstance(targets, str) else tuple(targets or ())
+        return tuple(axis for axis in targets if axis not in ("data", "fsdp")) or None
+
+    return tuple((name, targets if name == "batch" else without_replica_axes(targets)) for name, targets in rules)
+
+
+def shards(logical_axis: str, mesh: Mesh | AbstractMesh | None, rules: Rules = DEFAULT_RULES) -> int:
+    """How many ways `rules` split a dimension named `logical_axis` on `mesh` (when it divides)."""
+    if mesh is None:
+        return 1
+    targets = dict(rules).get(logical_axis)
+    targets = (targets,) if isinstance(targets, str) else tuple(targets or ())
+    count = 1
+    for axis in targets:
+        count *= mesh.shape[axis]
+    return count
 
 
 def partition_spec(logical_axes: Sequence[str | None], shape: Sequence[int], mesh: Mesh | AbstractMesh,

@@ -3,7 +3,8 @@
 generate(model, prompts, config) -> SampleOutput
   host:   validate, left-pad the prompts into a (prompt-count, length) bucket, queue their P * n request
           rows (prompt-major: row r is sample r % n of prompt r // n)
-  device: the layers' weights copied into per-layer buffers, then each prompt prefilled once
+  device: the weights copied once into the decode layout (per-layer buffers, whole on each device or split
+          over `tensor` only: `parallel.decode_rules`), then each prompt prefilled once
           (sampling.slots; the cached prompt serves all n of its rows)
   loop:   idle slots take the next queued rows (their prompt's cache copied in, first token drawn), then a
           jitted chunk of up to `decode_chunk` steps runs, attending only over the cache window that holds
@@ -14,16 +15,17 @@ generate(model, prompts, config) -> SampleOutput
 Greedy output is the same either way; sampled tokens are too up to float rounding (each draw's key is
 fixed by the seed, the row and the token index).
 
-Sharding: the programs run on the mesh the model's parameters are placed on (none: one device). Prompt
-rows, the KV cache and the logits are laid out by `rules` (herl_jax.parallel) and what the host reads is
-replicated, so every process of a multi-host run reads all rows. Every process must pass the same prompts.
+Sharding: the programs run on the mesh the model's parameters are placed on (none: one device), under
+`parallel.decode_rules(rules)`: prompt rows, decode slots and the KV cache are split over the batch axes,
+the weights are not (a decode step sends no weights), and `decode_slots` counts slots per batch shard (a
+mesh of data x fsdp = 8 decodes 8 x decode_slots rows at once). What the host reads is replicated, so every
+process of a multi-host run reads all rows. Every process must pass the same prompts.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import warnings
 from typing import Sequence
 
 import jax
@@ -35,9 +37,6 @@ from herl_jax.buckets import round_up
 from herl_jax.models import Decoder
 from herl_jax.sampling import slots as device
 from herl_jax.sampling.config import SamplingConfig
-
-# The CPU backend cannot donate buffers; donation of the KV cache matters on accelerators only.
-warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,15 +127,17 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
     ids, mask = _left_padded(prompts, config, pad_id)
     num_prompts, max_new = len(prompts), config.max_new_tokens
     rows = ids.shape[0] * config.n  # bucketed, so the output buffers' shape repeats across calls
-    num_slots = min(config.decode_slots, rows) if config.decode_slots else rows
-    prompt_len = ids.shape[1]
-    cache_len = prompt_len + max_new
     graphdef, state = nnx.split(model)
     mesh = parallel.mesh_of(state)
+    rules = parallel.decode_rules(rules)
+    per_mesh = config.decode_slots * parallel.shards("batch", mesh, rules)
+    num_slots = min(per_mesh, rows) if config.decode_slots else rows
+    prompt_len = ids.shape[1]
+    cache_len = prompt_len + max_new
     settings = device.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids, max_new)
     base_key = jax.random.key(config.seed)
-    layers = device.layer_states(graphdef, state)  # per-layer copies of the layers' weights, for this call
-    prompt_cache = device.prefill(graphdef, state, layers, ids, mask, mesh=mesh, rules=rules)
+    weights = device.decode_weights(graphdef, state, mesh=mesh, rules=rules)  # copied once, for this call
+    prompt_cache = device.prefill(graphdef, state, weights, ids, mask, mesh=mesh, rules=rules)
     slots = device.empty_slots(cfg=model.cfg, num_slots=num_slots, cache_len=cache_len, rows=rows,
                                max_new=max_new, pad_id=pad_id, mesh=mesh, rules=rules)
 
@@ -157,7 +158,7 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
             break
         window = _window(config, prompt_len, int(step[active].max()), chunk) if config.decode_slots else cache_len
         refill_at = min(len(queue), max(1, num_slots // 8)) if queue else num_slots + 1
-        slots, progress = device.decode_chunk(graphdef, state, layers, slots, base_key, np.int32(refill_at),
+        slots, progress = device.decode_chunk(graphdef, state, weights, slots, base_key, np.int32(refill_at),
                                               settings=settings, steps=chunk, window=window, mesh=mesh, rules=rules)
         ran, active, step = (np.array(x) for x in jax.device_get(progress))
         steps, chunks = steps + int(ran), chunks + 1

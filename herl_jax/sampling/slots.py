@@ -75,21 +75,59 @@ class Slots:
     logprobs: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def layer_states(graphdef, state) -> tuple[nnx.State, ...]:
-    """Each layer's weights in buffers of its own (a copy): prefill and decode run the layers unrolled on
-    them, as slicing the stacked layers inside a loop copies them on every step (`Decoder.layer_states`)."""
-    return nnx.merge(graphdef, state).layer_states()
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class DecodeWeights:
+    """The weights prefill and decode read, copied once per sampler call into the sampler's layout
+    (`parallel.decode_rules`: whole on every device, or split over `tensor` only).
+
+    head:   the model's parameters outside the layer stack (embedding, final norm, LM head)
+    layers: each layer's parameters in buffers of its own: slicing the stacked layers inside a loop copies
+            them on every step (`Decoder.layer_states`)
+    """
+
+    head: nnx.State
+    layers: tuple[nnx.State, ...]
+
+    def model(self, graphdef, state) -> Decoder:
+        """The decoder with these weights in place of `state`'s embedding, norm and head."""
+        return nnx.merge(graphdef, nnx.State({name: self.head.get(name, value) for name, value in state.items()}))
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "mesh", "rules"))
-def prefill(graphdef, state, layers, ids, mask, *, mesh: Mesh | None, rules: parallel.Rules) -> Prompts:
+def decode_weights(graphdef, state, *, mesh: Mesh | None, rules: parallel.Rules) -> DecodeWeights:
+    """The weights of `state` laid out by `rules` (the sampler's decode rules), gathered here once."""
+    model = nnx.merge(graphdef, state)
+    head = nnx.State({name: value for name, value in state.items() if name != "layers"})
+    return DecodeWeights(head=_laid_out(head, mesh, rules, per_layer=False),
+                         layers=tuple(_laid_out(layer, mesh, rules, per_layer=True) for layer in model.layer_states()))
+
+
+def _laid_out(variables: nnx.State, mesh: Mesh | None, rules: parallel.Rules, *, per_layer: bool) -> nnx.State:
+    """`variables` constrained to their logical axes under `rules`; `per_layer`: slices of the stacked
+    layers, whose axes still name "layers" first."""
+    if mesh is None:
+        return variables
+
+    def place(variable):
+        axes = parallel.variable_axes(variable)
+        if axes is None:
+            return variable
+        return variable.replace(parallel.constrain(variable.get_value(), axes[1:] if per_layer else axes, mesh, rules))
+
+    return jax.tree.map(place, variables, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "mesh", "rules"))
+def prefill(graphdef, state, weights: DecodeWeights, ids, mask, *, mesh: Mesh | None,
+            rules: parallel.Rules) -> Prompts:
     """Runs the left-padded prompts ids, mask [P, T] once."""
-    model: Decoder = nnx.merge(graphdef, state)
+    model = weights.model(graphdef, state)
     ids = parallel.constrain(ids, BATCH_SEQ_AXES, mesh, rules)
     mask = parallel.constrain(mask, BATCH_SEQ_AXES, mesh, rules)
     cache = KVCache.empty(model.cfg, batch=ids.shape[0], max_len=ids.shape[1])
-    hidden, cache = model.hidden_states(ids, mask, cache=constrain_cache(cache, mesh, rules), layers=layers)
+    hidden, cache = model.hidden_states(ids, mask, cache=constrain_cache(cache, mesh, rules), layers=weights.layers,
+                                        mesh=mesh, rules=rules)
     logits = model.logits(hidden[:, -1])  # left-padded: the last column is every prompt's last token
     return Prompts(constrain_cache(cache, mesh, rules), parallel.constrain(logits, BATCH_VOCAB_AXES, mesh, rules))
 
@@ -143,14 +181,14 @@ def refill(slots: Slots, prompts: Prompts, assign_prompt, assign_request, base_k
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "settings", "steps", "window", "mesh", "rules"),
                    donate_argnames=("slots",))
-def decode_chunk(graphdef, state, layers, slots: Slots, base_key, refill_at, *, settings: DrawSettings,
+def decode_chunk(graphdef, state, weights: DecodeWeights, slots: Slots, base_key, refill_at, *, settings: DrawSettings,
                  steps: int, window: int, mesh: Mesh | None, rules: parallel.Rules):
     """Up to `steps` decode steps over all slots, attending over the first `window` cache slots (every
     active row's keys must stay inside them); stops early once no slot is active or `refill_at` slots
     are idle (the host has requests for them). Returns slots and, replicated for the host, (steps run [],
     active [S], step [S]).
 
-    Each step runs the layers unrolled, each on its own weights (`layers`) and cache buffers. Idle slots
+    Each step runs the layers unrolled, each on its own weights (`weights.layers`) and cache buffers. Idle slots
     ride along (their results are dropped; their cache index stays put)."""
     rows, max_new = slots.tokens.shape
     stop_ids = jnp.asarray(settings.stop_token_ids or (-1,), jnp.int32)
@@ -161,8 +199,9 @@ def decode_chunk(graphdef, state, layers, slots: Slots, base_key, refill_at, *, 
 
     def decode_step(carry):
         i, s = carry
-        model = nnx.merge(graphdef, state)  # built inside the loop body: NNX objects stay on one trace level
-        logits, cache = model(s.token[:, None], s.active[:, None], cache=s.cache, layers=layers, window=window)
+        model = weights.model(graphdef, state)  # built inside the loop body: NNX objects stay on one trace level
+        logits, cache = model(s.token[:, None], s.active[:, None], cache=s.cache, layers=weights.layers,
+                              window=window, mesh=mesh, rules=rules)
         cache = dataclasses.replace(cache, index=jnp.where(s.active, cache.index, s.cache.index))
         token, logprob = _draw(logits[:, 0], base_key, s.request, s.step, settings, mesh, rules)
         out_row = jnp.where(s.active, s.request, rows)  # idle slots write nothing

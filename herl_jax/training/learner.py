@@ -88,9 +88,10 @@ class TrainState(NamedTuple):
     step: jax.Array
 
 
-def response_hidden(model, batch: Batch) -> jax.Array:
-    """Final hidden states [B, T, D]; hidden state t scores ``batch["targets"][:, t]``."""
-    hidden, _ = model.hidden_states(batch["input_ids"], batch["attention_mask"], batch["positions"])
+def response_hidden(model, batch: Batch, mesh: Mesh | None, rules: parallel.Rules) -> jax.Array:
+    """Final hidden states [B, T, D], rows split over the batch axes; state t scores ``batch["targets"][:, t]``."""
+    hidden, _ = model.hidden_states(batch["input_ids"], batch["attention_mask"], batch["positions"],
+                                    mesh=mesh, rules=rules)
     return hidden
 
 
@@ -102,13 +103,15 @@ def micro_batch_loss(
     ref_logprobs: jax.Array | None,
     normalizer: Normalizer,
     cfg: StepConfig,
+    mesh: Mesh | None = None,
+    rules: parallel.Rules = parallel.DEFAULT_RULES,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The loss of one micro-batch from its response hidden states [b, T, D] and the LM head [D, V].
 
     old_logprobs, ref_logprobs: [b, T]. normalizer: of the whole mini-batch. See ``policy_loss``.
     """
     logp, entropy = token_logprobs(hidden, lm_head, micro["targets"], temperature=cfg.temperature,
-                                   chunk_size=cfg.logprob_chunk_size, with_entropy=True)
+                                   chunk_size=cfg.logprob_chunk_size, with_entropy=True, mesh=mesh, rules=rules)
     return policy_loss(logp, old_logprobs, micro["advantages"], micro["is_revision"], micro["loss_mask"],
                        normalizer, cfg.loss, ref_logprobs=ref_logprobs, entropy=entropy)
 
@@ -139,8 +142,9 @@ def compute_logprobs(graphdef: nnx.GraphDef, cfg: StepConfig, compute_dtype, mes
 
     def one_micro_batch(micro):
         model = nnx.merge(graphdef, params)
-        logp, _ = token_logprobs(response_hidden(model, micro), model.lm_head_kernel(), micro["targets"],
-                                 temperature=cfg.temperature, chunk_size=cfg.logprob_chunk_size)
+        logp, _ = token_logprobs(response_hidden(model, micro, mesh, rules), model.lm_head_kernel(),
+                                 micro["targets"], temperature=cfg.temperature, chunk_size=cfg.logprob_chunk_size,
+                                 mesh=mesh, rules=rules)
         return logp
 
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "positions", "targets")}
@@ -173,8 +177,8 @@ def accumulate_gradients(
 
     def loss_fn(params):
         model = nnx.merge(graphdef, params)
-        return micro_batch_loss(response_hidden(model, micro), model.lm_head_kernel(), micro, old_logprobs,
-                                ref_logprobs, normalizer, cfg)
+        return micro_batch_loss(response_hidden(model, micro, mesh, rules), model.lm_head_kernel(), micro,
+                                old_logprobs, ref_logprobs, normalizer, cfg, mesh, rules)
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(compute_params)
     return jax.tree.map(lambda acc, g: acc + g.astype(jnp.float32), grad_sum, grads), metrics

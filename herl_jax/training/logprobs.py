@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
+
+from herl_jax import parallel
+
+# On a mesh the LM head runs vocabulary-parallel: each device multiplies every row of a chunk by its own
+# slice of the vocabulary ("head_vocab": every mesh axis), so what crosses devices is the chunk's hidden
+# states [B, C, D] and per-position statistics [B, C], never the [B, C, V] float32 logits.
+HEAD_AXES = (None, "head_vocab")  # the LM head kernel [D, V]
+CHUNK_HIDDEN_AXES = (None, None, None)  # a chunk's hidden states [B, C, D], whole on every device
+CHUNK_LOGITS_AXES = (None, None, "head_vocab")  # its logits [B, C, V]
 
 
 def token_logprobs(
@@ -14,6 +24,8 @@ def token_logprobs(
     temperature: float = 1.0,
     chunk_size: int = 128,
     with_entropy: bool = False,
+    mesh: Mesh | None = None,
+    rules: parallel.Rules = parallel.DEFAULT_RULES,
 ) -> tuple[jax.Array, jax.Array | None]:
     """log softmax(h W / temperature)[target] per position, computed ``chunk_size`` positions at a time.
 
@@ -25,7 +37,8 @@ def token_logprobs(
     Only one [B, chunk_size, V] fp32 logits block is live at a time: the sequence is split into chunks
     that ``lax.map`` visits in turn, and each chunk is rematerialized in the backward pass
     (``jax.checkpoint``), so the gradient does not keep per-chunk logits either. T is padded up to a
-    multiple of ``chunk_size`` internally.
+    multiple of ``chunk_size`` internally. On a ``mesh`` the head is vocabulary-parallel (HEAD_AXES); the
+    target's logit is a masked sum over the vocabulary, so a vocabulary split needs no gather.
     """
     B, T, D = hidden.shape
     chunk_size = min(chunk_size, T)
@@ -33,14 +46,17 @@ def token_logprobs(
     n_chunks = (T + pad) // chunk_size
     h = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0))).reshape(B, n_chunks, chunk_size, D).swapaxes(0, 1)
     y = jnp.pad(targets, ((0, 0), (0, pad))).reshape(B, n_chunks, chunk_size).swapaxes(0, 1)
+    lm_head = parallel.constrain(lm_head, HEAD_AXES, mesh, rules)
+    vocab = jnp.arange(lm_head.shape[1])
 
     @jax.checkpoint
     def one_chunk(args):
         h_c, y_c = args  # [B, C, D], [B, C]
+        h_c = parallel.constrain(h_c, CHUNK_HIDDEN_AXES, mesh, rules)
         logits = jnp.einsum("bcd,dv->bcv", h_c, lm_head, preferred_element_type=jnp.float32)
-        logits = logits / temperature
+        logits = parallel.constrain(logits / temperature, CHUNK_LOGITS_AXES, mesh, rules)
         lse = jax.nn.logsumexp(logits, axis=-1)
-        logp = jnp.take_along_axis(logits, y_c[..., None], axis=-1)[..., 0] - lse
+        logp = jnp.sum(jnp.where(vocab == y_c[..., None], logits, 0.0), axis=-1) - lse
         if not with_entropy:
             return logp, None
         probs = jnp.exp(logits - lse[..., None])

@@ -23,17 +23,17 @@ def lowered_text(jitted, *args, **kwargs) -> str:
 def test_sampler_programs_lower_for_cuda():
     model = tiny_model(dtype="bfloat16", attention_impl="xla")
     graphdef, state = nnx.split(model)
-    layers = device.layer_states(graphdef, state)
+    weights = device.decode_weights(graphdef, state, mesh=None, rules=RULES)
     ids, mask = np.ones((2, 8), np.int32), np.ones((2, 8), np.int32)
-    prompts = device.prefill(graphdef, state, layers, ids, mask, mesh=None, rules=RULES)
-    assert "stablehlo" in lowered_text(device.prefill, graphdef, state, layers, ids, mask, mesh=None, rules=RULES)
+    prompts = device.prefill(graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
+    assert "stablehlo" in lowered_text(device.prefill, graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
     slots = device.empty_slots(cfg=model.cfg, num_slots=3, cache_len=24, rows=4, max_new=16, pad_id=0, mesh=None,
                                rules=RULES)
     settings = device.DrawSettings(1.0, 5, 0.9, (1,), 16)
     key = jax.random.key(0)
     assign = np.array([0, 1, -1], np.int32)
     refill = lowered_text(device.refill, slots, prompts, assign, assign, key, settings=settings, mesh=None, rules=RULES)
-    chunk = lowered_text(device.decode_chunk, graphdef, state, layers, slots, key, np.int32(1), settings=settings,
+    chunk = lowered_text(device.decode_chunk, graphdef, state, weights, slots, key, np.int32(1), settings=settings,
                          steps=4, window=16, mesh=None, rules=RULES)
     # The donated slots stay aliased to the outputs on the GPU program too.
     assert "tf.aliasing_output" in refill and "tf.aliasing_output" in chunk

@@ -7,6 +7,7 @@ import optax
 import pytest
 from flax import nnx
 
+from herl_jax import parallel
 from herl_jax.herl import collate
 from herl_jax.training import Learner, mini_batch_normalizer, policy_loss
 from herl_jax.training.learner import micro_batch_loss, response_hidden
@@ -79,7 +80,7 @@ def test_masked_positions_get_exactly_zero_logit_gradient():
     model = tiny_model(seed=2, vocab_size=16, hidden_size=16)
     model.lm_head[...] = jnp.eye(16)
     batch = {k: jnp.asarray(v) for k, v in random_batch(seed=2, n=7, batch_size=8, vocab=16).items()}
-    hidden = response_hidden(model, batch)
+    hidden = response_hidden(model, batch, None, parallel.DEFAULT_RULES)
     assert np.array_equal(np.asarray(model.logits(hidden)), np.asarray(hidden))
     old, ref = (-2.0 + np.random.default_rng(seed).normal(size=hidden.shape[:2]).astype(np.float32)
                 for seed in (3, 4))

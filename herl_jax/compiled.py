@@ -1,0 +1,287 @@
+"""Compile a training config's real programs at real shapes for N devices, and report what each one
+communicates and holds, without a GPU:
+
+  python -m herl_jax.compiled --config configs/paper.py:qwen2.5-7b,herl,if --num_devices=8 \
+      [--config.parallel.fsdp=8 ...] [--layers=2] [--json=out.json]
+
+The programs are the project's own jitted functions (the learner's micro-batch forward + backward, log-probs
+and optimizer step; the sampler's weight copy, prefill, refill and decode chunk), lowered with abstract
+parameters (`nnx.eval_shape`, `jax.ShapeDtypeStruct`s carrying each parameter's NamedSharding: nothing is
+allocated) and compiled for N fake CPU devices (`--xla_force_host_platform_device_count`; the command
+restarts itself with it). Collectives are read from the HLO right after the SPMD partitioner
+(herl_jax.parallel.hlo_traffic): that is where XLA decides them, for any backend.
+
+Memory is the CPU compiler's `memory_analysis()`: arguments, outputs and aliases are exact for a GPU too
+(they are the sharded arrays); temporaries are the CPU schedule's and only indicative: a GPU fuses
+differently, and on it attention runs in cuDNN's fused kernel, while the CPU program materializes the
+[rows, heads, T, T] float32 scores of XLA attention.
+
+`--layers` compiles a shallower model of the same widths (the CI test does): the layers are scanned in
+training and unrolled in the sampler, so per-layer figures are the same at any depth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GIB = 1024**3
+_DUMP_FLAGS = "--xla_dump_hlo_pass_re=spmd-partitioning --xla_dump_hlo_as_text"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramReport:
+    """One compiled program: what one device sends and holds when it runs once (`per`)."""
+
+    name: str
+    shape: str  # what it was compiled for, in words
+    per: str  # "call", or "decode step" for the decode loop (collectives of one iteration)
+    collectives: int
+    bytes_sent: float  # per device
+    by_kind: dict[str, tuple[int, float]]  # kind -> (executions, bytes sent per device)
+    argument_bytes: int
+    output_bytes: int
+    alias_bytes: int
+    temp_bytes: int
+    compile_s: float
+    ideal_bytes: float | None = None  # FSDP's ideal bytes sent, where one is defined
+
+
+def fsdp_ideal_bytes(param_bytes: int, group: int) -> float:
+    """Bytes one device sends in an ideal FSDP forward + remat backward over a group of `group` devices:
+    the parameters (in the compute dtype, `param_bytes`) all-gathered twice and their gradient
+    reduce-scattered once, (n-1)/n of them each time."""
+    return 3 * (group - 1) / group * param_bytes
+
+
+def ensure_devices(num_devices: int, dump_dir: str) -> None:
+    """Restart this command with N fake CPU devices and HLO dumps into `dump_dir`, unless already so."""
+    wanted = f"--xla_force_host_platform_device_count={num_devices}"
+    flags = os.environ.get("XLA_FLAGS", "")
+    if wanted in flags and f"--xla_dump_to={dump_dir}" in flags:
+        return
+    os.environ["XLA_FLAGS"] = f"{flags} {wanted} --xla_dump_to={dump_dir} {_DUMP_FLAGS}".strip()
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    os.execv(sys.executable, [sys.executable, "-m", "herl_jax.compiled", *sys.argv[1:]])
+
+
+class _Compiler:
+    """Compiles jitted functions on abstract arguments and reads each one's partitioned HLO from the dump."""
+
+    def __init__(self, dump_dir: Path, num_devices: int):
+        self.dump_dir, self.num_devices, self.seen = dump_dir, num_devices, set()
+
+    def __call__(self, name, shape, jitted, *args, per="call", ideal=None, **kwargs) -> tuple[ProgramReport, object]:
+        from herl_jax.parallel.hlo_traffic import collective_traffic
+
+        start = time.perf_counter()
+        compiled = jitted.trace(*args, **kwargs).lower().compile()
+        seconds = time.perf_counter() - start
+        dumps = sorted(p for p in self.dump_dir.glob("*after_spmd-partitioning*.txt") if p not in self.seen)
+        self.seen.update(dumps)
+        if not dumps:
+            raise RuntimeError(f"{name}: no partitioned HLO was dumped into {self.dump_dir}")
+        traffic = collective_traffic(dumps[-1].read_text(), self.num_devices)
+        memory = compiled.memory_analysis()
+        return ProgramReport(name, shape, per, traffic.count, traffic.bytes_sent, traffic.by_kind(),
+                             memory.argument_size_in_bytes, memory.output_size_in_bytes, memory.alias_size_in_bytes,
+                             memory.temp_size_in_bytes, seconds, ideal), compiled
+
+
+def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Path) -> tuple[list[ProgramReport], dict]:
+    """The reports of every program of `config` on `num_devices` devices, and the programs' counts."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from herl_jax import parallel
+    from herl_jax.models import Decoder
+    from herl_jax.plan import _training_length, model_config_for, sampler_calls
+    from herl_jax.sampling import slots as device
+    from herl_jax.training.learner import Learner, StepConfig
+    from herl_jax.training.loss import Normalizer
+    from herl_jax.training.optim import make_optimizer
+
+    m = config.model
+    cfg, _ = model_config_for(m.source, dtype=m.dtype, param_dtype="float32", attention_impl=m.attention_impl,
+                              remat=m.remat)
+    if layers:
+        cfg = dataclasses.replace(cfg, num_layers=layers)
+    mesh = parallel.make_mesh(parallel.MeshConfig.from_config(config.parallel), jax.devices()[:num_devices])
+    rules = parallel.DEFAULT_RULES
+    replicated = NamedSharding(mesh, PartitionSpec())
+    compile_one = _Compiler(dump_dir, num_devices)
+
+    def abstract(tree, dtype=None):
+        shardings = parallel.tree_shardings(tree, mesh, rules)
+        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, dtype or x.dtype, sharding=s), tree, shardings)
+
+    def host(shape, dtype):
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=replicated)
+
+    graphdef, params = nnx.split(nnx.eval_shape(lambda: Decoder(cfg, nnx.Rngs(0))), nnx.Param)
+    master = abstract(params)
+    compute = abstract(params, jnp.dtype(cfg.dtype))
+    tx = make_optimizer(config.train.optim)
+    learner = Learner(nnx.merge(graphdef, master), tx, StepConfig.from_config(config.train, 1.0), rules)
+    param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(compute))
+    fsdp = parallel.shards("embed", mesh, rules)
+
+    reports = []
+    rows = config.train.ppo.micro_batch_size
+    widths = sorted({_training_width(config, "rollout"), _training_length(config)})
+    for width in widths:
+        micro = {k: host((rows, width), jnp.int32) for k in ("input_ids", "attention_mask", "positions", "targets")}
+        micro.update(loss_mask=host((rows, width), jnp.bool_), advantages=host((rows,), jnp.float32),
+                     is_revision=host((rows,), jnp.bool_))
+        logp = host((rows, width), jnp.float32)
+        normalizer = Normalizer(*(host((), jnp.float32) for _ in Normalizer._fields))
+        shape = f"{rows} rows x {width}"
+        reports.append(compile_one("train micro-batch", shape, learner._accumulate, compute, master, micro, logp,
+                                   logp, normalizer, ideal=fsdp_ideal_bytes(param_bytes, fsdp))[0])
+        inputs = {k: micro[k] for k in ("input_ids", "attention_mask", "positions", "targets")}
+        reports.append(compile_one("log-probs", shape, learner._compute_logprobs, compute, inputs,
+                                   ideal=fsdp_ideal_bytes(param_bytes, fsdp) / 3)[0])
+    opt_state = jax.eval_shape(tx.init, params)
+    state = type(learner.state_shardings)(master, abstract(opt_state), host((), jnp.int32))
+    reports.append(compile_one("optimizer step", "all parameters", learner._apply, state, master,
+                               host((), jnp.float32))[0])
+
+    decode = parallel.decode_rules(rules)
+    shards = parallel.shards("batch", mesh, decode)
+    sample_state = nnx.State(dict(compute.items()))
+    weights_report, weights = compile_one("decode weights copy", "all parameters", device.decode_weights, graphdef,
+                                          sample_state, mesh=mesh, rules=decode)
+    reports.append(weights_report)
+    weights = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                           jax.eval_shape(lambda: device.decode_weights(graphdef, sample_state, mesh=mesh, rules=decode)),
+                           weights.output_shardings)
+    for call in sampler_calls(config, shards):
+        section = config.rollout if call.name != "revisions" else config.revision
+        ids = host((call.padded_prompts, call.prompt_len), jnp.int32)
+        prefill_report, prefill = compile_one("prefill", f"{call.name}: {call.padded_prompts} prompts x {call.prompt_len}",
+                                              device.prefill, graphdef, sample_state, weights, ids, ids, mesh=mesh,
+                                              rules=decode)
+        reports.append(prefill_report)
+        prompts = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                               jax.eval_shape(lambda: device.prefill(graphdef, sample_state, weights, ids, ids, mesh=mesh,
+                                                                     rules=decode)), prefill.output_shardings)
+        empty = dict(cfg=cfg, num_slots=call.slots, cache_len=call.prompt_len + call.max_new, rows=call.rows,
+                     max_new=call.max_new, pad_id=0, mesh=mesh, rules=decode)
+        slots_compiled = device.empty_slots.trace(**empty).lower().compile()
+        slots = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                             jax.eval_shape(lambda: device.empty_slots(**empty)), slots_compiled.output_shardings)
+        compile_one.seen.update(dump_dir.glob("*after_spmd-partitioning*.txt"))
+        settings = device.DrawSettings(section.temperature, section.top_k, section.top_p, (0,), call.max_new)
+        key = jax.eval_shape(lambda: jax.random.key(0))
+        assign = host((call.slots,), jnp.int32)
+        reports.append(compile_one("refill", f"{call.name}: {call.slots} slots", device.refill, slots, prompts,
+                                   assign, assign, key, settings=settings, mesh=mesh, rules=decode)[0])
+        window = call.prompt_len + call.max_new
+        reports.append(compile_one("decode step", f"{call.name}: {call.slots} slots, window {window}",
+                                   device.decode_chunk, graphdef, sample_state, weights, slots, key, np.int32(1),
+                                   settings=settings, steps=section.decode_chunk, window=window, mesh=mesh,
+                                   rules=decode, per="decode step")[0])
+    return reports, program_counts(config, shards)
+
+
+def _training_width(config, section: str) -> int:
+    """The widest training row of one kind: a prompt plus its completion, bucketed like the update."""
+    from herl_jax.buckets import round_up
+
+    s = config[section]
+    return round_up(s.max_prompt_len + s.max_new_tokens, config.trainer.sequence_bucket)
+
+
+def program_counts(config, batch_shards: int) -> dict[str, int]:
+    """How many distinct prefill and decode-chunk programs the config's buckets can compile (each a
+    compilation of its own): per sampler call, every (prompt-count bucket, prompt-length bucket) pair
+    prefills, and decodes with every attention window (herl_jax.sampling.sampler._window)."""
+    from herl_jax.buckets import prompt_bucket_count
+    from herl_jax.plan import sampler_calls
+
+    shapes: dict[str, set] = {"prefill": set(), "decode_chunk": set()}
+    for call in sampler_calls(config, batch_shards):
+        section = config.rollout if call.name != "revisions" else config.revision
+        counts = {prompt_bucket_count(p) for p in range(1, call.prompts + 1)}
+        lengths = range(section.prompt_bucket, call.prompt_len + 1, section.prompt_bucket)
+        blocks = math.ceil(section.max_new_tokens / section.cache_block)
+        windows = {min(section.cache_block << k, section.max_new_tokens) for k in range(max(1, blocks).bit_length() + 1)}
+        for count in counts:
+            for length in lengths:
+                shapes["prefill"].add((count, length))
+                if not section.decode_slots:
+                    shapes["decode_chunk"].add((count * call.n, length, length + call.max_new))
+                for window in windows if section.decode_slots else ():
+                    shapes["decode_chunk"].add((count * call.n, length, length + window))
+    return {name: len(found) for name, found in shapes.items()}
+
+
+def format_reports(reports: list[ProgramReport], counts: dict[str, int], header: str) -> str:
+    lines = [header, "", f"{'program':<22}{'shape':<44}{'per':<12}{'colls':>7}{'sent GiB':>10}{'ideal':>8}"
+             f"{'args GiB':>10}{'out':>7}{'alias':>7}{'temp GiB':>10}{'compile s':>11}"]
+    for r in reports:
+        ideal = f"{r.ideal_bytes / GIB:8.2f}" if r.ideal_bytes is not None else f"{'':>8}"
+        lines.append(f"{r.name:<22}{r.shape:<44}{r.per:<12}{r.collectives:>7}{r.bytes_sent / GIB:>10.2f}{ideal}"
+                     f"{r.argument_bytes / GIB:>10.2f}{r.output_bytes / GIB:>7.2f}{r.alias_bytes / GIB:>7.2f}"
+                     f"{r.temp_bytes / GIB:>10.2f}{r.compile_s:>11.1f}")
+    lines.append("")
+    for r in reports:
+        kinds = ", ".join(f"{k} {n} x = {b / GIB:.2f} GiB" for k, (n, b) in r.by_kind.items()) or "none"
+        lines.append(f"{r.name} ({r.shape}): {kinds}")
+    lines += ["", "distinct programs the config's buckets can compile: "
+              + ", ".join(f"{name} {count}" for name, count in counts.items())]
+    return "\n".join(lines)
+
+
+def main(argv) -> None:
+    import json
+
+    import jax
+
+    from herl_jax.cli_errors import UsageError
+    from herl_jax.config import validate
+
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {argv[1:]}")
+    config = _CONFIG.value
+    validate(config)
+    sizes = [config.parallel[a] for a in ("data", "fsdp", "tensor")]
+    num_devices = _NUM_DEVICES.value or math.prod(s for s in sizes if s != -1)
+    if jax.device_count() < num_devices:
+        raise UsageError(f"--num_devices={num_devices}: only {jax.device_count()} CPU devices (set XLA_FLAGS)")
+    reports, counts = compile_programs(config, num_devices, _LAYERS.value, Path(os.environ["HERL_HLO_DUMP"]))
+    cfg_layers = f", {_LAYERS.value} layers" if _LAYERS.value else ""
+    print(format_reports(reports, counts, f"{config.model.source}{cfg_layers} on {num_devices} devices, mesh "
+                                          f"{dict(zip(('data', 'fsdp', 'tensor'), sizes))}"))
+    if _JSON.value:
+        Path(_JSON.value).write_text(json.dumps(dict(programs=[dataclasses.asdict(r) for r in reports],
+                                                     counts=counts), indent=1))
+
+
+if __name__ == "__main__":
+    _devices = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--num_devices=")), None)
+    if "HERL_HLO_DUMP" not in os.environ:
+        os.environ["HERL_HLO_DUMP"] = tempfile.mkdtemp(prefix="herl-hlo-")
+    ensure_devices(int(_devices) if _devices and _devices.isdigit() else 8, os.environ["HERL_HLO_DUMP"])
+
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    from herl_jax.cli_errors import run_cli
+    from herl_jax.config import parse_flags
+
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "training config file (see configs/)")
+    _NUM_DEVICES = flags.DEFINE_integer("num_devices", None, "devices to compile for (default: the product of "
+                                        "config.parallel's sizes)")
+    _LAYERS = flags.DEFINE_integer("layers", None, "compile a model of this depth (default: the model's)")
+    _JSON = flags.DEFINE_string("json", None, "also write the reports to this JSON file")
+    flags.mark_flags_as_required(["config"])
+    run_cli(lambda: app.run(main, flags_parser=parse_flags))
