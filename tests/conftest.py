@@ -44,7 +44,7 @@ LONG_MODULES = (
     "tests/cli/test_documented_commands.py", "tests/cli/test_stop_signals.py", "tests/sampling/test_gpu_script.py",
     "tests/sampling/test_continuous.py", "tests/cli/test_rerun_records.py", "tests/sampling/test_smollm2_greedy.py",
     "tests/trainer/test_run.py", "tests/cli/test_run_health.py", "tests/cli/test_user_errors.py",
-    "tests/cli/test_preflight.py", "tests/models/test_parity.py",
+    "tests/cli/test_preflight.py", "tests/models/test_parity.py", "tests/parallel/test_compiled_programs.py",
 )
 
 
