@@ -112,7 +112,7 @@ def plan_memory(config, num_devices: int) -> MemoryPlan:
     items.append(Item(f"layer weights in {cfg.dtype}, copied per layer for sampling", "sampling",
                       *decode.tree(params["layers"], compute)))
     head = nnx.State({name: value for name, value in params.items() if name != "layers"})
-    items.append(Item(f"embedding, norm and LM head in {cfg.dtype}, copied for sampling", "sampling",
+    items.append(Item(f"embedding, norm, LM head in {cfg.dtype}, copied for sampling", "sampling",
                       *decode.tree(head, compute)))
     # The sampler calls run one after another, so the buffers of the largest one count.
     shards = parallel.shards("batch", mesh, parallel.decode_rules())

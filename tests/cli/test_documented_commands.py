@@ -38,6 +38,8 @@ SKIPPED = {
     "tensorboard --logdir ": "a server; tests/cli/test_tensorboard.py starts it and reads our scalars back",
     "python launch/multihost.py --coordinator-address host0:1234 ": "one process per host, on two hosts "
     "(tests/trainer/test_multi_process_signals.py runs two such processes on 127.0.0.1)",
+    "python -m herl_jax.compiled ": "compiles the paper's 7B programs at full depth for 8 devices (minutes); "
+    "tests/parallel/test_compiled_programs.py runs the same command at 2 layers and checks its figures",
     "for ": "shell loop syntax; the loop's body runs on its own, its variable set by SUBSTITUTIONS",
     "done": "shell loop syntax (see `for `)",
 }
