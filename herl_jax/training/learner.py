@@ -247,7 +247,9 @@ class Learner:
         self._zeros = jax.jit(functools.partial(jax.tree.map, jnp.zeros_like), **params_out)
         self._accumulate = jax.jit(functools.partial(accumulate_gradients, self.graphdef, cfg, *where),
                                    donate_argnums=1, **accumulate_out)
-        self._apply = jax.jit(functools.partial(apply_gradients, tx), donate_argnums=(0, 1), **apply_out)
+        # Only the state is donated: the new state reuses its buffers, and nothing of the gradient's shape is left
+        # for the gradient's buffers to hold.
+        self._apply = jax.jit(functools.partial(apply_gradients, tx), donate_argnums=0, **apply_out)
         self._init_state = jax.jit(functools.partial(_init_state, tx), **init_out)
         self._take = jax.jit(_take, static_argnums=2, **logprobs_out)
         self._place = jax.jit(_place, donate_argnums=0, **logprobs_out)

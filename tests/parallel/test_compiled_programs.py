@@ -5,8 +5,8 @@ config on fsdp=8: what the partitioner makes of our layouts is visible only at t
 32 a bad layout costs nothing). Bounds, per issue 23:
   - a training micro-batch sends at most 1.3x what ideal FSDP sends (weights gathered in the forward and
     again in the remat backward, gradients reduce-scattered), at both training widths; log-probs likewise;
-  - prefill sends nothing (rows split over devices, weights whole on each) and a decode step runs at most
-    2 collectives per layer (the KV write and attention none);
+  - prefill sends nothing (rows split over devices, weights whole on each) and a decode step runs no
+    collective per layer (the KV write and attention none), only a few per step for the sampled tokens;
   - the HLO reader itself is checked on a program whose collectives are known.
 """
 
@@ -45,15 +45,17 @@ def programs(reports, name):
 def test_a_training_micro_batch_sends_what_fsdp_sends(reports):
     for program in programs(reports, "train micro-batch") + programs(reports, "log-probs"):
         assert program["bytes_sent"] <= 1.3 * program["ideal_bytes"], program
-        # The weights travel in the compute dtype (bf16), gathered, and the gradient is reduce-scattered.
-        assert program["by_kind"]["all-gather"][1] > 0.5 * program["bytes_sent"], program
+    for program in programs(reports, "train micro-batch"):
+        assert "reduce-scatter" in program["by_kind"], program  # the gradient leaves as the weights' shards
 
 
 def test_sampling_sends_no_weights_per_step(reports):
     for program in programs(reports, "prefill"):
         assert program["collectives"] == 0, program
     for program in programs(reports, "decode step"):
-        assert program["collectives"] <= 2 * LAYERS, program
+        # None per layer (the KV write and attention stay on the row's device): the few of a step gather the
+        # sampled tokens and per-row state for the host, whatever the depth (6 at 28 layers too).
+        assert program["collectives"] <= 8, program
         assert program["bytes_sent"] < 2**20, program  # a few per-row vectors, no weights or cache
 
 
