@@ -137,6 +137,8 @@ class TrainerSection:
     keep_checkpoints: int = 3
     export_final: bool = True  # write the final policy as a HF checkpoint to WORKDIR/export
     run_name: str = "train"  # TensorBoard run name (WORKDIR/tensorboard/RUN_NAME); sweeps set one per run
+    # JAX's persistent compilation cache, shared by reruns and a sweep's runs ("" = off; training/compile_cache.py)
+    compilation_cache_dir: str = "~/.cache/herl-jax/xla"
     # A run stops as failed (exit 1, no FINISHED, no export) after this many steps in a row whose update was
     # skipped for a non-finite loss or gradient norm, or that had no trainable group (training/run_health.py).
     max_nonfinite_steps: int = 3

@@ -27,6 +27,7 @@ from herl_jax.models import export_hf, load_policy
 from herl_jax.rubrics import RubricScorer
 from herl_jax.sampling import pad_id_for
 from herl_jax.training.checkpoints import Checkpointer
+from herl_jax.training.compile_cache import enable_compilation_cache
 from herl_jax.training.learner import Learner
 from herl_jax.training.metrics_writer import MetricsWriter
 from herl_jax.training.optim import make_optimizer
@@ -90,6 +91,7 @@ class Trainer:
         for stats in self.dataset.stats:
             log.info("data: %s", stats)
         check_before_loading(run, self.dataset)
+        enable_compilation_cache(run.trainer.compilation_cache_dir)
         # Every array lives on one mesh over all processes' devices, laid out by parallel.DEFAULT_RULES; the
         # sampler and the learner run where the parameters are.
         self.mesh = parallel.make_mesh(run.mesh)
