@@ -137,27 +137,30 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
     settings = device.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids, max_new)
     base_key = jax.random.key(config.seed)
     weights = device.decode_weights(graphdef, state, mesh=mesh, rules=rules)  # copied once, for this call
-    prompt_cache = device.prefill(graphdef, state, weights, ids, mask, mesh=mesh, rules=rules)
+    pieces = device.prefill_pieces(*ids.shape, parallel.shards("batch", mesh, rules))
+    prompt_cache = device.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
     slots = device.empty_slots(cfg=model.cfg, num_slots=num_slots, cache_len=cache_len, rows=rows,
                                max_new=max_new, pad_id=pad_id, mesh=mesh, rules=rules)
 
     queue = collections.deque(range(num_prompts * config.n))  # bucket filler prompts are never decoded
     active, step = np.zeros(num_slots, bool), np.zeros(num_slots, np.int32)
     chunk = config.decode_chunk if config.decode_slots else max_new
+    refill_size = refill_count(config, num_slots)
     steps = chunks = 0
     while True:
         idle = np.flatnonzero(~active)[: len(queue)]
-        if len(idle):
-            assign_prompt, assign_request = np.full(num_slots, -1, np.int32), np.zeros(num_slots, np.int32)
-            assign_request[idle] = [queue.popleft() for _ in idle]
-            assign_prompt[idle] = assign_request[idle] // config.n
-            slots = device.refill(slots, prompt_cache, assign_prompt, assign_request, base_key, settings=settings,
-                                  mesh=mesh, rules=rules)
-            active[idle], step[idle] = True, 1
+        for start in range(0, len(idle), refill_size):
+            part = idle[start : start + refill_size]
+            dest, request = np.full(refill_size, num_slots, np.int32), np.zeros(refill_size, np.int32)
+            dest[: len(part)] = part
+            request[: len(part)] = [queue.popleft() for _ in part]
+            slots = device.refill(slots, prompt_cache, dest, request // config.n, request, base_key,
+                                  settings=settings, mesh=mesh, rules=rules)
+        active[idle], step[idle] = True, 1
         if not active.any():
             break
         window = _window(config, prompt_len, int(step[active].max()), chunk) if config.decode_slots else cache_len
-        refill_at = min(len(queue), max(1, num_slots // 8)) if queue else num_slots + 1
+        refill_at = min(len(queue), refill_size) if queue else num_slots + 1
         slots, progress = device.decode_chunk(graphdef, state, weights, slots, base_key, np.int32(refill_at),
                                               settings=settings, steps=chunk, window=window, mesh=mesh, rules=rules)
         ran, active, step = (np.array(x) for x in jax.device_get(progress))
@@ -167,6 +170,13 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
     output = _output(tokens, logprobs, config, num_prompts)
     decoded = int(output.lengths.sum()) - len(output.lengths)
     return output, DecodeStats(slots=num_slots, steps=steps, chunks=chunks, decoded=decoded)
+
+
+def refill_count(config: SamplingConfig, num_slots: int) -> int:
+    """Rows one refill call starts. A decode chunk also hands back to the host once this many slots are idle
+    (and rows wait), so one refill program serves a call and only refilled rows' prompt caches move; the
+    static batch starts all its rows at once."""
+    return max(1, num_slots // 8) if config.decode_slots else num_slots
 
 
 def _left_padded(prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_id: int):

@@ -118,18 +118,50 @@ def _laid_out(variables: nnx.State, mesh: Mesh | None, rules: parallel.Rules, *,
     return jax.tree.map(place, variables, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "mesh", "rules"))
-def prefill(graphdef, state, weights: DecodeWeights, ids, mask, *, mesh: Mesh | None,
+# Prompt tokens one device prefills at once: a call's prompts are prefilled in pieces so that the activations
+# of a layer ([rows, T, intermediate size], the largest) stay about this size whatever the call's size.
+PREFILL_TOKENS_PER_DEVICE = 16384
+
+
+def prefill_pieces(num_prompts: int, prompt_len: int, batch_shards: int) -> int:
+    """How many pieces `prefill` cuts P prompts of T tokens into: a power of two dividing P, the fewest that
+    keep each device's share of a piece within PREFILL_TOKENS_PER_DEVICE tokens (or at one prompt)."""
+    rows = max(1, PREFILL_TOKENS_PER_DEVICE // prompt_len) * batch_shards
+    pieces = 1
+    while num_prompts // pieces > rows and num_prompts % (2 * pieces) == 0:
+        pieces *= 2
+    return pieces
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "pieces", "mesh", "rules"))
+def prefill(graphdef, state, weights: DecodeWeights, ids, mask, *, pieces: int = 1, mesh: Mesh | None,
             rules: parallel.Rules) -> Prompts:
-    """Runs the left-padded prompts ids, mask [P, T] once."""
+    """Runs the left-padded prompts ids, mask [P, T] once, in `pieces` pieces of P / pieces prompts run one
+    after another (`prefill_pieces`). Piece i holds prompts i, i + pieces, i + 2 pieces, ...: cut so, a
+    device's share of every piece is among the prompts it holds, and the pieces' caches join in place."""
     model = weights.model(graphdef, state)
-    ids = parallel.constrain(ids, BATCH_SEQ_AXES, mesh, rules)
-    mask = parallel.constrain(mask, BATCH_SEQ_AXES, mesh, rules)
-    cache = KVCache.empty(model.cfg, batch=ids.shape[0], max_len=ids.shape[1])
-    hidden, cache = model.hidden_states(ids, mask, cache=constrain_cache(cache, mesh, rules), layers=weights.layers,
-                                        mesh=mesh, rules=rules)
-    logits = model.logits(hidden[:, -1])  # left-padded: the last column is every prompt's last token
-    return Prompts(constrain_cache(cache, mesh, rules), parallel.constrain(logits, BATCH_VOCAB_AXES, mesh, rules))
+
+    def one_piece(piece_ids, piece_mask) -> Prompts:
+        piece_ids = parallel.constrain(piece_ids, BATCH_SEQ_AXES, mesh, rules)
+        piece_mask = parallel.constrain(piece_mask, BATCH_SEQ_AXES, mesh, rules)
+        cache = KVCache.empty(model.cfg, batch=piece_ids.shape[0], max_len=piece_ids.shape[1])
+        hidden, cache = model.hidden_states(piece_ids, piece_mask, cache=constrain_cache(cache, mesh, rules),
+                                            layers=weights.layers, mesh=mesh, rules=rules)
+        logits = model.logits(hidden[:, -1])  # left-padded: the last column is every prompt's last token
+        return Prompts(constrain_cache(cache, mesh, rules), parallel.constrain(logits, BATCH_VOCAB_AXES, mesh, rules))
+
+    if pieces == 1:
+        return one_piece(ids, mask)
+    num_prompts = ids.shape[0]
+
+    def split(x):  # [P, ...] -> [pieces, P / pieces, ...], piece i = prompts i, i + pieces, ...
+        return x.reshape(num_prompts // pieces, pieces, *x.shape[1:]).swapaxes(0, 1)
+
+    def join(x):
+        return x.swapaxes(0, 1).reshape(num_prompts, *x.shape[2:])
+
+    out = jax.tree.map(join, jax.lax.map(lambda piece: one_piece(*piece), (split(ids), split(mask))))
+    return Prompts(constrain_cache(out.cache, mesh, rules), parallel.constrain(out.logits, BATCH_VOCAB_AXES, mesh, rules))
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "num_slots", "cache_len", "rows", "max_new", "pad_id", "mesh",
@@ -146,36 +178,40 @@ def empty_slots(*, cfg, num_slots: int, cache_len: int, rows: int, max_new: int,
 
 
 @functools.partial(jax.jit, static_argnames=("settings", "mesh", "rules"), donate_argnames=("slots",))
-def refill(slots: Slots, prompts: Prompts, assign_prompt, assign_request, base_key, *, settings: DrawSettings,
+def refill(slots: Slots, prompts: Prompts, dest, src, request, base_key, *, settings: DrawSettings,
            mesh: Mesh | None, rules: parallel.Rules) -> Slots:
-    """Starts request `assign_request[s]` (a row of prompt `assign_prompt[s]`) in each slot s whose
-    assign_prompt [S] is >= 0: copies the prompt's cache into the slot's first T cache slots, clears the
-    rest, and draws the row's first token from the prompt's logits. Other slots are left as they are."""
+    """Starts request row `request[j]` (a row of prompt `src[j]`) in slot `dest[j]`, for j < K (dest, src,
+    request [K] int32; a `dest` of S or more marks an unused entry): copies the prompt's cache into the
+    slot's first T cache slots, marks the rest empty, and draws the row's first token from the prompt's
+    logits. Other slots are left as they are. Only the K refilled rows move between devices."""
     num_slots, prompt_len = slots.token.shape[0], prompts.cache.max_len
-    fresh = assign_prompt >= 0
-    dest = jnp.where(fresh, jnp.arange(num_slots), num_slots)  # scatters drop the out-of-range rows
-    src = jnp.maximum(assign_prompt, 0)
+    rows = slots.tokens.shape[0]
+    used = dest < num_slots
+    src = jnp.where(used, src, 0)
     cache, prompt = slots.cache, prompts.cache
     tail = cache.max_len - prompt_len
+
+    def place(buffer, prompt_buffer):  # buffer [S, C, ...] <- the K chosen prompt rows [K, T, ...]
+        return buffer.at[dest, :prompt_len].set(prompt_buffer[src], mode="drop")
+
     cache = KVCache(
-        k=tuple(buf.at[dest, :prompt_len].set(p[src]) for buf, p in zip(cache.k, prompt.k, strict=True)),
-        v=tuple(buf.at[dest, :prompt_len].set(p[src]) for buf, p in zip(cache.v, prompt.v, strict=True)),
-        key_valid=cache.key_valid.at[dest].set(jnp.pad(prompt.key_valid[src], ((0, 0), (0, tail)))),
-        lengths=cache.lengths.at[dest].set(prompt.lengths[src]),
-        index=cache.index.at[dest].set(prompt_len),
+        k=tuple(place(buf, p) for buf, p in zip(cache.k, prompt.k, strict=True)),
+        v=tuple(place(buf, p) for buf, p in zip(cache.v, prompt.v, strict=True)),
+        key_valid=cache.key_valid.at[dest].set(jnp.pad(prompt.key_valid[src], ((0, 0), (0, tail))), mode="drop"),
+        lengths=cache.lengths.at[dest].set(prompt.lengths[src], mode="drop"),
+        index=cache.index.at[dest].set(prompt_len, mode="drop"),
     )
-    request = jnp.where(fresh, assign_request, slots.request)
     token, logprob = _draw(prompts.logits[src], base_key, request, 0, settings, mesh, rules)
-    out_row = jnp.where(fresh, request, slots.tokens.shape[0])
     stop = jnp.isin(token, jnp.asarray(settings.stop_token_ids or (-1,), jnp.int32))
+    out_row = jnp.where(used, request, rows)  # unused entries write nothing
     return Slots(
         cache=constrain_cache(cache, mesh, rules),
-        token=jnp.where(fresh, token, slots.token),
-        step=jnp.where(fresh, 1, slots.step),
-        active=jnp.where(fresh, ~stop & (settings.max_new_tokens > 1), slots.active),
-        request=request,
-        tokens=slots.tokens.at[out_row, 0].set(token),
-        logprobs=slots.logprobs.at[out_row, 0].set(logprob),
+        token=slots.token.at[dest].set(token, mode="drop"),
+        step=slots.step.at[dest].set(1, mode="drop"),
+        active=slots.active.at[dest].set(~stop & (settings.max_new_tokens > 1), mode="drop"),
+        request=slots.request.at[dest].set(request, mode="drop"),
+        tokens=slots.tokens.at[out_row, 0].set(token, mode="drop"),
+        logprobs=slots.logprobs.at[out_row, 0].set(logprob, mode="drop"),
     )
 
 

@@ -23,14 +23,32 @@ from flax import nnx  # noqa: E402
 from herl_jax import parallel  # noqa: E402
 from herl_jax.models import export_hf, load_model  # noqa: E402
 from herl_jax.sampling import SamplingConfig, generate  # noqa: E402
+from herl_jax.sampling import slots as device  # noqa: E402
 from herl_jax.training import Learner  # noqa: E402
 from herl_jax.training.checkpoints import Checkpointer  # noqa: E402
 from tests.parallel.common import (  # noqa: E402
-    PROMPTS, max_difference, one_train_step, optimizer, step_config, tiny_model, train_batch,
+    MODEL, PROMPTS, max_difference, one_train_step, optimizer, step_config, tiny_model, train_batch,
 )
 
 MESHES = {"8,1,1": (8, 1, 1), "1,8,1": (1, 8, 1), "2,2,2": (2, 2, 2)}
 GREEDY = SamplingConfig(n=2, max_new_tokens=6, temperature=0.0, max_prompt_len=16, prompt_bucket=8)
+
+
+def left_padded_prompts(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """ids, mask [count, 16]: random prompts of 3 to 16 tokens, right-aligned."""
+    rng = np.random.default_rng(3)
+    ids, mask = np.zeros((count, 16), np.int32), np.zeros((count, 16), np.int32)
+    for row, length in enumerate(rng.integers(3, 17, count)):
+        ids[row, 16 - length:] = rng.integers(1, MODEL["vocab_size"], length)
+        mask[row, 16 - length:] = 1
+    return ids, mask
+
+
+def prefill(graphdef, state, ids, mask, mesh, pieces):
+    """The sampler's prefill of left-padded prompts in `pieces` pieces, in its decode layout on `mesh`."""
+    rules = parallel.decode_rules()
+    weights = device.decode_weights(graphdef, state, mesh=mesh, rules=rules)
+    return device.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
 
 
 def forward(graphdef, state, ids, mask):
@@ -64,6 +82,8 @@ def run_checks(tmp: Path) -> None:
     # Single device: the model's arrays stay on the default device, no mesh anywhere.
     ref_logits = forward_jit(graphdef, state, ids, mask)
     ref_greedy = generate(model, PROMPTS, GREEDY)
+    prompt_ids, prompt_mask = left_padded_prompts(16)
+    ref_prompts = prefill(graphdef, state, prompt_ids, prompt_mask, None, pieces=1)
     ref_old, ref_state, ref_metrics = one_train_step(Learner(model, optimizer(), step_config()), model, batch)
 
     results = {"moved": max_difference(ref_state.params, nnx.state(model, nnx.Param))}
@@ -75,6 +95,7 @@ def run_checks(tmp: Path) -> None:
         rows = parallel.logical_sharding(("batch", None), ids.shape, mesh)
         logits = forward_jit(s_graphdef, s_state, jax.device_put(ids, rows), jax.device_put(mask, rows))
         greedy = generate(sharded, PROMPTS, GREEDY)
+        prompts = prefill(s_graphdef, s_state, prompt_ids, prompt_mask, mesh, pieces=2)  # 2 pieces of 8 prompts
         learner = Learner(sharded, optimizer(), step_config())
         old, new_state, metrics = one_train_step(learner, sharded, batch)
         embed = new_state.params["embed"][...]
@@ -83,6 +104,7 @@ def run_checks(tmp: Path) -> None:
             tokens_equal=bool(np.array_equal(greedy.tokens, ref_greedy.tokens)
                               and np.array_equal(greedy.lengths, ref_greedy.lengths)),
             sampler_logprobs=max_difference(greedy.logprobs, ref_greedy.logprobs),
+            prefill_in_pieces=max_difference(prompts, ref_prompts),
             old_logprobs=max_difference(old, ref_old),
             params=max_difference(new_state.params, ref_state.params),
             opt_state=max_difference(new_state.opt_state, ref_state.opt_state),

@@ -35,6 +35,11 @@ def test_greedy_sampler_matches_one_device(results, mesh):
 
 
 @pytest.mark.parametrize("mesh", MESHES)
+def test_prefill_in_pieces_on_the_mesh_matches_one_pass_on_one_device(results, mesh):
+    assert results[mesh]["prefill_in_pieces"] <= TOLERANCE
+
+
+@pytest.mark.parametrize("mesh", MESHES)
 def test_train_step_matches_one_device(results, mesh):
     assert results["moved"] > 1e-3  # the step changes the parameters well beyond the tolerance
     for key in ("old_logprobs", "params", "opt_state", "metrics"):

@@ -131,3 +131,28 @@ def test_decode_chunk_returns_the_donated_slots_in_place():
     memory = compiled.memory_analysis()
     assert memory.alias_size_in_bytes == slot_bytes
     assert memory.output_size_in_bytes - memory.alias_size_in_bytes < slot_bytes // 10
+
+
+def test_prefill_in_pieces_equals_one_piece():
+    """A call's prompts prefilled in 4 pieces (prompts i, i + 4, ...) give the cache and next-token logits of
+    one pass, row for row."""
+    model = tiny_model("qwen2", 2)
+    graphdef, state = nnx.split(model)
+    rules = parallel.DEFAULT_RULES
+    weights = device.decode_weights(graphdef, state, mesh=None, rules=rules)
+    ids, mask = left_padded_batch(random_prompts(5, count=8))
+    whole, pieces = (device.prefill(graphdef, state, weights, ids, mask, pieces=n, mesh=None, rules=rules)
+                     for n in (1, 4))
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(pieces), strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("prompts, length, shards, pieces", [
+    (128, 8192, 8, 8),  # the paper's revision call: 2 prompts of 8,192 per device in each piece
+    (16, 2048, 8, 1), (64, 2048, 8, 1),  # rollouts, validation: 16,384 tokens per device at most already
+    (128, 2048, 1, 16),  # one device: 8 prompts of 2,048 a piece
+    (3, 100_000, 1, 1),  # a count that does not halve: one piece, one prompt over the budget
+])
+def test_prefill_pieces_keep_each_device_within_its_token_budget(prompts, length, shards, pieces):
+    assert device.prefill_pieces(prompts, length, shards) == pieces

@@ -31,8 +31,8 @@ def test_sampler_programs_lower_for_cuda():
                                rules=RULES)
     settings = device.DrawSettings(1.0, 5, 0.9, (1,), 16)
     key = jax.random.key(0)
-    assign = np.array([0, 1, -1], np.int32)
-    refill = lowered_text(device.refill, slots, prompts, assign, assign, key, settings=settings, mesh=None, rules=RULES)
+    dest, src = np.array([0, 1, 3], np.int32), np.array([0, 1, 0], np.int32)  # slot 3 of 3: unused
+    refill = lowered_text(device.refill, slots, prompts, dest, src, src, key, settings=settings, mesh=None, rules=RULES)
     chunk = lowered_text(device.decode_chunk, graphdef, state, weights, slots, key, np.int32(1), settings=settings,
                          steps=4, window=16, mesh=None, rules=RULES)
     # The donated slots stay aliased to the outputs on the GPU program too.
