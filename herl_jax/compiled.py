@@ -50,6 +50,23 @@ class ProgramReport:
     temp_bytes: int
     compile_s: float
     ideal_bytes: float | None = None  # FSDP's ideal bytes sent, where one is defined
+    predicted_s: float | None = None  # decode: a step's time predicted on the reference GPU (decode_step_time)
+    roofline_s: float | None = None  # decode: one GPU reading the same weights and its rows' keys, alone
+
+
+# The reference GPU of the predictions: an H100 SXM's HBM3 bandwidth, one direction of NVLink 4, and the
+# latency of one small NCCL collective within a node.
+HBM_BYTES_PER_S = 3.35e12
+LINK_BYTES_PER_S = 450e9
+COLLECTIVE_LATENCY_S = 20e-6
+
+
+def decode_step_time(read_bytes: float, collectives: int, sent_bytes: float) -> tuple[float, float]:
+    """(predicted, roofline) seconds of one decode step on one device of the mesh: it reads `read_bytes`
+    from HBM (its weights and its rows' keys and values) and runs `collectives` sending `sent_bytes`; the
+    roofline is the HBM read alone, what one GPU decoding the same rows could not beat."""
+    roofline = read_bytes / HBM_BYTES_PER_S
+    return roofline + collectives * COLLECTIVE_LATENCY_S + sent_bytes / LINK_BYTES_PER_S, roofline
 
 
 def fsdp_ideal_bytes(param_bytes: int, group: int) -> float:
@@ -104,7 +121,9 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
     from herl_jax import parallel
     from herl_jax.models import Decoder
     from herl_jax.plan import _training_length, model_config_for, sampler_calls
+    from herl_jax.sampling import SamplingConfig
     from herl_jax.sampling import slots as device
+    from herl_jax.sampling.sampler import refill_count
     from herl_jax.training.learner import Learner, StepConfig
     from herl_jax.training.loss import Normalizer
     from herl_jax.training.optim import make_optimizer
@@ -166,13 +185,16 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
     for call in sampler_calls(config, shards):
         section = config.rollout if call.name != "revisions" else config.revision
         ids = host((call.padded_prompts, call.prompt_len), jnp.int32)
-        prefill_report, prefill = compile_one("prefill", f"{call.name}: {call.padded_prompts} prompts x {call.prompt_len}",
-                                              device.prefill, graphdef, sample_state, weights, ids, ids, mesh=mesh,
-                                              rules=decode)
+        pieces = device.prefill_pieces(call.padded_prompts, call.prompt_len, shards)
+        prefill_args = (graphdef, sample_state, weights, ids, ids)
+        prefill_kwargs = dict(pieces=pieces, mesh=mesh, rules=decode)
+        prefill_report, prefill = compile_one(
+            "prefill", f"{call.name}: {call.padded_prompts} prompts x {call.prompt_len}, {pieces} pieces",
+            device.prefill, *prefill_args, **prefill_kwargs)
         reports.append(prefill_report)
         prompts = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                               jax.eval_shape(lambda: device.prefill(graphdef, sample_state, weights, ids, ids, mesh=mesh,
-                                                                     rules=decode)), prefill.output_shardings)
+                               jax.eval_shape(lambda: device.prefill(*prefill_args, **prefill_kwargs)),
+                               prefill.output_shardings)
         empty = dict(cfg=cfg, num_slots=call.slots, cache_len=call.prompt_len + call.max_new, rows=call.rows,
                      max_new=call.max_new, pad_id=0, mesh=mesh, rules=decode)
         slots_compiled = device.empty_slots.trace(**empty).lower().compile()
@@ -181,14 +203,20 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
         compile_one.seen.update(dump_dir.glob("*after_spmd-partitioning*.txt"))
         settings = device.DrawSettings(section.temperature, section.top_k, section.top_p, (0,), call.max_new)
         key = jax.eval_shape(lambda: jax.random.key(0))
-        assign = host((call.slots,), jnp.int32)
-        reports.append(compile_one("refill", f"{call.name}: {call.slots} slots", device.refill, slots, prompts,
-                                   assign, assign, key, settings=settings, mesh=mesh, rules=decode)[0])
+        count = refill_count(SamplingConfig(decode_slots=section.decode_slots), call.slots)
+        assign = host((count,), jnp.int32)
+        reports.append(compile_one("refill", f"{call.name}: {count} of {call.slots} slots", device.refill, slots,
+                                   prompts, assign, assign, assign, key, settings=settings, mesh=mesh,
+                                   rules=decode)[0])
         window = call.prompt_len + call.max_new
-        reports.append(compile_one("decode step", f"{call.name}: {call.slots} slots, window {window}",
-                                   device.decode_chunk, graphdef, sample_state, weights, slots, key, np.int32(1),
-                                   settings=settings, steps=section.decode_chunk, window=window, mesh=mesh,
-                                   rules=decode, per="decode step")[0])
+        step = compile_one("decode step", f"{call.name}: {call.slots} slots, window {window}", device.decode_chunk,
+                           graphdef, sample_state, weights, slots, key, np.int32(1), settings=settings,
+                           steps=section.decode_chunk, window=window, mesh=mesh, rules=decode, per="decode step")[0]
+        # Read per step: this device's weights, and its rows' keys and values over the (largest) window.
+        rows_here = math.ceil(call.slots / shards)
+        kv_read = rows_here * window * cfg.num_layers * 2 * cfg.num_kv_heads * cfg.head_dim * jnp.dtype(cfg.dtype).itemsize
+        predicted, roofline = decode_step_time(weights_report.output_bytes + kv_read, step.collectives, step.bytes_sent)
+        reports.append(dataclasses.replace(step, predicted_s=predicted, roofline_s=roofline))
     return reports, program_counts(config, shards)
 
 
@@ -236,6 +264,12 @@ def format_reports(reports: list[ProgramReport], counts: dict[str, int], header:
     for r in reports:
         kinds = ", ".join(f"{k} {n} x = {b / GIB:.2f} GiB" for k, (n, b) in r.by_kind.items()) or "none"
         lines.append(f"{r.name} ({r.shape}): {kinds}")
+    for r in reports:
+        if r.predicted_s is not None:
+            lines.append(f"{r.name} ({r.shape}): predicted {r.predicted_s * 1e3:.2f} ms per step on the reference GPU "
+                         f"vs {r.roofline_s * 1e3:.2f} ms one-GPU HBM roofline ({r.predicted_s / r.roofline_s:.2f}x; "
+                         f"HBM {HBM_BYTES_PER_S / 1e12:g} TB/s, link {LINK_BYTES_PER_S / 1e9:g} GB/s, "
+                         f"{COLLECTIVE_LATENCY_S * 1e6:g} us a collective)")
     lines += ["", "distinct programs the config's buckets can compile: "
               + ", ".join(f"{name} {count}" for name, count in counts.items())]
     return "\n".join(lines)

@@ -6,7 +6,9 @@ config on fsdp=8: what the partitioner makes of our layouts is visible only at t
   - a training micro-batch sends at most 1.3x what ideal FSDP sends (weights gathered in the forward and
     again in the remat backward, gradients reduce-scattered), at both training widths; log-probs likewise;
   - prefill sends nothing (rows split over devices, weights whole on each) and a decode step runs no
-    collective per layer (the KV write and attention none), only a few per step for the sampled tokens;
+    collective per layer (the KV write and attention none), only a few per step for the sampled tokens,
+    and its predicted time is within 1.5x of the one-GPU memory roofline;
+  - refill moves only the refilled rows' prompt caches;
   - the HLO reader itself is checked on a program whose collectives are known.
 """
 
@@ -57,6 +59,17 @@ def test_sampling_sends_no_weights_per_step(reports):
         # sampled tokens and per-row state for the host, whatever the depth (6 at 28 layers too).
         assert program["collectives"] <= 8, program
         assert program["bytes_sent"] < 2**20, program  # a few per-row vectors, no weights or cache
+        # Predicted on an H100 from bytes read and collectives: within 1.5x of one GPU reading the same.
+        assert program["predicted_s"] <= 1.5 * program["roofline_s"], program
+
+
+def test_refill_moves_only_the_refilled_rows(reports):
+    # The revision call refills 16 of its 128 slots at a time: what moves is those rows' prompt caches
+    # (8,192 positions x 2 layers x keys and values x 4 heads x 128 x bf16), all-reduced once (ring: 2 x 7/8).
+    (refill,) = [p for p in programs(reports, "refill") if p["shape"].startswith("revisions")]
+    assert refill["shape"].startswith("revisions: 16 of 128 slots")
+    rows = 16 * 8192 * LAYERS * 2 * 4 * 128 * 2
+    assert refill["bytes_sent"] <= 1.1 * 2 * 7 / 8 * rows, refill
 
 
 def test_decode_slots_are_per_device(reports):
