@@ -112,7 +112,7 @@ def assert_stopped_and_saved(workdir: Path, output: str, signals: tuple[int, ...
     return steps[-1]
 
 
-# SIGINT twice is slow-marked (CI's 20 minutes): SIGINT reaches the same handler, and a second signal during
+# SIGINT twice is slow-marked: SIGINT reaches the same handler, and a second signal during
 # the stop is covered by the sweep test below.
 SIGNALS = pytest.mark.parametrize("signals", [(signal.SIGTERM,),
                                               pytest.param((signal.SIGINT, signal.SIGINT), marks=pytest.mark.slow)],

@@ -23,7 +23,7 @@ def train(workdir, arg, seed, env):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.slow  # a minute: two trainer runs (CI's 20 minutes)
+@pytest.mark.slow  # a minute: two trainer runs
 def test_two_seeds_of_a_trainer_run_pool_into_one_row(tiny_checkpoint, hir_files, subprocess_env, tmp_path):
     arg = config_arg(tiny_checkpoint, hir_files, "hir")
     root = tmp_path / "sweep"

@@ -12,7 +12,7 @@ from tests.parallel.common import TOLERANCE, free_port, max_difference, run_toge
 from tests.trainer.conftest import REPO, config_arg
 from tests.trainer.helpers import read_metrics
 
-pytestmark = pytest.mark.slow  # minutes long: runs with HERL_SLOW_TESTS=1 (tests/conftest.py)
+pytestmark = pytest.mark.slow  # minutes long: HERL_SLOW_TESTS=0 skips it (tests/conftest.py)
 
 SCRIPT = REPO / "tests" / "trainer" / "process_run.py"
 # Logged per step: what the groups were made of, and what the update did with them.

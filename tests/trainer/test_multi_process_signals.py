@@ -20,7 +20,7 @@ from tests.parallel.common import free_port
 from tests.trainer.conftest import REPO, config_arg
 from tests.trainer.helpers import checkpoint_steps, read_metrics
 
-pytestmark = pytest.mark.slow  # minutes long: runs with HERL_SLOW_TESTS=1 (tests/conftest.py)
+pytestmark = pytest.mark.slow  # minutes long: HERL_SLOW_TESTS=0 skips it (tests/conftest.py)
 
 STEPS = 2
 FLAGS = (f"--config.trainer.steps={STEPS}", "--config.trainer.checkpoint_every=1000",

@@ -19,7 +19,7 @@ STARTUP_LIMIT_S = 600  # imports, tokenizer, data and the first step's compile o
 EXIT_LIMIT_S = 300  # the step in flight, then the save
 
 
-@pytest.mark.slow  # CI's 20 minutes: tests/cli/test_stop_signals.py covers the same stop, sent to the group
+@pytest.mark.slow  # tests/cli/test_stop_signals.py covers the same stop, sent to the group
 def test_sigterm_saves_the_current_step_and_the_rerun_resumes(tiny_checkpoint, hir_files, subprocess_env,
                                                               tmp_path):
     arg = config_arg(tiny_checkpoint, hir_files, "hir")
