@@ -37,8 +37,9 @@ def token_logprobs(
     Only one [B, chunk_size, V] fp32 logits block is live at a time: the sequence is split into chunks
     that ``lax.map`` visits in turn, and each chunk is rematerialized in the backward pass
     (``jax.checkpoint``), so the gradient does not keep per-chunk logits either. T is padded up to a
-    multiple of ``chunk_size`` internally. On a ``mesh`` the head is vocabulary-parallel (HEAD_AXES); the
-    target's logit is a masked sum over the vocabulary, so a vocabulary split needs no gather.
+    multiple of ``chunk_size`` internally. On a ``mesh`` the head is vocabulary-parallel (HEAD_AXES): the
+    partitioner takes each target's logit from the device holding it (a masked gather and a [B, C]
+    all-reduce).
     """
     B, T, D = hidden.shape
     chunk_size = min(chunk_size, T)
@@ -47,7 +48,6 @@ def token_logprobs(
     h = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0))).reshape(B, n_chunks, chunk_size, D).swapaxes(0, 1)
     y = jnp.pad(targets, ((0, 0), (0, pad))).reshape(B, n_chunks, chunk_size).swapaxes(0, 1)
     lm_head = parallel.constrain(lm_head, HEAD_AXES, mesh, rules)
-    vocab = jnp.arange(lm_head.shape[1])
 
     @jax.checkpoint
     def one_chunk(args):
@@ -56,7 +56,7 @@ def token_logprobs(
         logits = jnp.einsum("bcd,dv->bcv", h_c, lm_head, preferred_element_type=jnp.float32)
         logits = parallel.constrain(logits / temperature, CHUNK_LOGITS_AXES, mesh, rules)
         lse = jax.nn.logsumexp(logits, axis=-1)
-        logp = jnp.sum(jnp.where(vocab == y_c[..., None], logits, 0.0), axis=-1) - lse
+        logp = jnp.take_along_axis(logits, y_c[..., None], axis=-1)[..., 0] - lse
         if not with_entropy:
             return logp, None
         probs = jnp.exp(logits - lse[..., None])
