@@ -22,9 +22,11 @@ training and unrolled in the sampler, so per-layer figures are the same at any d
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -76,14 +78,27 @@ def fsdp_ideal_bytes(param_bytes: int, group: int) -> float:
     return 3 * (group - 1) / group * param_bytes
 
 
-def ensure_devices(num_devices: int, dump_dir: str) -> None:
-    """Restart this command with N fake CPU devices and HLO dumps into `dump_dir`, unless already so."""
-    wanted = f"--xla_force_host_platform_device_count={num_devices}"
-    flags = os.environ.get("XLA_FLAGS", "")
-    if wanted in flags and f"--xla_dump_to={dump_dir}" in flags:
+def _requested_devices(argv: list[str]) -> int:
+    """--num_devices from the command line before absl parses it (JAX fixes its device count when it
+    starts); 8 when absent or not a positive integer (absl then names the bad value)."""
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--num_devices=") else (
+            argv[i + 1] if arg == "--num_devices" and i + 1 < len(argv) else None)
+        if value is not None:
+            return int(value) if value.isdigit() and int(value) > 0 else 8
+    return 8
+
+
+def ensure_devices(num_devices: int) -> None:
+    """Restart this command with N fake CPU devices and the partitioned HLO dumped into a new temporary
+    directory (HERL_HLO_DUMP; removed when the command ends), unless already so."""
+    if os.environ.get("HERL_HLO_DUMP"):
         return
-    os.environ["XLA_FLAGS"] = f"{flags} {wanted} --xla_dump_to={dump_dir} {_DUMP_FLAGS}".strip()
-    os.environ["JAX_PLATFORMS"] = "cpu"
+    dump_dir = tempfile.mkdtemp(prefix="herl-hlo-")
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = (f"{flags} --xla_force_host_platform_device_count={num_devices} "
+                               f"--xla_dump_to={dump_dir} {_DUMP_FLAGS}").strip()
+    os.environ.update(JAX_PLATFORMS="cpu", HERL_HLO_DUMP=dump_dir)
     os.execv(sys.executable, [sys.executable, "-m", "herl_jax.compiled", *sys.argv[1:]])
 
 
@@ -94,20 +109,25 @@ class _Compiler:
         self.dump_dir, self.num_devices, self.seen = dump_dir, num_devices, set()
 
     def __call__(self, name, shape, jitted, *args, per="call", ideal=None, **kwargs) -> tuple[ProgramReport, object]:
-        from herl_jax.parallel.hlo_traffic import collective_traffic
+        """(the report, the program's outputs as ShapeDtypeStructs with their shardings, to feed the next)."""
+        import jax
+
+        from herl_jax.parallel.hlo_traffic import Traffic, collective_traffic
 
         start = time.perf_counter()
         compiled = jitted.trace(*args, **kwargs).lower().compile()
         seconds = time.perf_counter() - start
         dumps = sorted(p for p in self.dump_dir.glob("*after_spmd-partitioning*.txt") if p not in self.seen)
         self.seen.update(dumps)
-        if not dumps:
+        if not dumps and self.num_devices > 1:
             raise RuntimeError(f"{name}: no partitioned HLO was dumped into {self.dump_dir}")
-        traffic = collective_traffic(dumps[-1].read_text(), self.num_devices)
+        # One device: XLA partitions nothing, and nothing is sent.
+        traffic = collective_traffic(dumps[-1].read_text(), self.num_devices) if dumps else Traffic((), 0)
         memory = compiled.memory_analysis()
+        outputs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), compiled.out_info)
         return ProgramReport(name, shape, per, traffic.count, traffic.bytes_sent, traffic.by_kind(),
                              memory.argument_size_in_bytes, memory.output_size_in_bytes, memory.alias_size_in_bytes,
-                             memory.temp_size_in_bytes, seconds, ideal), compiled
+                             memory.temp_size_in_bytes, seconds, ideal), outputs
 
 
 def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Path) -> tuple[list[ProgramReport], dict]:
@@ -121,7 +141,6 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
     from herl_jax import parallel
     from herl_jax.models import Decoder
     from herl_jax.plan import _training_length, model_config_for, sampler_calls
-    from herl_jax.sampling import SamplingConfig
     from herl_jax.sampling import slots as device
     from herl_jax.sampling.sampler import refill_count
     from herl_jax.training.learner import Learner, StepConfig
@@ -179,31 +198,20 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
     weights_report, weights = compile_one("decode weights copy", "all parameters", device.decode_weights, graphdef,
                                           sample_state, mesh=mesh, rules=decode)
     reports.append(weights_report)
-    weights = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                           jax.eval_shape(lambda: device.decode_weights(graphdef, sample_state, mesh=mesh, rules=decode)),
-                           weights.output_shardings)
     for call in sampler_calls(config, shards):
         section = config.rollout if call.name != "revisions" else config.revision
         ids = host((call.padded_prompts, call.prompt_len), jnp.int32)
         pieces = device.prefill_pieces(call.padded_prompts, call.prompt_len, shards)
-        prefill_args = (graphdef, sample_state, weights, ids, ids)
-        prefill_kwargs = dict(pieces=pieces, mesh=mesh, rules=decode)
-        prefill_report, prefill = compile_one(
+        prefill_report, prompts = compile_one(
             "prefill", f"{call.name}: {call.padded_prompts} prompts x {call.prompt_len}, {pieces} pieces",
-            device.prefill, *prefill_args, **prefill_kwargs)
+            device.prefill, graphdef, sample_state, weights, ids, ids, pieces=pieces, mesh=mesh, rules=decode)
         reports.append(prefill_report)
-        prompts = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                               jax.eval_shape(lambda: device.prefill(*prefill_args, **prefill_kwargs)),
-                               prefill.output_shardings)
-        empty = dict(cfg=cfg, num_slots=call.slots, cache_len=call.prompt_len + call.max_new, rows=call.rows,
-                     max_new=call.max_new, pad_id=0, mesh=mesh, rules=decode)
-        slots_compiled = device.empty_slots.trace(**empty).lower().compile()
-        slots = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                             jax.eval_shape(lambda: device.empty_slots(**empty)), slots_compiled.output_shardings)
-        compile_one.seen.update(dump_dir.glob("*after_spmd-partitioning*.txt"))
+        _, slots = compile_one("empty slots", "", device.empty_slots, cfg=cfg, num_slots=call.slots,
+                               cache_len=call.prompt_len + call.max_new, rows=call.rows, max_new=call.max_new,
+                               pad_id=0, mesh=mesh, rules=decode)
         settings = device.DrawSettings(section.temperature, section.top_k, section.top_p, (0,), call.max_new)
         key = jax.eval_shape(lambda: jax.random.key(0))
-        count = refill_count(SamplingConfig(decode_slots=section.decode_slots), call.slots)
+        count = refill_count(section.decode_slots, call.slots)
         assign = host((count,), jnp.int32)
         reports.append(compile_one("refill", f"{call.name}: {count} of {call.slots} slots", device.refill, slots,
                                    prompts, assign, assign, assign, key, settings=settings, mesh=mesh,
@@ -231,17 +239,20 @@ def _training_width(config, section: str) -> int:
 def program_counts(config, batch_shards: int) -> dict[str, int]:
     """How many distinct prefill and decode-chunk programs the config's buckets can compile (each a
     compilation of its own): per sampler call, every (prompt-count bucket, prompt-length bucket) pair
-    prefills, and decodes with every attention window (herl_jax.sampling.sampler._window)."""
+    prefills, and decodes with every attention window (herl_jax.sampling.sampler.attention_window)."""
     from herl_jax.buckets import prompt_bucket_count
     from herl_jax.plan import sampler_calls
+    from herl_jax.sampling import SamplingConfig
+    from herl_jax.sampling.sampler import attention_window
 
     shapes: dict[str, set] = {"prefill": set(), "decode_chunk": set()}
     for call in sampler_calls(config, batch_shards):
         section = config.rollout if call.name != "revisions" else config.revision
         counts = {prompt_bucket_count(p) for p in range(1, call.prompts + 1)}
         lengths = range(section.prompt_bucket, call.prompt_len + 1, section.prompt_bucket)
-        blocks = math.ceil(section.max_new_tokens / section.cache_block)
-        windows = {min(section.cache_block << k, section.max_new_tokens) for k in range(max(1, blocks).bit_length() + 1)}
+        sampling = SamplingConfig(max_new_tokens=section.max_new_tokens, decode_chunk=section.decode_chunk,
+                                  cache_block=section.cache_block)
+        windows = {attention_window(sampling, 0, step) for step in range(1, section.max_new_tokens + 1)}
         for count in counts:
             for length in lengths:
                 shapes["prefill"].add((count, length))
@@ -280,31 +291,34 @@ def main(argv) -> None:
 
     import jax
 
+    from herl_jax import parallel
     from herl_jax.cli_errors import UsageError
     from herl_jax.config import validate
+    from herl_jax.plan import default_device_count
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {argv[1:]}")
+    for flag in (_NUM_DEVICES, _LAYERS):
+        if flag.value is not None and flag.value < 1:
+            raise UsageError(f"--{flag.name}={flag.value}: must be >= 1")
     config = _CONFIG.value
     validate(config)
-    sizes = [config.parallel[a] for a in ("data", "fsdp", "tensor")]
-    num_devices = _NUM_DEVICES.value or math.prod(s for s in sizes if s != -1)
+    num_devices = _NUM_DEVICES.value or default_device_count(config)
     if jax.device_count() < num_devices:
-        raise UsageError(f"--num_devices={num_devices}: only {jax.device_count()} CPU devices (set XLA_FLAGS)")
+        raise UsageError(f"the config's mesh needs {num_devices} devices; pass --num_devices={num_devices} (the "
+                         f"command started {jax.device_count()} fake CPU devices)")
     reports, counts = compile_programs(config, num_devices, _LAYERS.value, Path(os.environ["HERL_HLO_DUMP"]))
     cfg_layers = f", {_LAYERS.value} layers" if _LAYERS.value else ""
-    print(format_reports(reports, counts, f"{config.model.source}{cfg_layers} on {num_devices} devices, mesh "
-                                          f"{dict(zip(('data', 'fsdp', 'tensor'), sizes))}"))
+    mesh = parallel.MeshConfig.from_config(config.parallel).shape(num_devices)
+    print(format_reports(reports, counts, f"{config.model.source}{cfg_layers} on {num_devices} devices, mesh {mesh}"))
     if _JSON.value:
         Path(_JSON.value).write_text(json.dumps(dict(programs=[dataclasses.asdict(r) for r in reports],
                                                      counts=counts), indent=1))
 
 
 if __name__ == "__main__":
-    _devices = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--num_devices=")), None)
-    if "HERL_HLO_DUMP" not in os.environ:
-        os.environ["HERL_HLO_DUMP"] = tempfile.mkdtemp(prefix="herl-hlo-")
-    ensure_devices(int(_devices) if _devices and _devices.isdigit() else 8, os.environ["HERL_HLO_DUMP"])
+    ensure_devices(_requested_devices(sys.argv[1:]))
+    atexit.register(shutil.rmtree, os.environ["HERL_HLO_DUMP"], True)
 
     from absl import app, flags
     from ml_collections import config_flags

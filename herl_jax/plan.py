@@ -29,6 +29,7 @@ from herl_jax import parallel
 from herl_jax.buckets import prompt_bucket_count, prompt_bucket_len, round_up
 from herl_jax.herl.config import HerlConfig
 from herl_jax.models import Decoder, KVCache, ModelConfig
+from herl_jax.models.decoder import outside_layers
 from herl_jax.models.loading import resolve_source
 from herl_jax.models.shapes import KNOWN_MODELS, find_known_model, known_model_config
 from herl_jax.training.optim import make_optimizer
@@ -111,9 +112,8 @@ def plan_memory(config, num_devices: int) -> MemoryPlan:
     decode = _Sizer(mesh, parallel.decode_rules())
     items.append(Item(f"layer weights in {cfg.dtype}, copied per layer for sampling", "sampling",
                       *decode.tree(params["layers"], compute)))
-    head = nnx.State({name: value for name, value in params.items() if name != "layers"})
     items.append(Item(f"embedding, norm, LM head in {cfg.dtype}, copied for sampling", "sampling",
-                      *decode.tree(head, compute)))
+                      *decode.tree(outside_layers(params), compute)))
     # The sampler calls run one after another, so the buffers of the largest one count.
     shards = parallel.shards("batch", mesh, parallel.decode_rules())
     buffers = {call: sampler_arrays(cfg, call) for call in sampler_calls(config, shards)}
@@ -305,11 +305,11 @@ def main(argv) -> None:
         raise UsageError(f"--device_memory_gib={_DEVICE_MEMORY_GIB.value:g}: must be > 0")
     config = _CONFIG.value
     validate(config)
-    num_devices = _NUM_DEVICES.value if _NUM_DEVICES.value is not None else _default_devices(config)
+    num_devices = _NUM_DEVICES.value if _NUM_DEVICES.value is not None else default_device_count(config)
     print(format_plan(plan_memory(config, num_devices), _DEVICE_MEMORY_GIB.value))
 
 
-def _default_devices(config) -> int:
+def default_device_count(config) -> int:
     """The product of the mesh sizes when none is -1, else this machine's device count."""
     sizes = [config.parallel[a] for a in parallel.AXES]
     return math.prod(sizes) if -1 not in sizes else jax.device_count()

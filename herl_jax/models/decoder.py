@@ -59,6 +59,11 @@ def write_rows(buffer: jax.Array, update: jax.Array, start: jax.Array) -> jax.Ar
     return jax.vmap(one_row)(buffer, update, start)
 
 
+def outside_layers(state: nnx.State) -> nnx.State:
+    """The entries of a Decoder's state outside its layer stack: the embedding, final norm and LM head."""
+    return nnx.State({name: value for name, value in state.items() if name != "layers"})
+
+
 def rope_inverse_frequencies(cfg: ModelConfig) -> np.ndarray:
     """Per-pair rotation frequencies [H/2] (float32), with Llama-3 scaling when configured."""
     exponents = np.arange(0, cfg.head_dim, 2, dtype=np.float64) / cfg.head_dim
@@ -124,8 +129,8 @@ class Attention(nnx.Module):
         """x [B,T,D], positions [B,T], mask [B,1,T,W] bool.
 
         cache_kv: None, or this layer's cache buffers (k, v [B,S,K,H]): this call's keys/values are written
-        at `write_slots` [B,T] (consecutive in each row) and the queries attend over the first W slots (the mask's width), so a
-        decode step reads only the part of the cache that holds keys.
+        at `write_slots` [B,T] (consecutive in each row) and the queries attend over the first W slots (the
+        mask's width), so a decode step reads only the part of the cache that holds keys.
         Returns (out [B,T,D], (k, v)): the updated cache buffers, or this call's keys/values [B,T,K,H].
         """
         cfg, dt = self.cfg, x.dtype

@@ -83,15 +83,11 @@ class Traffic:
                 out[c.kind][1] += c.bytes_sent * c.times
         return {k: (int(v[0]), float(v[1])) for k, v in sorted(out.items())}
 
-    def largest(self, top: int = 5) -> list[tuple[str, int, float]]:
-        """The `top` collectives by bytes sent in all: (kind, executions, bytes sent per device)."""
-        ranked = sorted(self.collectives, key=lambda c: -c.bytes_sent * c.times)
-        return [(c.kind, c.times, c.bytes_sent * c.times) for c in ranked[:top] if c.bytes_sent]
-
 
 def collective_traffic(hlo_text: str, num_devices: int | None = None) -> Traffic:
-    """The collectives of an optimized HLO module's text (`compiled.as_text()`); `num_devices` sizes a
-    collective whose replica groups are empty (all devices; default: the module's partition count)."""
+    """The collectives of an HLO module's text as the SPMD partitioner left it (see the module docstring);
+    `num_devices` sizes a collective whose replica groups are empty (all devices; default: the module's
+    partition count)."""
     computations, entry = _computations(hlo_text)
     if num_devices is None:
         found = re.search(r"num_partitions=(\d+)", hlo_text)
@@ -126,8 +122,9 @@ def collective_traffic(hlo_text: str, num_devices: int | None = None) -> Traffic
     return Traffic(tuple(collectives), unknown)
 
 
-def _computations(text: str) -> tuple[dict[str, list[tuple[str, str, str]]], str]:
-    """computation name -> its instructions as (result type, opcode, the rest of the line); and the entry."""
+def _computations(text: str) -> tuple[dict[str, list[tuple[str, str, str, str]]], str]:
+    """computation name -> its instructions as (name, result type, opcode, the rest of the line); and the
+    entry computation's name."""
     computations: dict[str, list] = {}
     entry, current = None, None
     for line in text.splitlines():

@@ -130,14 +130,14 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
     graphdef, state = nnx.split(model)
     mesh = parallel.mesh_of(state)
     rules = parallel.decode_rules(rules)
-    per_mesh = config.decode_slots * parallel.shards("batch", mesh, rules)
-    num_slots = min(per_mesh, rows) if config.decode_slots else rows
+    batch_shards = parallel.shards("batch", mesh, rules)
+    num_slots = min(config.decode_slots * batch_shards, rows) if config.decode_slots else rows
     prompt_len = ids.shape[1]
     cache_len = prompt_len + max_new
     settings = device.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids, max_new)
     base_key = jax.random.key(config.seed)
     weights = device.decode_weights(graphdef, state, mesh=mesh, rules=rules)  # copied once, for this call
-    pieces = device.prefill_pieces(*ids.shape, parallel.shards("batch", mesh, rules))
+    pieces = device.prefill_pieces(*ids.shape, batch_shards)
     prompt_cache = device.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
     slots = device.empty_slots(cfg=model.cfg, num_slots=num_slots, cache_len=cache_len, rows=rows,
                                max_new=max_new, pad_id=pad_id, mesh=mesh, rules=rules)
@@ -145,7 +145,7 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
     queue = collections.deque(range(num_prompts * config.n))  # bucket filler prompts are never decoded
     active, step = np.zeros(num_slots, bool), np.zeros(num_slots, np.int32)
     chunk = config.decode_chunk if config.decode_slots else max_new
-    refill_size = refill_count(config, num_slots)
+    refill_size = refill_count(config.decode_slots, num_slots)
     steps = chunks = 0
     while True:
         idle = np.flatnonzero(~active)[: len(queue)]
@@ -159,7 +159,7 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
         active[idle], step[idle] = True, 1
         if not active.any():
             break
-        window = _window(config, prompt_len, int(step[active].max()), chunk) if config.decode_slots else cache_len
+        window = attention_window(config, prompt_len, int(step[active].max())) if config.decode_slots else cache_len
         refill_at = min(len(queue), refill_size) if queue else num_slots + 1
         slots, progress = device.decode_chunk(graphdef, state, weights, slots, base_key, np.int32(refill_at),
                                               settings=settings, steps=chunk, window=window, mesh=mesh, rules=rules)
@@ -172,11 +172,11 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
     return output, DecodeStats(slots=num_slots, steps=steps, chunks=chunks, decoded=decoded)
 
 
-def refill_count(config: SamplingConfig, num_slots: int) -> int:
+def refill_count(decode_slots: int, num_slots: int) -> int:
     """Rows one refill call starts. A decode chunk also hands back to the host once this many slots are idle
     (and rows wait), so one refill program serves a call and only refilled rows' prompt caches move; the
     static batch starts all its rows at once."""
-    return max(1, num_slots // 8) if config.decode_slots else num_slots
+    return max(1, num_slots // 8) if decode_slots else num_slots
 
 
 def _left_padded(prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_id: int):
@@ -193,10 +193,11 @@ def _left_padded(prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_i
     return ids, mask
 
 
-def _window(config: SamplingConfig, prompt_len: int, longest_step: int, chunk: int) -> int:
-    """Cache slots the next chunk attends over: the prompt bucket plus a power-of-two number of blocks
-    covering the longest row's completion after `chunk` more steps (so few windows, each compiled once)."""
-    needed = longest_step + chunk - 1  # completion keys the chunk's last step reads, at most
+def attention_window(config: SamplingConfig, prompt_len: int, longest_step: int) -> int:
+    """Cache slots the next decode chunk attends over: the prompt bucket plus a power-of-two number of blocks
+    covering the longest row's completion after `decode_chunk` more steps (so few windows, each compiled
+    once)."""
+    needed = longest_step + config.decode_chunk - 1  # completion keys the chunk's last step reads, at most
     blocks = -(-needed // config.cache_block)
     return prompt_len + min(config.cache_block << (blocks - 1).bit_length(), config.max_new_tokens)
 

@@ -25,6 +25,7 @@ from jax.sharding import Mesh
 
 from herl_jax import parallel
 from herl_jax.models import Decoder, KVCache
+from herl_jax.models.decoder import outside_layers
 from herl_jax.sampling.filters import sample_rows
 
 # Logical axis names of the sampler's arrays (the sharding rules map them to mesh axes).
@@ -98,8 +99,7 @@ class DecodeWeights:
 def decode_weights(graphdef, state, *, mesh: Mesh | None, rules: parallel.Rules) -> DecodeWeights:
     """The weights of `state` laid out by `rules` (the sampler's decode rules), gathered here once."""
     model = nnx.merge(graphdef, state)
-    head = nnx.State({name: value for name, value in state.items() if name != "layers"})
-    return DecodeWeights(head=_laid_out(head, mesh, rules, per_layer=False),
+    return DecodeWeights(head=_laid_out(outside_layers(state), mesh, rules, per_layer=False),
                          layers=tuple(_laid_out(layer, mesh, rules, per_layer=True) for layer in model.layer_states()))
 
 

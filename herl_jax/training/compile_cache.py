@@ -1,6 +1,6 @@
 """JAX's persistent compilation cache for training runs: a rerun, a resumed run and a sweep's other runs
 load the programs an earlier process compiled instead of compiling them again (at the paper's shapes a
-decode or prefill program takes 15-30 s to compile).
+prefill or decode program takes 6-11 s to compile on a 2-core CPU: benchmarks/RESULTS.md).
 
 The directory is `trainer.compilation_cache_dir` (default: per user, under ~/.cache; "" turns it off). A
 cache JAX was already given (JAX_COMPILATION_CACHE_DIR, or jax.config in the same process) is kept. A
@@ -19,7 +19,6 @@ import jax
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DIR = "~/.cache/herl-jax/xla"
 # A size limit also turns on JAX's file lock around each cache read and write, so that a sweep's processes
 # sharing the directory never read an entry another is still writing.
 MAX_BYTES = 32 << 30
