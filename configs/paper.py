@@ -1,4 +1,4 @@
-"""The paper's runs (ALGORITHM.md §8): --config configs/paper.py:MODEL,VARIANT,DATA
+"""The paper's runs (docs/algorithm.md §8): --config configs/paper.py:MODEL,VARIANT,DATA
 
   MODEL    qwen2.5-7b | llama3.2-3b | qwen3-4b
   VARIANT  herl | rlvr | he | naive_he

@@ -34,7 +34,7 @@ def default_config() -> ConfigDict:
                                  prompt_bucket=64, seed=0, **slots))
     # pass@k: `n` samples per prompt (0: off); reported for every k in `ks` up to n.
     c.passk = ConfigDict(dict(n=0, ks=(1, 2, 4, 8, 16, 32), limit=0))  # limit: first examples only (0: all)
-    # Iterative guided revision (ALGORITHM.md §9) for `rounds` rounds (0: off), compared with pass@k for
+    # Iterative guided revision (docs/algorithm.md §9) for `rounds` rounds (0: off), compared with pass@k for
     # k = 1..rounds on the same examples, so it needs passk.n >= rounds and a limit within passk's.
     c.revision = ConfigDict(dict(
         rounds=0, chains=1, limit=0,

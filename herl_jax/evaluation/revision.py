@@ -1,4 +1,4 @@
-"""Test-time iterative guided revision (ALGORITHM.md §9; the paper's Fig. 4b): generate and grade in rounds.
+"""Test-time iterative guided revision (docs/algorithm.md §9; the paper's Fig. 4b): generate and grade in rounds.
 
 Round 1 samples `chains` answers per prompt. Each later round revises a chain's previous answer, with
 its satisfied and unmet rubric items as hindsight experience, through the revise prompt of training

@@ -1,4 +1,4 @@
-"""The HeRL group-logic config and the four algorithm variants (ALGORITHM.md §4, §7)."""
+"""The HeRL group-logic config and the four algorithm variants (docs/algorithm.md §4, §7, §10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""From a scored group and its scored revisions to training records (Eqs. 7, 8, 10; ALGORITHM.md §7)."""
+"""From a scored group and its revisions to training records (Eqs. 7, 8, 10; docs/algorithm.md §2, §7, §10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Revise prompts: the hindsight experience H_i = (draft, feedback) as text and token ids (ALGORITHM.md §5).
+"""Revise prompts: the hindsight experience H_i = (draft, feedback) as text and token ids (docs/algorithm.md §5).
 
 Two templates, kept as configuration data: ``instruction`` (instruction-following data, a "Candidate"
 block) and ``rubric`` (rubric data such as RaR-Medicine, a "Rubric Status" block that also forbids

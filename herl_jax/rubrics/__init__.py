@@ -1,4 +1,4 @@
-"""Rubric rewards (ALGORITHM.md §1, §6, §7): programmatic checkers, an LLM judge, and Eq. 4.
+"""Rubric rewards (docs/algorithm.md §1, §6, §7): programmatic checkers, an LLM judge, and Eq. 4.
 
 Modules, from the bottom up:
 - `types`: rubric items, rubrics, verdicts and results (frozen dataclasses);

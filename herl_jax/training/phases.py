@@ -1,4 +1,4 @@
-"""The host phases of one HeRL step (ALGORITHM.md §2), each a small function with frozen dataclasses in and out:
+"""The host phases of one HeRL step (docs/algorithm.md §2), each a small function with frozen dataclasses in and out:
 
   encode_prompts -> [sample -> score] rollouts -> choose_and_revise -> [sample -> score] revisions
   -> assemble_groups

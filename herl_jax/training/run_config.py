@@ -42,7 +42,7 @@ def base_config() -> ConfigDict:
         attention_impl="auto",  # auto | xla | cudnn
         remat=True,  # recompute layer activations in the backward pass
     ))
-    # Rollouts (ALGORITHM.md §8: N = 7 for HeRL, 8 for RLVR; temperature 1, top-p 1, top-k off).
+    # Rollouts (docs/algorithm.md §8: N = 7 for HeRL, 8 for RLVR; temperature 1, top-p 1, top-k off).
     c.rollout = ConfigDict(dict(
         n=7, max_new_tokens=4096, temperature=1.0, top_p=1.0, top_k=0, max_prompt_len=2048, prompt_bucket=128,
         # Continuous batching (herl_jax.sampling): at most decode_slots rows decode at once, a stopped row's

@@ -1,5 +1,5 @@
 """The step's host phases driven end to end (`rl_step.Collector`) by a scripted sampler and a scripted scorer:
-exact counts, and exact bonus, gain and advantage values re-derived here in float64 from ALGORITHM.md §2 for
+exact counts, and exact bonus, gain and advantage values re-derived here in float64 from docs/algorithm.md §2 for
 hand-built groups (a failed revision, a dropped sample and a dropped revision, a group left with one member, a
 solved group, a revise prompt too long, a prompt too long)."""
 
