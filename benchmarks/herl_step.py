@@ -29,8 +29,8 @@ one warm-up step (compiles), then ``--steps`` timed steps, all on the same promp
 the timed steps reuse the warm-up's compiled shapes). Reported per framework, medians over the timed
 steps: rollout and revision tok/s (completion tokens / sampling seconds), train tok/s (real tokens of
 the batch / update seconds, old log-probs included), MFU = 6 x params x train tok/s / peak FLOP/s (GPU;
-``--peak-tflops`` default 808, the bf16 matmul rate measured on the H100 in PERFORMANCE.md, where the
-dense spec sheet says 989), peak memory (GPU: device peak; CPU: the worker's peak RSS) and the full step
+``--peak-tflops`` default 808, the bf16 matmul rate measured on the H100 and listed in benchmarks/README.md;
+the dense spec sheet says 989), peak memory (GPU: device peak; CPU: the worker's peak RSS) and the full step
 time. Prints a table last and writes JSON to --out.
 """
 
