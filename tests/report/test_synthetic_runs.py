@@ -179,6 +179,26 @@ def test_t_quantiles_match_the_table():
         t_quantile_975(0)
 
 
+def test_the_report_holds_paths_relative_to_its_folder_only(sweep, tmp_path, monkeypatch):
+    root = sweep[0]
+    monkeypatch.chdir(tmp_path)
+    Path("evals").mkdir()
+    Path("evals/results.json").write_text(json.dumps({"base": {"label": "base", "source": "smollm2-135m-instruct",
+        "benchmarks": {"ifeval": {"pass@1": {"prompt_strict": 0.1, "n": 100}}}}}))
+    output = tmp_path / "deep" / "out"
+    report = write_report([root], output, eval_files=[Path("evals/results.json")])  # the eval file cwd-relative
+    written = (output / "report.json").read_text() + (output / "report.md").read_text()
+    assert str(root) not in written and str(tmp_path) not in written
+    run_dirs = sorted(p.resolve() for p in [*root.iterdir(), root / "alpha=9_seed=0"] if p.name != "manifest.txt")
+    listed = [run for row in report["rows"] for run in row["runs"]]
+    assert not any(Path(run).is_absolute() for run in listed)
+    assert sorted((output / run).resolve() for run in listed) == sorted(run_dirs)
+    (key,) = report["unjoined_evaluations"]
+    assert key == "base (../../evals/results.json)"
+    assert (output / "../../evals/results.json").resolve() == (tmp_path / "evals" / "results.json").resolve()
+    assert f"| {key} | ifeval 0.100 |" in written
+
+
 def test_cli_writes_the_report_and_refuses_a_missing_path_in_one_line(sweep, tmp_path):
     root = sweep[0]
     env = dict(os.environ, PYTHONPATH=str(REPO))
