@@ -8,7 +8,7 @@ Anywhere else, run one copy per process with an explicit coordinator (process 0'
       --config configs/demo.py --workdir runs/mh      # and --process-id 1 on the second host
 
 Every argument this script does not define goes to the trainer unchanged. The joining itself is
-`herl_jax.parallel.initialize_distributed` (which reads SLURM's variables); it runs before any other JAX
+`herl_jax.parallel.initialize_distributed` (jax.distributed reads SLURM's variables); it runs before any other JAX
 call. The trainer then builds one mesh over every process's devices (config.parallel), shards the
 parameters and optimizer state over it, gives each process its own slice of every batch to score and
 revise (trainer.prompts_per_step must be a multiple of the process count), and writes metrics, run

@@ -4,7 +4,7 @@ the exchange of host values between processes.
 Floor 1 of the package: imports nothing from herl_jax. See the README's "Multiple GPUs and hosts".
 """
 
-from herl_jax.parallel.distributed import DistributedSettings, initialize_distributed, slurm_settings
+from herl_jax.parallel.distributed import initialize_distributed
 from herl_jax.parallel.exchange import allgather_objects, my_share
 from herl_jax.parallel.mesh import AXES, MeshConfig, MeshError, abstract_mesh, default_config, make_mesh
 from herl_jax.parallel.placement import host_to_global, to_host
@@ -25,7 +25,6 @@ from herl_jax.parallel.rules import (
 __all__ = [
     "AXES",
     "DEFAULT_RULES",
-    "DistributedSettings",
     "MeshConfig",
     "MeshError",
     "Rules",
@@ -43,7 +42,6 @@ __all__ = [
     "partition_spec",
     "replicate",
     "shards",
-    "slurm_settings",
     "to_host",
     "tree_shardings",
     "variable_axes",

@@ -1,5 +1,5 @@
 """Reports over training runs (`python -m herl_jax.report`), from the bottom up:
-- `stats`: means over seeds with a scipy-free 95% t interval;
+- `stats`: means over seeds with a 95% t interval (quantile from scipy.stats);
 - `runs`: finding run directories (single runs, sweep roots) and their status;
 - `evaluations`: joining herl_jax.evaluate results to runs;
 - `table`: per-run numbers, pooled per configuration; `plots`: learning curves, α × γ heatmaps;

@@ -53,10 +53,10 @@ def _owner(source: str, runs: list[Run]) -> Run | None:
     return next((run for run in runs if path == run.path or run.path in path.parents), None)
 
 
-def join(runs: list[Run], extra_files: list[Path]) -> dict[str, dict[str, float]]:
-    """Fills each run's `evaluations`; returns the entries joined to no run: "LABEL (FILE)" -> headlines."""
+def join(runs: list[Run], extra_files: list[Path]) -> dict[tuple[str, Path], dict[str, float]]:
+    """Fills each run's `evaluations`; returns the entries joined to no run: (label, results.json) -> headlines."""
     files = [run.path / EVAL_DIR / "results.json" for run in runs] + list(extra_files)
-    unjoined: dict[str, dict[str, float]] = {}
+    unjoined: dict[tuple[str, Path], dict[str, float]] = {}
     for path in dict.fromkeys(files):
         if not path.exists():
             if path in extra_files:
@@ -65,7 +65,7 @@ def join(runs: list[Run], extra_files: list[Path]) -> dict[str, dict[str, float]
         for label, summary in load_results(path).items():
             owner = _owner(str(summary.get("source", "")), runs)
             if owner is None:
-                unjoined[f"{label} ({path})"] = headlines(summary)
+                unjoined[label, path] = headlines(summary)
             else:
                 owner.evaluations.update(headlines(summary))
     return unjoined

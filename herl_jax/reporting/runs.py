@@ -63,6 +63,11 @@ class Run:
         return None if self.config is None else self.config.get("trainer.seed")
 
 
+def relative(path: Path, folder: Path) -> str:
+    """`path` relative to `folder` (a report's), "/"-separated: a report holds no machine's absolute paths."""
+    return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
+
+
 def find_runs(paths: list[Path]) -> list[Run]:
     """Every run under `paths`, each once, in the order found; raises FileNotFoundError for a missing path."""
     found: dict[Path, None] = {}

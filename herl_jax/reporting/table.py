@@ -23,8 +23,9 @@ import dataclasses
 import json
 import math
 import statistics
+from pathlib import Path
 
-from herl_jax.reporting.runs import Run
+from herl_jax.reporting.runs import Run, relative
 from herl_jax.reporting.stats import Estimate, estimate
 
 POOLED_KEYS = ("trainer.seed", "trainer.run_name")
@@ -51,8 +52,9 @@ class Row:
     metrics: dict[str, Estimate | None]
     curve: list[tuple[int, Estimate]]
 
-    def to_json(self) -> dict:
-        return {"label": self.label, "status": self.status, "runs": [str(r.path) for r in self.runs],
+    def to_json(self, folder: Path) -> dict:
+        """The row for report.json in `folder` (run paths relative to it)."""
+        return {"label": self.label, "status": self.status, "runs": [relative(r.path, folder) for r in self.runs],
                 "seeds": [r.seed for r in self.runs], "params": self.params,
                 "metrics": {k: (v.to_json() if v else None) for k, v in self.metrics.items()},
                 "validation_curve": [{"step": s, **e.to_json()} for s, e in self.curve]}

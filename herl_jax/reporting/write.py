@@ -26,18 +26,20 @@ the RL steps' times. `eval:B`: herl_jax.evaluate's headline Pass@1 on benchmark 
 def write_report(paths: list[Path], output: Path, eval_files: list[Path] = (), baseline: Path | None = None,
                  reference: str | None = None) -> dict:
     """Writes report.md, report.json and the plots into `output`; returns report.json's content. `reference`:
-    compare.py's KEY=VALUE naming the configuration every other one is compared with, paired by seed."""
+    compare.py's KEY=VALUE naming the configuration every other one is compared with, paired by seed. Paths
+    in the report are relative to `output`, so it reads the same on any machine and moves with its runs."""
     found = runs.find_runs(paths)
     if not found:
         raise FileNotFoundError(f"no run directories under {', '.join(map(str, paths))}")
-    unjoined = evaluations.join(found, list(eval_files))
+    unjoined = {f"{label} ({runs.relative(path, output)})": numbers
+                for (label, path), numbers in evaluations.join(found, list(eval_files)).items()}
     rows = table.build_rows(found)
     base = _read_baseline(baseline) if baseline else None
     against = compare.find_reference(rows, reference) if reference else None
     output.mkdir(parents=True, exist_ok=True)
     figures = [plots.learning_curves(rows, output / "learning_curves.png", base), *plots.heatmaps(rows, output)]
     figures = [f for f in figures if f is not None]
-    rows_json = [row.to_json() for row in rows]
+    rows_json = [row.to_json(output) for row in rows]
     if base:
         for row, data in zip(rows, rows_json):
             data["final_reward_vs_base_se"] = _delta(row.metrics.get("final_reward"), base)

@@ -1,4 +1,4 @@
-"""The mesh config, the logical-axis rules and the SLURM settings, checked without extra devices."""
+"""The mesh config and the logical-axis rules, checked without extra devices."""
 
 import jax
 import pytest
@@ -85,31 +85,3 @@ def test_unknown_logical_axis_and_rank_mismatch_are_errors():
         partition_spec(("heads",), (4,), mesh())
     with pytest.raises(ValueError, match="do not match the shape"):
         partition_spec(("batch",), (4, 2), mesh())
-
-
-@pytest.mark.parametrize("nodelist, first", [
-    ("gpu[003-005,9],cpu1", "gpu003"), ("node7", "node7"), ("a-b[12,14]", "a-b12"), ("x[1-2],y[3]", "x1"),
-])
-def test_first_slurm_host(nodelist, first):
-    assert parallel.distributed.first_host(nodelist) == first
-
-
-def test_slurm_settings():
-    env = dict(SLURM_PROCID="5", SLURM_STEP_NODELIST="gpu[010-011]", SLURM_NTASKS="16", SLURM_JOB_ID="4123",
-               SLURM_GPUS_ON_NODE="8", SLURM_NTASKS_PER_NODE="8", SLURM_LOCALID="5")
-    s = parallel.slurm_settings(env)
-    assert (s.coordinator_address, s.num_processes, s.process_id, s.local_device_ids) == (
-        "gpu010:61123", 16, 5, (5,))
-    one_task_per_node = dict(env, SLURM_NTASKS="2", SLURM_NTASKS_PER_NODE="1", SLURM_PROCID="1", SLURM_LOCALID="0")
-    assert parallel.slurm_settings(one_task_per_node).local_device_ids is None  # every local GPU
-    bound = dict(env, CUDA_VISIBLE_DEVICES="5")  # SLURM already gave the task its one GPU
-    assert parallel.slurm_settings(bound).local_device_ids is None
-    assert parallel.slurm_settings({}) is None
-
-
-def test_initialize_distributed_without_a_cluster_is_a_no_op():
-    assert parallel.initialize_distributed(env={}) is None
-    assert parallel.initialize_distributed(env=dict(SLURM_PROCID="0", SLURM_NODELIST="n1",
-                                                    SLURM_JOB_NODELIST="n1", SLURM_NTASKS="1")) is None
-    with pytest.raises(ValueError, match="together"):
-        parallel.initialize_distributed("127.0.0.1:1234")
