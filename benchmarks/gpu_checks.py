@@ -122,7 +122,7 @@ def memory(dry_run: bool) -> dict:
     graphdef, state = nnx.split(Decoder(cfg, nnx.Rngs(0)))
     rules = parallel.DEFAULT_RULES
     weights = device.decode_weights(graphdef, state, mesh=None, rules=rules)
-    slots = device.empty_slots(cfg=cfg, num_slots=num_slots, cache_len=prompt + new, rows=num_slots, max_new=new,
+    slots = device.empty_slots(cfg=cfg, num_slots=num_slots, cache_len=prompt + new, max_new=new,
                                pad_id=0, mesh=None, rules=rules)
     settings = device.DrawSettings(1.0, 0, 1.0, (), new)
     compiled = device.decode_chunk.trace(graphdef, state, weights, slots, jax.random.key(0), np.int32(1),

@@ -207,7 +207,7 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
             device.prefill, graphdef, sample_state, weights, ids, ids, pieces=pieces, mesh=mesh, rules=decode)
         reports.append(prefill_report)
         _, slots = compile_one("empty slots", "", device.empty_slots, cfg=cfg, num_slots=call.slots,
-                               cache_len=call.prompt_len + call.max_new, rows=call.rows, max_new=call.max_new,
+                               cache_len=call.prompt_len + call.max_new, max_new=call.max_new,
                                pad_id=0, mesh=mesh, rules=decode)
         settings = device.DrawSettings(section.temperature, section.top_k, section.top_p, (0,), call.max_new)
         key = jax.eval_shape(lambda: jax.random.key(0))
@@ -238,28 +238,33 @@ def _training_width(config, section: str) -> int:
 
 def program_counts(config, batch_shards: int) -> dict[str, int]:
     """How many distinct prefill and decode-chunk programs the config's buckets can compile (each a
-    compilation of its own): per sampler call, every (prompt-count bucket, prompt-length bucket) pair
-    prefills, and decodes with every attention window (herl_jax.sampling.sampler.attention_window)."""
-    from herl_jax.buckets import prompt_bucket_count
+    compilation of its own), found by enumerating every call the trainer can make: per sampler call kind,
+    each prompt count and prompt length prefills, and decodes with its slot count over every attention
+    window its rows can reach (herl_jax.buckets; the static batch decodes once over the whole cache)."""
+    from herl_jax.buckets import decode_slot_count, prompt_bucket_count, prompt_bucket_len
     from herl_jax.plan import sampler_calls
     from herl_jax.sampling import SamplingConfig
-    from herl_jax.sampling.sampler import attention_window
+    from herl_jax.sampling.sampler import attention_window, slot_cache_len
 
     shapes: dict[str, set] = {"prefill": set(), "decode_chunk": set()}
     for call in sampler_calls(config, batch_shards):
         section = config.rollout if call.name != "revisions" else config.revision
-        counts = {prompt_bucket_count(p) for p in range(1, call.prompts + 1)}
-        lengths = range(section.prompt_bucket, call.prompt_len + 1, section.prompt_bucket)
         sampling = SamplingConfig(max_new_tokens=section.max_new_tokens, decode_chunk=section.decode_chunk,
-                                  cache_block=section.cache_block)
-        windows = {attention_window(sampling, 0, step) for step in range(1, section.max_new_tokens + 1)}
+                                  cache_block=section.cache_block, max_prompt_len=section.max_prompt_len,
+                                  prompt_bucket=section.prompt_bucket)
+        counts = {prompt_bucket_count(p, batch_shards) for p in range(1, call.prompts + 1)}
+        lengths = {prompt_bucket_len(n, section.prompt_bucket, section.max_prompt_len)
+                   for n in range(1, section.max_prompt_len + 1)}
         for count in counts:
+            slots = decode_slot_count(count * call.n, section.decode_slots, batch_shards)
             for length in lengths:
                 shapes["prefill"].add((count, length))
                 if not section.decode_slots:
-                    shapes["decode_chunk"].add((count * call.n, length, length + call.max_new))
-                for window in windows if section.decode_slots else ():
-                    shapes["decode_chunk"].add((count * call.n, length, length + window))
+                    shapes["decode_chunk"].add((slots, length + call.max_new, length + call.max_new))
+                    continue
+                cache_len = slot_cache_len(sampling)
+                for step in range(1, call.max_new + 1):
+                    shapes["decode_chunk"].add((slots, cache_len, attention_window(sampling, length, step)))
     return {name: len(found) for name, found in shapes.items()}
 
 

@@ -26,7 +26,7 @@ from flax import nnx
 from jax.sharding import AbstractMesh
 
 from herl_jax import parallel
-from herl_jax.buckets import prompt_bucket_count, prompt_bucket_len, round_up
+from herl_jax.buckets import decode_slot_count, prompt_bucket_count, round_up
 from herl_jax.herl.config import HerlConfig
 from herl_jax.models import Decoder, KVCache, ModelConfig
 from herl_jax.models.decoder import outside_layers
@@ -137,26 +137,26 @@ class SamplerCall:
     """One sampler call of a step, by what sizes its buffers (herl_jax.sampling.sampler.sample)."""
 
     name: str
-    prompts: int  # prompts in the call, before the sampler pads their count to a power of two
+    prompts: int  # prompts in the call, before the sampler pads their count (herl_jax.buckets)
     n: int  # samples per prompt
-    prompt_len: int  # T: the prompt bucket of the longest prompt allowed
+    prompt_len: int  # T: the prompt bucket of the longest prompt allowed (C = T + M: a slot's cache)
     max_new: int  # M
     decode_slots: int  # per batch shard; 0: one static batch, one slot per row
     batch_shards: int = 1  # devices the rows are split over (the sampler's slots are decode_slots x this)
 
     @property
     def padded_prompts(self) -> int:
-        return prompt_bucket_count(self.prompts)
+        return prompt_bucket_count(self.prompts, self.batch_shards)
 
     @property
     def rows(self) -> int:
-        """R: request rows, of the padded prompts (the completion buffers' shape repeats across calls)."""
+        """R: request rows, of the padded prompts."""
         return self.padded_prompts * self.n
 
     @property
     def slots(self) -> int:
         """S: rows decoded at once, on the whole mesh."""
-        return min(self.decode_slots * self.batch_shards, self.rows) if self.decode_slots else self.rows
+        return decode_slot_count(self.rows, self.decode_slots, self.batch_shards)
 
 
 def sampler_calls(config, batch_shards: int = 1) -> list[SamplerCall]:
@@ -168,7 +168,7 @@ def sampler_calls(config, batch_shards: int = 1) -> list[SamplerCall]:
 
     def call(name, section, prompts, n, pieces):
         piece = math.ceil(prompts / min(pieces, prompts))
-        return SamplerCall(name, piece, n, prompt_bucket_len(section.max_prompt_len, section.prompt_bucket),
+        return SamplerCall(name, piece, n, round_up(section.max_prompt_len, section.prompt_bucket),
                            section.max_new_tokens, section.decode_slots, batch_shards)
 
     calls = [call("rollouts", config.rollout, t.prompts_per_step, config.rollout.n, t.score_overlap_chunks)]
@@ -183,10 +183,10 @@ def sampler_calls(config, batch_shards: int = 1) -> list[SamplerCall]:
 def sampler_arrays(cfg: ModelConfig, call: SamplerCall) -> dict[str, list[tuple[tuple, tuple, int]]]:
     """(shape, logical axes, bytes per element) of the buffers a sampler call holds while it decodes (XLA's
     temporaries not counted), by what they are: the prefilled prompts' cache [P, T] and next-token logits
-    [P, V]; the decode slots' cache [S, T + M]; the completions and log-probs [R, M] and the per-slot state
+    [P, V]; the decode slots' cache [S, T + M]; each slot's completion and log-probs [S, M] and its state
     [S] (replicated)."""
     e = jnp.dtype(cfg.dtype).itemsize
-    prompts, slots, rows, t, m = call.padded_prompts, call.slots, call.rows, call.prompt_len, call.max_new
+    prompts, slots, t, m = call.padded_prompts, call.slots, call.prompt_len, call.max_new
 
     def cache(batch: int, length: int):
         kv = ((cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.head_dim), KVCache.KV_AXES, e)
@@ -197,7 +197,7 @@ def sampler_arrays(cfg: ModelConfig, call: SamplerCall) -> dict[str, list[tuple[
         f"KV cache of {prompts} prompts x {t}, their logits": cache(prompts, t)
         + [((prompts, cfg.vocab_size), ("batch", "vocab"), 4)],
         f"KV cache of {slots} decode slots x {t + m}": cache(slots, t + m),
-        f"completions {rows} x {m}, slot state": [((rows, m), (None, None), 4)] * 2 + slot_state,
+        f"completions {slots} x {m}, slot state": [((slots, m), ("batch", None), 4)] * 2 + slot_state,
     }
 
 

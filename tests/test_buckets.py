@@ -1,17 +1,55 @@
-"""The sampler's padded prompt sizes (herl_jax.buckets) against a brute-force search."""
+"""The sampler's padded sizes (herl_jax.buckets) against brute-force searches of the rules they state, and the
+number of distinct sizes they allow."""
 
 import pytest
 
-from herl_jax.buckets import prompt_bucket_count, prompt_bucket_len
+from herl_jax.buckets import decode_slot_count, prompt_bucket_count, prompt_bucket_len, window_bucket
 
 
-@pytest.mark.parametrize("longest, bucket", [(1, 1), (1, 8), (8, 8), (9, 8), (100, 16), (2048, 256), (2049, 256)])
-def test_prompt_length_is_the_smallest_multiple_of_the_bucket_that_fits(longest, bucket):
-    expected = next(m for m in range(bucket, 10 * longest + bucket, bucket) if m >= longest)
-    assert prompt_bucket_len(longest, bucket) == expected
+@pytest.mark.parametrize("longest, bucket, most", [(1, 1, 9), (1, 8, 64), (8, 8, 64), (9, 8, 64), (17, 8, 64),
+                                                   (100, 16, 100), (2048, 256, 8192), (2049, 256, 8192),
+                                                   (4097, 256, 5000)])
+def test_prompt_length_is_the_bucket_times_the_smallest_power_of_two_that_fits(longest, bucket, most):
+    cap = next(m for m in range(bucket, most + bucket + 1, bucket) if m >= most)
+    expected = min(next(bucket * 2**k for k in range(20) if bucket * 2**k >= longest), cap)
+    assert prompt_bucket_len(longest, bucket, most) == expected
+    assert longest <= prompt_bucket_len(longest, bucket, most)
 
 
-@pytest.mark.parametrize("prompts", [1, 2, 3, 4, 5, 63, 64, 65, 100])
-def test_prompt_count_is_the_next_power_of_two(prompts):
-    expected = next(2**k for k in range(10) if 2**k >= prompts)
-    assert prompt_bucket_count(prompts) == expected
+def test_prompt_lengths_grow_geometrically():
+    lengths = {prompt_bucket_len(n, 256, 8192) for n in range(1, 8193)}
+    assert sorted(lengths) == [256, 512, 1024, 2048, 4096, 8192]
+
+
+@pytest.mark.parametrize("prompts, shards", [(1, 1), (2, 1), (3, 1), (5, 1), (64, 1), (65, 1), (100, 1),
+                                             (1, 8), (8, 8), (9, 8), (112, 8), (5, 6), (13, 6)])
+def test_prompt_count_is_a_power_of_two_per_shard(prompts, shards):
+    expected = next(shards * 2**k for k in range(12) if shards * 2**k >= prompts)
+    assert prompt_bucket_count(prompts, shards) == expected
+
+
+@pytest.mark.parametrize("decode_slots, shards", [(64, 8), (64, 1), (3, 1), (6, 2), (0, 4)])
+def test_slot_count_covers_the_rows_up_to_decode_slots_per_shard_in_at_most_four_sizes(decode_slots, shards):
+    counts = {r: decode_slot_count(r, decode_slots, shards) for r in range(1, 3 * decode_slots * shards + 2)}
+    for rows, slots in counts.items():
+        if decode_slots == 0:
+            assert slots == rows  # the static batch: one slot per row
+            continue
+        assert slots % shards == 0 and slots <= decode_slots * shards
+        assert slots >= min(rows, decode_slots * shards)
+    if decode_slots:
+        assert len(set(counts.values())) <= 4
+
+
+@pytest.mark.parametrize("block, cache_len", [(1, 100), (64, 12288), (16, 200)])
+def test_window_is_within_one_and_a_half_times_the_blocks_needed(block, cache_len):
+    series = sorted({block * m for k in range(20) for m in (2**k, 3 * 2**k)})  # 1, 2, 3, 4, 6, 8, 12, ... blocks
+    windows = set()
+    for needed in range(1, cache_len + 1):
+        window = window_bucket(needed, block, cache_len)
+        windows.add(window)
+        assert window == min(next(w for w in series if w >= needed), cache_len)
+        blocks_needed = -(-needed // block)
+        assert window <= cache_len and (window >= needed)
+        assert window <= max(2 * block, 1.5 * blocks_needed * block)
+    assert len(windows) <= 2 * (cache_len // block).bit_length() + 1

@@ -80,12 +80,12 @@ def torch_generate(policy: TorchPolicy, prompts: Sequence[Sequence[int]], config
                    pad_id: int = 0) -> SampleOutput:
     """``herl_jax.sampling.generate`` done by transformers: ``config.n`` completions per prompt.
 
-    Prompts are left-padded to a multiple of ``config.prompt_bucket`` (so a static cache's compiled
+    Prompts are left-padded to our sampler's prompt bucket (herl_jax.buckets; so a static cache's compiled
     step is reused across calls); rows are prompt-major, as ours. With no stop ids every row runs to
     ``max_new_tokens``. Returns numpy arrays on the host, shaped as ``SampleOutput`` documents.
     """
     model = policy.model
-    width = prompt_bucket_len(max(len(p) for p in prompts), config.prompt_bucket)
+    width = prompt_bucket_len(max(len(p) for p in prompts), config.prompt_bucket, config.max_prompt_len)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for i, prompt in enumerate(prompts):

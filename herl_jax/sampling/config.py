@@ -13,13 +13,16 @@ class SamplingConfig:
     n: samples per prompt (the prompt is prefilled once and its KV cache shared by its n samples).
     temperature: 0 means greedy. top_k: 0 = off. top_p: 1.0 = off.
     stop_token_ids: a row finishes at the first of these (the stop token is part of its completion).
-    max_prompt_len: longest prompt accepted. prompt_bucket: prompt lengths are padded up to a multiple of
-    this, and the number of prompts up to a power of two, so similar calls reuse one compiled program.
-    decode_slots: rows decoded at once; a slot whose row stops takes the next queued row (continuous
-    batching). 0 = one static batch of all rows, decoded until the longest stops.
+    max_prompt_len: longest prompt accepted. prompt_bucket: prompt lengths are padded up to this times a
+    power of two (at most max_prompt_len's bucket), and the number of prompts up to a power of two per
+    batch shard, so similar calls reuse one compiled program (herl_jax.buckets).
+    decode_slots: rows decoded at once per batch shard (fewer, in quarters, for a smaller call); a slot
+    whose row stops takes the next queued row (continuous batching). 0 = one static batch of all rows,
+    decoded until the longest stops.
     decode_chunk: decode steps per jitted chunk between refills of idle slots (with decode_slots > 0).
-    cache_block: granularity of the cache window a chunk attends over (with decode_slots > 0): the prompt
-    bucket plus a power-of-two number of these blocks, so a step reads only the keys rows have.
+    cache_block: granularity of the cache window a chunk attends over (with decode_slots > 0): 1, 2, 3, 4,
+    6, 8, 12, ... blocks covering the prompt and the completions so far, so a step reads little more than
+    the keys rows have.
     """
 
     n: int = 1

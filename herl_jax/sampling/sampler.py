@@ -1,14 +1,15 @@
 """The sampler: continuous batching over a fixed number of decode slots, or one static batch.
 
 generate(model, prompts, config) -> SampleOutput
-  host:   validate, left-pad the prompts into a (prompt-count, length) bucket, queue their P * n request
-          rows (prompt-major: row r is sample r % n of prompt r // n)
+  host:   validate, left-pad the prompts into a (prompt-count, length) bucket (herl_jax.buckets), queue
+          their P * n request rows (prompt-major: row r is sample r % n of prompt r // n)
   device: the weights copied once into the decode layout (per-layer buffers, whole on each device or split
           over `tensor` only: `parallel.decode_rules`), then each prompt prefilled once
           (sampling.slots; the cached prompt serves all n of its rows)
-  loop:   idle slots take the next queued rows (their prompt's cache copied in, first token drawn), then a
-          jitted chunk of up to `decode_chunk` steps runs, attending only over the cache window that holds
-          keys, until the queue is empty and every row has stopped
+  loop:   idle slots take the next queued rows (their prompt's cache copied in, first token drawn; the
+          completion of the row that ended there handed back), then a jitted chunk of up to `decode_chunk`
+          steps runs, attending only over the cache window that holds keys, until the queue is empty and
+          every row has stopped
   host:   completions, lengths and finish reasons
 
 `decode_slots=0` is the static batch: one slot per row, one chunk to the end over the whole cache.
@@ -33,7 +34,7 @@ import numpy as np
 from flax import nnx
 
 from herl_jax import parallel
-from herl_jax.buckets import round_up
+from herl_jax.buckets import decode_slot_count, prompt_bucket_count, prompt_bucket_len, round_up, window_bucket
 from herl_jax.models import Decoder
 from herl_jax.sampling import slots as device
 from herl_jax.sampling.config import SamplingConfig
@@ -124,26 +125,28 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
            rules: parallel.Rules = parallel.DEFAULT_RULES) -> tuple[SampleOutput, DecodeStats]:
     """`generate`, plus how the decode slots were used."""
     _validate_prompts(prompts, config)
-    ids, mask = _left_padded(prompts, config, pad_id)
-    num_prompts, max_new = len(prompts), config.max_new_tokens
-    rows = ids.shape[0] * config.n  # bucketed, so the output buffers' shape repeats across calls
     graphdef, state = nnx.split(model)
     mesh = parallel.mesh_of(state)
     rules = parallel.decode_rules(rules)
     batch_shards = parallel.shards("batch", mesh, rules)
-    num_slots = min(config.decode_slots * batch_shards, rows) if config.decode_slots else rows
+    ids, mask = _left_padded(prompts, config, pad_id, batch_shards)
+    num_prompts, max_new = len(prompts), config.max_new_tokens
+    num_slots = decode_slot_count(ids.shape[0] * config.n, config.decode_slots, batch_shards)
     prompt_len = ids.shape[1]
-    cache_len = prompt_len + max_new
-    settings = device.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids, max_new)
+    cache_len = slot_cache_len(config) if config.decode_slots else prompt_len + max_new
+    settings = device.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids, max_new,
+                                   pad_id)
     base_key = jax.random.key(config.seed)
     weights = device.decode_weights(graphdef, state, mesh=mesh, rules=rules)  # copied once, for this call
     pieces = device.prefill_pieces(*ids.shape, batch_shards)
     prompt_cache = device.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
-    slots = device.empty_slots(cfg=model.cfg, num_slots=num_slots, cache_len=cache_len, rows=rows,
-                               max_new=max_new, pad_id=pad_id, mesh=mesh, rules=rules)
+    slots = device.empty_slots(cfg=model.cfg, num_slots=num_slots, cache_len=cache_len, max_new=max_new,
+                               pad_id=pad_id, mesh=mesh, rules=rules)
 
     queue = collections.deque(range(num_prompts * config.n))  # bucket filler prompts are never decoded
     active, step = np.zeros(num_slots, bool), np.zeros(num_slots, np.int32)
+    served = np.full(num_slots, -1)  # the request row each slot serves or last served (-1: none yet)
+    ended = []  # (tokens, logprobs [K, M] on the device, their request rows [K], -1 where none)
     chunk = config.decode_chunk if config.decode_slots else max_new
     refill_size = refill_count(config.decode_slots, num_slots)
     steps = chunks = 0
@@ -154,8 +157,10 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
             dest, request = np.full(refill_size, num_slots, np.int32), np.zeros(refill_size, np.int32)
             dest[: len(part)] = part
             request[: len(part)] = [queue.popleft() for _ in part]
-            slots = device.refill(slots, prompt_cache, dest, request // config.n, request, base_key,
-                                  settings=settings, mesh=mesh, rules=rules)
+            slots, held = device.refill(slots, prompt_cache, dest, request // config.n, request, base_key,
+                                        settings=settings, mesh=mesh, rules=rules)
+            ended.append((*held, np.pad(served[part], (0, refill_size - len(part)), constant_values=-1)))
+            served[part] = request[: len(part)]
         active[idle], step[idle] = True, 1
         if not active.any():
             break
@@ -166,7 +171,12 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
         ran, active, step = (np.array(x) for x in jax.device_get(progress))
         steps, chunks = steps + int(ran), chunks + 1
 
-    tokens, logprobs = (np.asarray(x)[: num_prompts * config.n] for x in device.completions(slots, mesh=mesh))
+    tokens = np.full((num_prompts * config.n, max_new), pad_id, np.int32)
+    logprobs = np.zeros((num_prompts * config.n, max_new), np.float32)
+    for held_tokens, held_logprobs, rows in ended + [(*device.completions(slots, mesh=mesh), served)]:
+        mine = rows >= 0
+        tokens[rows[mine]] = np.asarray(held_tokens)[mine]
+        logprobs[rows[mine]] = np.asarray(held_logprobs)[mine]
     output = _output(tokens, logprobs, config, num_prompts)
     decoded = int(output.lengths.sum()) - len(output.lengths)
     return output, DecodeStats(slots=num_slots, steps=steps, chunks=chunks, decoded=decoded)
@@ -179,11 +189,11 @@ def refill_count(decode_slots: int, num_slots: int) -> int:
     return max(1, num_slots // 8) if decode_slots else num_slots
 
 
-def _left_padded(prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_id: int):
-    """ids, mask [P', T] int32: the prompts right-aligned in a bucket (P' the next power of two, T a
-    multiple of prompt_bucket); filler rows repeat prompt 0."""
-    count = 1 << (len(prompts) - 1).bit_length()
-    length = round_up(max(len(p) for p in prompts), config.prompt_bucket)
+def _left_padded(prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_id: int, batch_shards: int):
+    """ids, mask [P', T] int32: the prompts right-aligned in a (count, length) bucket (herl_jax.buckets);
+    filler rows repeat prompt 0."""
+    count = prompt_bucket_count(len(prompts), batch_shards)
+    length = prompt_bucket_len(max(len(p) for p in prompts), config.prompt_bucket, config.max_prompt_len)
     ids = np.full((count, length), pad_id, np.int32)
     mask = np.zeros((count, length), np.int32)
     for i in range(count):
@@ -193,13 +203,17 @@ def _left_padded(prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_i
     return ids, mask
 
 
+def slot_cache_len(config: SamplingConfig) -> int:
+    """C: cache slots per decode slot, the same for every call of a config (the longest prompt bucket plus
+    the longest completion), so the decode programs do not depend on a call's prompt length."""
+    return round_up(config.max_prompt_len, config.prompt_bucket) + config.max_new_tokens
+
+
 def attention_window(config: SamplingConfig, prompt_len: int, longest_step: int) -> int:
-    """Cache slots the next decode chunk attends over: the prompt bucket plus a power-of-two number of blocks
-    covering the longest row's completion after `decode_chunk` more steps (so few windows, each compiled
-    once)."""
-    needed = longest_step + config.decode_chunk - 1  # completion keys the chunk's last step reads, at most
-    blocks = -(-needed // config.cache_block)
-    return prompt_len + min(config.cache_block << (blocks - 1).bit_length(), config.max_new_tokens)
+    """Cache slots the next decode chunk attends over: the prompt bucket and the longest row's completion
+    after `decode_chunk` more steps, in a window bucket (herl_jax.buckets.window_bucket)."""
+    needed = prompt_len + longest_step + config.decode_chunk - 1  # keys the chunk's last step reads, at most
+    return window_bucket(needed, config.cache_block, slot_cache_len(config))
 
 
 def _output(tokens: np.ndarray, logprobs: np.ndarray, config: SamplingConfig, num_prompts: int) -> SampleOutput:

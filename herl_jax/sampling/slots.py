@@ -2,12 +2,15 @@
 
 A fixed number S of decode slots each serve one request row (a prompt's sample) at a time. The host
 (sampling.sampler) refills slots whose rows have stopped with the next requests and runs the decode in
-jitted chunks of K steps in between; every shape is static, so a config compiles a handful of programs
-once: prefill and refill per prompt bucket, the chunk per attention window.
+jitted chunks of K steps in between; every shape is static, and the decode slots' shapes are the same for
+every call of a config (herl_jax.buckets), so a config compiles a few programs once: prefill and refill
+per prompt bucket, the chunk per slot count and attention window.
 
-Shapes: P prompts (bucketed), T prompt bucket length, S slots, C = T + M cache slots per slot, R request
-rows (P * n, prompt-major), M max new tokens, V vocab. Each slot's cache holds its prompt left-padded in
-slots [0, T) and its completion from T on, so one row's keys lie in [0, T + tokens so far).
+Shapes: P prompts (bucketed), T prompt bucket length, S slots, C cache slots per slot (the config's
+longest prompt bucket plus M, whatever this call's T), M max new tokens, V vocab. Each slot's cache holds
+its prompt left-padded in slots [0, T) and its completion from T on, so one row's keys lie in
+[0, T + tokens so far). Each slot keeps its row's completion [M]; the host collects it when the slot is
+refilled or the call ends.
 
 Random draws depend only on (seed, request row, token index), never on the slot or the slot count.
 Params enter every program as arguments (never closed over), so a policy update does not recompile.
@@ -25,12 +28,13 @@ from jax.sharding import Mesh
 
 from herl_jax import parallel
 from herl_jax.models import Decoder, KVCache
-from herl_jax.models.decoder import outside_layers
+from herl_jax.models.decoder import outside_layers, write_rows
 from herl_jax.sampling.filters import sample_rows
 
 # Logical axis names of the sampler's arrays (the sharding rules map them to mesh axes).
 BATCH_SEQ_AXES = ("batch", "seq")
 BATCH_VOCAB_AXES = ("batch", "vocab")
+COMPLETION_AXES = ("batch", None)  # a slot's completion [S, M] stays with the slot's cache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,7 @@ class DrawSettings:
     top_p: float
     stop_token_ids: tuple[int, ...]
     max_new_tokens: int
+    pad_id: int = 0  # written after a row's end
 
 
 @jax.tree_util.register_dataclass
@@ -56,15 +61,15 @@ class Prompts:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Slots:
-    """The decode slots and the completions written so far.
+    """The decode slots and the completions of the rows they serve.
 
     cache:    KVCache with S rows of C slots
     token:    [S] int32, the slot's last sampled token (the next step's input)
     step:     [S] int32, tokens its request row has so far
     active:   [S] bool, the slot's row is still decoding
     request:  [S] int32, the request row it serves
-    tokens:   [R, M] int32 completions, pad id after a row's end
-    logprobs: [R, M] float32 log-prob of each sampled token, 0 after the end
+    tokens:   [S, M] int32, the row's completion so far, pad id after its end (split over the batch axes)
+    logprobs: [S, M] float32, log-prob of each sampled token, 0 after the end
     """
 
     cache: KVCache
@@ -164,29 +169,34 @@ def prefill(graphdef, state, weights: DecodeWeights, ids, mask, *, pieces: int =
     return Prompts(constrain_cache(out.cache, mesh, rules), parallel.constrain(out.logits, BATCH_VOCAB_AXES, mesh, rules))
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "num_slots", "cache_len", "rows", "max_new", "pad_id", "mesh",
-                                             "rules"))
-def empty_slots(*, cfg, num_slots: int, cache_len: int, rows: int, max_new: int, pad_id: int,
+@functools.partial(jax.jit, static_argnames=("cfg", "num_slots", "cache_len", "max_new", "pad_id", "mesh", "rules"))
+def empty_slots(*, cfg, num_slots: int, cache_len: int, max_new: int, pad_id: int,
                 mesh: Mesh | None, rules: parallel.Rules) -> Slots:
-    """S idle slots with empty caches of C slots, and completions [R, M] all padding."""
+    """S idle slots with empty caches of C slots, and completions [S, M] all padding."""
     zeros = jnp.zeros((num_slots,), jnp.int32)
     return Slots(
         cache=constrain_cache(KVCache.empty(cfg, batch=num_slots, max_len=cache_len), mesh, rules),
         token=zeros, step=zeros, active=jnp.zeros((num_slots,), bool), request=zeros,
-        tokens=jnp.full((rows, max_new), pad_id, jnp.int32), logprobs=jnp.zeros((rows, max_new), jnp.float32),
+        tokens=parallel.constrain(jnp.full((num_slots, max_new), pad_id, jnp.int32), COMPLETION_AXES, mesh, rules),
+        logprobs=parallel.constrain(jnp.zeros((num_slots, max_new), jnp.float32), COMPLETION_AXES, mesh, rules),
     )
 
 
 @functools.partial(jax.jit, static_argnames=("settings", "mesh", "rules"), donate_argnames=("slots",))
 def refill(slots: Slots, prompts: Prompts, dest, src, request, base_key, *, settings: DrawSettings,
-           mesh: Mesh | None, rules: parallel.Rules) -> Slots:
+           mesh: Mesh | None, rules: parallel.Rules) -> tuple[Slots, tuple[jax.Array, jax.Array]]:
     """Starts request row `request[j]` (a row of prompt `src[j]`) in slot `dest[j]`, for j < K (dest, src,
     request [K] int32; a `dest` of S or more marks an unused entry): copies the prompt's cache into the
     slot's first T cache slots, marks the rest empty, and draws the row's first token from the prompt's
-    logits. Other slots are left as they are. Only the K refilled rows move between devices."""
+    logits. Other slots are left as they are. Only the K refilled rows move between devices.
+
+    Returns the slots and what the chosen slots held before: (tokens [K, M], logprobs [K, M]), replicated,
+    the completions of the rows that ended there (rubbish for unused entries and never-used slots)."""
     num_slots, prompt_len = slots.token.shape[0], prompts.cache.max_len
-    rows = slots.tokens.shape[0]
+    max_new = slots.tokens.shape[1]
     used = dest < num_slots
+    held = jnp.minimum(dest, num_slots - 1)
+    ended = (parallel.replicate(slots.tokens[held], mesh), parallel.replicate(slots.logprobs[held], mesh))
     src = jnp.where(used, src, 0)
     cache, prompt = slots.cache, prompts.cache
     tail = cache.max_len - prompt_len
@@ -203,16 +213,18 @@ def refill(slots: Slots, prompts: Prompts, dest, src, request, base_key, *, sett
     )
     token, logprob = _draw(prompts.logits[src], base_key, request, 0, settings, mesh, rules)
     stop = jnp.isin(token, jnp.asarray(settings.stop_token_ids or (-1,), jnp.int32))
-    out_row = jnp.where(used, request, rows)  # unused entries write nothing
+    first_tokens = jnp.full((len(dest), max_new), settings.pad_id, jnp.int32).at[:, 0].set(token)
+    first_logprobs = jnp.zeros((len(dest), max_new), jnp.float32).at[:, 0].set(logprob)
     return Slots(
         cache=constrain_cache(cache, mesh, rules),
         token=slots.token.at[dest].set(token, mode="drop"),
         step=slots.step.at[dest].set(1, mode="drop"),
         active=slots.active.at[dest].set(~stop & (settings.max_new_tokens > 1), mode="drop"),
         request=slots.request.at[dest].set(request, mode="drop"),
-        tokens=slots.tokens.at[out_row, 0].set(token, mode="drop"),
-        logprobs=slots.logprobs.at[out_row, 0].set(logprob, mode="drop"),
-    )
+        tokens=parallel.constrain(slots.tokens.at[dest].set(first_tokens, mode="drop"), COMPLETION_AXES, mesh, rules),
+        logprobs=parallel.constrain(slots.logprobs.at[dest].set(first_logprobs, mode="drop"), COMPLETION_AXES, mesh,
+                                    rules),
+    ), ended
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "settings", "steps", "window", "mesh", "rules"),
@@ -226,7 +238,7 @@ def decode_chunk(graphdef, state, weights: DecodeWeights, slots: Slots, base_key
 
     Each step runs the layers unrolled, each on its own weights (`weights.layers`) and cache buffers. Idle slots
     ride along (their results are dropped; their cache index stays put)."""
-    rows, max_new = slots.tokens.shape
+    max_new = slots.tokens.shape[1]
     stop_ids = jnp.asarray(settings.stop_token_ids or (-1,), jnp.int32)
 
     def not_finished(carry):
@@ -240,7 +252,6 @@ def decode_chunk(graphdef, state, weights: DecodeWeights, slots: Slots, base_key
                               window=window, mesh=mesh, rules=rules)
         cache = dataclasses.replace(cache, index=jnp.where(s.active, cache.index, s.cache.index))
         token, logprob = _draw(logits[:, 0], base_key, s.request, s.step, settings, mesh, rules)
-        out_row = jnp.where(s.active, s.request, rows)  # idle slots write nothing
         step = s.step + s.active
         return i + 1, Slots(
             cache=constrain_cache(cache, mesh, rules),
@@ -248,8 +259,8 @@ def decode_chunk(graphdef, state, weights: DecodeWeights, slots: Slots, base_key
             step=step,
             active=s.active & ~jnp.isin(token, stop_ids) & (step < max_new),
             request=s.request,
-            tokens=s.tokens.at[out_row, s.step].set(token),
-            logprobs=s.logprobs.at[out_row, s.step].set(logprob),
+            tokens=_write_active(s.tokens, token, s.step, s.active),
+            logprobs=_write_active(s.logprobs, logprob, s.step, s.active),
         )
 
     ran, slots = jax.lax.while_loop(not_finished, decode_step, (jnp.int32(0), slots))
@@ -258,8 +269,17 @@ def decode_chunk(graphdef, state, weights: DecodeWeights, slots: Slots, base_key
 
 @functools.partial(jax.jit, static_argnames=("mesh",))
 def completions(slots: Slots, *, mesh: Mesh | None):
-    """(tokens [R, M], logprobs [R, M]) replicated, so every process of a multi-host run reads all rows."""
+    """The slots' completions (tokens [S, M], logprobs [S, M]) replicated, so every process of a multi-host
+    run reads all rows."""
     return parallel.replicate(slots.tokens, mesh), parallel.replicate(slots.logprobs, mesh)
+
+
+def _write_active(buffer, value, step, active):
+    """buffer [S, M] with value [S] at column step[s] of each active row; idle rows keep theirs (their
+    step may be M). Per row, so a batch-split buffer is written where it lives."""
+    at = jnp.minimum(step, buffer.shape[1] - 1)
+    held = jax.vmap(lambda row, i: jax.lax.dynamic_index_in_dim(row, i, keepdims=False))(buffer, at)
+    return write_rows(buffer, jnp.where(active, value, held)[:, None], at)
 
 
 def _draw(logits, base_key, request, step, settings: DrawSettings, mesh, rules):

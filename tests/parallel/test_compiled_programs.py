@@ -9,6 +9,7 @@ config on fsdp=8: what the partitioner makes of our layouts is visible only at t
     collective per layer (the KV write and attention none), only a few per step for the sampled tokens,
     and its predicted time is within 1.5x of the one-GPU memory roofline;
   - refill moves only the refilled rows' prompt caches;
+  - the paper config's buckets compile at most a few dozen prefill and decode programs;
   - the HLO reader itself is checked on a program whose collectives are known.
 """
 
@@ -73,11 +74,17 @@ def test_refill_moves_only_the_refilled_rows(reports):
 
 
 def test_decode_slots_are_per_device(reports):
-    # Validation decodes 64 rows; 64 slots per device x 8 devices cover them all at once.
-    (validation,) = [p for p in programs(reports, "decode step") if p["shape"].startswith("validation")]
-    assert validation["shape"].startswith("validation: 64 slots")
-    (rollouts,) = [p for p in programs(reports, "decode step") if p["shape"].startswith("rollouts")]
-    assert rollouts["shape"].startswith("rollouts: 112 slots")  # 16 prompts x 7 rollouts, under 8 x 64
+    # decode_slots=64 per device, 8 devices: a call decodes its rows in quarters of 8 x 64, 128 slots for
+    # validation's 64 rows and the rollouts' 16 prompts x 7.
+    for call in ("validation", "rollouts", "revisions"):
+        (step,) = [p for p in programs(reports, "decode step") if p["shape"].startswith(call)]
+        assert step["shape"].startswith(f"{call}: 128 slots"), step
+
+
+def test_the_paper_config_compiles_a_few_dozen_sampler_programs(reports):
+    # Before geometric buckets and a fixed slot geometry: 312 prefill and 2,744 decode-chunk programs.
+    assert reports["counts"]["prefill"] <= 40, reports["counts"]
+    assert reports["counts"]["decode_chunk"] <= 40, reports["counts"]
 
 
 def test_the_hlo_reader_counts_known_collectives(tmp_path):

@@ -45,12 +45,12 @@ def sampling_bytes(plan, call: str) -> int:
     return sum(i.per_device for i in items)
 
 
-def call_bytes(prompts: int, prompt_len: int, rows: int, slots: int, max_new: int) -> int:
+def call_bytes(prompts: int, prompt_len: int, slots: int, max_new: int) -> int:
     """One sampler call's buffers on one device: the prompts' cache and float32 logits, the slots' cache,
-    the int32 completions and float32 log-probs, the slots' int32 token, step, request and bool active."""
+    each slot's int32 completion and float32 log-probs, its int32 token, step, request and bool active."""
     prompt_cache = prompts * (prompt_len * KV_POSITION + KV_ROW) + prompts * V * 4
     slot_cache = slots * ((prompt_len + max_new) * KV_POSITION + KV_ROW)
-    return prompt_cache + slot_cache + rows * max_new * (4 + 4) + slots * (3 * 4 + 1)
+    return prompt_cache + slot_cache + slots * max_new * (4 + 4) + slots * (3 * 4 + 1)
 
 
 def test_fsdp_divides_the_parameters_by_the_axis_size():
@@ -130,7 +130,7 @@ def test_sampling_counts_the_prompt_cache_the_slots_and_the_completions(slots):
     # revise prompts per call, padded to 128, each of 8192 positions (max_prompt_len); one row each, and
     # 4096 new tokens. A static batch, or more slots than rows, decodes all 128 rows at once.
     rows = 128
-    assert sampling_bytes(plan, "revisions") == call_bytes(128, 8192, rows, min(slots, rows) or rows, 4096)
+    assert sampling_bytes(plan, "revisions") == call_bytes(128, 8192, min(slots, rows) or rows, 4096)
 
 
 @pytest.mark.parametrize("slots, largest", [(0, "rollouts"), (64, "validation")])
@@ -140,8 +140,8 @@ def test_the_largest_sampler_call_is_planned(slots, largest):
     plan = plan_memory(config, num_devices=1)
     # Rollouts: 64 prompts in 4 pieces = 16 prompts of 2048 positions, 8 rows each = 128 rows, 4096 new
     # tokens. Validation: 64 prompts, greedy, one call, one row each.
-    rollouts = call_bytes(16, 2048, 128, slots or 128, 4096)
-    validation = call_bytes(64, 2048, 64, 64, 4096)
+    rollouts = call_bytes(16, 2048, slots or 128, 4096)
+    validation = call_bytes(64, 2048, 64, 4096)
     assert max(rollouts, validation) == (rollouts if largest == "rollouts" else validation)
     assert sampling_bytes(plan, largest) == max(rollouts, validation)
 
@@ -159,7 +159,9 @@ def test_planned_sampler_buffers_are_those_the_sampler_allocates(slots, monkeypa
         monkeypatch.setattr(device, name, recording)
     model = tiny_model()
     prompts = [[5] * 3, [6] * 20, [7] * 9]  # 3 prompts (padded to 4), the longest 20 tokens (a 32 bucket)
-    generate(model, prompts, SamplingConfig(n=3, max_new_tokens=8, prompt_bucket=16, decode_slots=slots))
+    # max_prompt_len 32: the slots' cache length is the longest prompt bucket's, this call's too.
+    generate(model, prompts, SamplingConfig(n=3, max_new_tokens=8, prompt_bucket=16, max_prompt_len=32,
+                                            decode_slots=slots))
     arrays = sampler_arrays(model.cfg, SamplerCall("call", prompts=3, n=3, prompt_len=32, max_new=8,
                                                    decode_slots=slots))
     planned = sum(math.prod(shape) * itemsize for group in arrays.values() for shape, _, itemsize in group)

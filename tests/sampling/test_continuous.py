@@ -121,7 +121,7 @@ def test_decode_chunk_returns_the_donated_slots_in_place():
     graphdef, state = nnx.split(model)
     rules = parallel.DEFAULT_RULES
     weights = device.decode_weights(graphdef, state, mesh=None, rules=rules)
-    slots = device.empty_slots(cfg=model.cfg, num_slots=4, cache_len=64, rows=8, max_new=32, pad_id=0, mesh=None,
+    slots = device.empty_slots(cfg=model.cfg, num_slots=4, cache_len=64, max_new=32, pad_id=0, mesh=None,
                                rules=rules)
     settings = device.DrawSettings(1.0, 0, 1.0, (STOP,), 32)
     compiled = device.decode_chunk.trace(graphdef, state, weights, slots, jax.random.key(0), np.int32(1),

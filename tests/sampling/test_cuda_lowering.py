@@ -27,7 +27,7 @@ def test_sampler_programs_lower_for_cuda():
     ids, mask = np.ones((2, 8), np.int32), np.ones((2, 8), np.int32)
     prompts = device.prefill(graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
     assert "stablehlo" in lowered_text(device.prefill, graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
-    slots = device.empty_slots(cfg=model.cfg, num_slots=3, cache_len=24, rows=4, max_new=16, pad_id=0, mesh=None,
+    slots = device.empty_slots(cfg=model.cfg, num_slots=3, cache_len=24, max_new=16, pad_id=0, mesh=None,
                                rules=RULES)
     settings = device.DrawSettings(1.0, 5, 0.9, (1,), 16)
     key = jax.random.key(0)

@@ -1,0 +1,42 @@
+"""The number of sampler programs a config can compile (herl_jax.compiled.program_counts) against the
+programs real sampler calls compile: every prompt count and prompt-length bucket of a small config, rows
+running to max_new_tokens so every attention window on their way is reached."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from herl_jax.compiled import program_counts
+from herl_jax.config import base_config
+from herl_jax.sampling import SamplingConfig, generate
+from herl_jax.sampling import slots as device
+from tests.sampling.test_continuous import tiny_model
+
+
+def small_config():
+    config = base_config()
+    config.herl.variant = "rlvr"  # one call kind: the rollouts
+    config.rollout.update(n=2, max_new_tokens=12, max_prompt_len=40, prompt_bucket=8, decode_slots=4,
+                          decode_chunk=3, cache_block=4)
+    config.trainer.update(prompts_per_step=4, score_overlap_chunks=1, validate_every=0)
+    return config
+
+
+def test_sampler_calls_compile_at_most_the_counted_programs():
+    config = small_config()
+    counted = program_counts(config, batch_shards=1)
+    r = config.rollout
+    sampling = SamplingConfig(n=r.n, max_new_tokens=r.max_new_tokens, max_prompt_len=r.max_prompt_len,
+                              prompt_bucket=r.prompt_bucket, decode_slots=r.decode_slots,
+                              decode_chunk=r.decode_chunk, cache_block=r.cache_block)  # no stop: rows run to M
+    model = tiny_model("llama", 5)
+    prefills, chunks = device.prefill._cache_size(), device.decode_chunk._cache_size()
+    rng = np.random.default_rng(0)
+    for count in range(1, config.trainer.prompts_per_step + 1):
+        for longest in (1, 8, 9, 16, 17, 32, 33, 40):  # every length bucket: 8, 16, 32, 40 (the cap)
+            prompts = [rng.integers(1, 50, size=rng.integers(1, longest + 1)).tolist() for _ in range(count - 1)]
+            generate(model, prompts + [[7] * longest], sampling)
+    compiled_prefills = device.prefill._cache_size() - prefills
+    compiled_chunks = device.decode_chunk._cache_size() - chunks
+    assert compiled_prefills == counted["prefill"] == 3 * 4  # counts 1, 2, 4 x lengths 8, 16, 32, 40
+    assert 0 < compiled_chunks <= counted["decode_chunk"]
