@@ -228,7 +228,8 @@ class Decoder(nnx.Module):
         return self.embed[...].T if self.cfg.tie_word_embeddings else self.lm_head[...]
 
     def logits(self, hidden: jax.Array) -> jax.Array:
-        """float32 logits [..., V] from final hidden states [..., D]."""
+        """float32 logits [..., V] from final hidden states [..., D] (bf16 ones would be off by up to ~0.1:
+        `token_logprobs`)."""
         w = self.lm_head_kernel().astype(hidden.dtype)
         return jnp.einsum("...d,dv->...v", hidden, w, preferred_element_type=jnp.float32)
 
