@@ -153,6 +153,9 @@ class Attention(nnx.Module):
             k_buf = write_rows(k_buf, k.astype(k_buf.dtype), write_slots[:, 0])
             v_buf = write_rows(v_buf, v.astype(v_buf.dtype), write_slots[:, 0])
             window = mask.shape[-1]
+            # No copy of its own: XLA (CPU) fuses this slice into the transposes to [B,K,W,H] that the grouped
+            # dots need anyway, so they move W slots, not S (attending over the whole buffer doubles the temp
+            # at W = S/2). A [B,K,S,H] cache trades them for a slice copy as large (measured: same temp).
             k, v = k_buf[:, :window].astype(dt), v_buf[:, :window].astype(dt)
             new_cache = (k_buf, v_buf)
         else:
