@@ -125,12 +125,14 @@ class Attention(nnx.Module):
             self.q_norm = RMSNorm(h, cfg.rms_norm_eps, "head_dim", pd)
             self.k_norm = RMSNorm(h, cfg.rms_norm_eps, "head_dim", pd)
 
-    def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None):
-        """x [B,T,D], positions [B,T], mask [B,1,T,W] bool.
+    def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None, lengths=None):
+        """x [B,T,D], positions [B,T], mask [B,1,T,W] bool, or None with `lengths`.
 
         cache_kv: None, or this layer's cache buffers (k, v [B,S,K,H]): this call's keys/values are written
         at `write_slots` [B,T] (consecutive in each row) and the queries attend over the first W slots (the
         mask's width), so a decode step reads only the part of the cache that holds keys.
+        lengths: [B] int32 (>= 1), no cache: row b's first lengths[b] tokens attend causally among
+        themselves, and its later (padding) positions output zeros (`Decoder.hidden_states(right_padded=)`).
         Returns (out [B,T,D], (k, v)): the updated cache buffers, or this call's keys/values [B,T,K,H].
         """
         cfg, dt = self.cfg, x.dtype
@@ -151,14 +153,21 @@ class Attention(nnx.Module):
             k_buf = write_rows(k_buf, k.astype(k_buf.dtype), write_slots[:, 0])
             v_buf = write_rows(v_buf, v.astype(v_buf.dtype), write_slots[:, 0])
             window = mask.shape[-1]
+            # No copy of its own: XLA (CPU) fuses this slice into the transposes to [B,K,W,H] that the grouped
+            # dots need anyway, so they move W slots, not S (attending over the whole buffer doubles the temp
+            # at W = S/2). A [B,K,S,H] cache trades them for a slice copy as large (measured: same temp).
             k, v = k_buf[:, :window].astype(dt), v_buf[:, :window].astype(dt)
             new_cache = (k_buf, v_buf)
         else:
             new_cache = (k, v)
-        if cache_kv is not None and _attention_impl(cfg) == "xla":
+        impl = _attention_impl(cfg)
+        if lengths is not None:
+            out = jax.nn.dot_product_attention(q, k, v, is_causal=True, query_seq_lengths=lengths,
+                                               key_value_seq_lengths=lengths, implementation=impl)
+        elif cache_kv is not None and impl == "xla":
             out = _cached_attention(q, k, v, mask)
         else:
-            out = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=_attention_impl(cfg))
+            out = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=impl)
         out = jnp.einsum("btnh,nhd->btd", out, self.o_proj[...].astype(dt))
         return out, new_cache
 
@@ -187,18 +196,19 @@ class DecoderLayer(nnx.Module):
         self.post_attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, "embed", cfg.param_dtype)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None):
-        attn_out, kv = self.attn(self.input_norm(x), positions, mask, inv_freq, cache_kv, write_slots)
+    def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None, lengths=None):
+        attn_out, kv = self.attn(self.input_norm(x), positions, mask, inv_freq, cache_kv, write_slots, lengths)
         x = x + attn_out
         return x + self.mlp(self.post_attn_norm(x)), kv
 
 
 class Decoder(nnx.Module):
-    """Causal LM. `model(input_ids, attention_mask)` -> float32 logits [B, T, V] for left-padded batches.
+    """Causal LM. `model(input_ids, attention_mask)` -> float32 logits [B, T, V] for padded batches.
 
     With `cache=KVCache(...)` it appends the new tokens to the cache and returns (logits, new_cache); the
     sampler uses this for prefill and decode. Padding tokens (attention_mask 0) are never attended to and
-    do not advance a row's positions, so a left-padded row computes exactly what it would alone.
+    do not advance a row's positions, so a padded row's real tokens compute exactly what they would alone
+    (left-padded, as the sampler's prompts, or, declared with `right_padded=True`, as the learner's rows).
     """
 
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs | None = None):
@@ -221,7 +231,8 @@ class Decoder(nnx.Module):
         return self.embed[...].T if self.cfg.tie_word_embeddings else self.lm_head[...]
 
     def logits(self, hidden: jax.Array) -> jax.Array:
-        """float32 logits [..., V] from final hidden states [..., D]."""
+        """float32 logits [..., V] from final hidden states [..., D] (bf16 ones would be off by up to ~0.1:
+        `token_logprobs`)."""
         w = self.lm_head_kernel().astype(hidden.dtype)
         return jnp.einsum("...d,dv->...v", hidden, w, preferred_element_type=jnp.float32)
 
@@ -236,7 +247,8 @@ class Decoder(nnx.Module):
 
     def hidden_states(self, input_ids, attention_mask, positions=None, cache: KVCache | None = None,
                       layers: Sequence[nnx.State] | None = None, window: int | None = None, *,
-                      mesh: Mesh | None = None, rules: parallel.Rules = parallel.DEFAULT_RULES):
+                      right_padded: bool = False, mesh: Mesh | None = None,
+                      rules: parallel.Rules = parallel.DEFAULT_RULES):
         """Final normed hidden states [B, T, D] (and the updated cache when one is given).
 
         Without a cache a scan runs the layers over the stacked weights (compile time independent of depth).
@@ -244,10 +256,25 @@ class Decoder(nnx.Module):
         `layer_states()`; computed here when not given) and cache buffers; each row's T new tokens go to
         its slots `cache.index[b]` onward, and attention reads only the first `window` slots (default all:
         every row's keys must lie in them). On a `mesh`, the hidden states between layers are laid out by
-        ACTIVATION_AXES under `rules`."""
+        ACTIVATION_AXES under `rules`.
+
+        `right_padded` (no cache): the caller declares every row its real tokens first, then padding
+        (attention_mask [B, T] a prefix of ones), as the learner's batches are. cuDNN attention then gets a
+        causal mask type and per-row lengths instead of a dense [B, 1, T, T] mask, so it skips the tiles
+        above the diagonal and past each row's length (`_lengths_form`). Real tokens' outputs are those of
+        the dense mask; padding positions' outputs differ (and are not to be read)."""
         cfg = self.cfg
         attention_mask = attention_mask.astype(jnp.int32)
         batch, t = input_ids.shape
+        lengths = None
+        if right_padded:
+            if cache is not None:
+                raise ValueError("right_padded is for a forward without a cache")
+            if _lengths_form(_attention_impl(cfg)):
+                # An all-padding row (the collate's filler rows) gets length 1, so no kernel is asked for
+                # an empty softmax: its position 0 attends to its own padding key, a finite output that,
+                # like every padding position's, nothing reads.
+                lengths = jnp.maximum(attention_mask.sum(axis=1), 1)
         if cache is None:
             key_valid = attention_mask.astype(bool)
             slot = jnp.arange(t)[None, :]
@@ -259,8 +286,10 @@ class Decoder(nnx.Module):
         if positions is None:
             positions = jnp.maximum(start_len[:, None] + jnp.cumsum(attention_mask, axis=1) - 1, 0)
         window = key_valid.shape[1] if window is None else window
-        causal = jnp.arange(window)[None, None, :] <= slot[:, :, None]  # [B or 1, T, W]
-        mask = causal[:, None] & key_valid[:, None, None, :window]  # [B, 1, T, W]
+        mask = None
+        if lengths is None:
+            causal = jnp.arange(window)[None, None, :] <= slot[:, :, None]  # [B or 1, T, W]
+            mask = causal[:, None] & key_valid[:, None, None, :window]  # [B, 1, T, W]
 
         inv_freq = rope_inverse_frequencies(cfg)
         def pin(x):
@@ -273,7 +302,7 @@ class Decoder(nnx.Module):
         layers_graph, layers_state = nnx.split(self.layers)
 
         def run_layer(layer_state, x, kv=None):
-            x, kv = nnx.merge(layers_graph, layer_state)(x, positions, mask, inv_freq, kv, slot)
+            x, kv = nnx.merge(layers_graph, layer_state)(x, positions, mask, inv_freq, kv, slot, lengths)
             return pin(x), kv
 
         if cfg.remat:
@@ -308,6 +337,14 @@ def _attention_impl(cfg: ModelConfig) -> str:
         return cfg.attention_impl
     on_gpu = jax.default_backend() == "gpu"
     return "cudnn" if on_gpu and cfg.dtype in ("bfloat16", "float16") else "xla"
+
+
+def _lengths_form(impl: str) -> bool:
+    """Whether right-padded rows attend by a causal mask type and per-row lengths instead of the dense mask:
+    with cuDNN, whose kernel then skips the masked tiles (given a dense mask it adds it as a bias to every
+    tile). XLA would build the same mask from them and compute the same scores, so it keeps the dense mask
+    and the CPU path stays bit for bit as it was."""
+    return impl == "cudnn"
 
 
 def _cached_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:

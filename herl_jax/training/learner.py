@@ -89,9 +89,13 @@ class TrainState(NamedTuple):
 
 
 def response_hidden(model, batch: Batch, mesh: Mesh | None, rules: parallel.Rules) -> jax.Array:
-    """Final hidden states [B, T, D], rows split over the batch axes; state t scores ``batch["targets"][:, t]``."""
+    """Final hidden states [B, T, D], rows split over the batch axes; state t scores ``batch["targets"][:, t]``.
+
+    ``collate`` right-pads every row (tokens, then padding; filler rows all padding), and only real tokens'
+    states are scored (the loss mask lies inside each row's tokens), so the forward is declared right-padded:
+    cuDNN attention then takes a causal mask type and row lengths (``Decoder.hidden_states``)."""
     hidden, _ = model.hidden_states(batch["input_ids"], batch["attention_mask"], batch["positions"],
-                                    mesh=mesh, rules=rules)
+                                    right_padded=True, mesh=mesh, rules=rules)
     return hidden
 
 

@@ -53,6 +53,10 @@ def token_logprobs(
     def one_chunk(args):
         h_c, y_c = args  # [B, C, D], [B, C]
         h_c = parallel.constrain(h_c, CHUNK_HIDDEN_AXES, mesh, rules)
+        # float32 logits and statistics, not bf16. Measured on SmolLM2-135M, 1131 tokens, bf16 compute: bf16
+        # logits move log-probs by up to 0.19 (mean 0.019); all-reducing the [B, C] statistics (max, sum of
+        # exp, target logit) over 8 vocab slices in bf16, by up to 0.12 (mean 0.031; sum of exp alone, f32
+        # compute: 0.019). Those statistics are 3 floats a position against the D-wide hidden state gathered.
         logits = jnp.einsum("bcd,dv->bcv", h_c, lm_head, preferred_element_type=jnp.float32)
         logits = parallel.constrain(logits / temperature, CHUNK_LOGITS_AXES, mesh, rules)
         lse = jax.nn.logsumexp(logits, axis=-1)

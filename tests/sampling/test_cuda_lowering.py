@@ -1,10 +1,15 @@
 """The sampler's programs and the train step lower for the CUDA platform on a CPU-only machine, so errors
-that only GPU lowering raises show in CI. (XLA attention: cuDNN's kernel needs cuDNN present to trace.)"""
+that only GPU lowering raises show in CI. (XLA attention, except where cuDNN's version check is stubbed:
+cuDNN's kernel needs cuDNN present to trace.)"""
+
+import re
 
 import jax
 import numpy as np
 import optax
+import pytest
 from flax import nnx
+from jax._src.cudnn import fused_attention_stablehlo
 
 from herl_jax import parallel
 from herl_jax.sampling import slots as device
@@ -53,3 +58,41 @@ def test_train_step_lowers_for_cuda():
     grads = learner._zeros(state.params)
     assert "stablehlo" in lowered_text(learner._accumulate, params, grads, micro, logprobs, logprobs, normalizer)
     assert "stablehlo" in lowered_text(learner._apply, state, grads, np.float32(0.0))
+
+
+@pytest.fixture
+def cudnn_version(monkeypatch):
+    """Lowering cuDNN attention asks only for cuDNN's version (9.10 here); nothing runs."""
+    monkeypatch.setattr(fused_attention_stablehlo, "check_cudnn_version", lambda: 91000)
+
+
+def cudnn_calls(text: str) -> tuple[set[str], set[str]]:
+    """The cuDNN attention custom calls in lowered text, and their mask types."""
+    calls = set(re.findall(r"custom_call @__cudnn\$(\w+)", text))
+    return calls, set(re.findall(r"mask_type\\22: \\22(\w+)", text))
+
+
+def test_cudnn_training_attention_is_causal_with_lengths_and_no_bias(cudnn_version):
+    """The learner's right-padded forwards (log-probs, and the micro-batch's forward and backward) reach
+    cuDNN with a causal mask type and row lengths, no dense mask as a bias; the sampler's left-padded
+    prefill keeps the dense mask (a bias, no mask type)."""
+    model = tiny_model(dtype="bfloat16", attention_impl="cudnn")
+    learner = Learner(model, optax.adamw(1e-3), STEP)
+    state = learner.init_state(model)
+    batch = {k: np.asarray(v) for k, v in random_batch(0, 4, 4).items()}
+    micro = {k: batch[k][: STEP.micro_batch_size] for k in
+             ("input_ids", "attention_mask", "positions", "targets", "loss_mask", "advantages", "is_revision")}
+    logprobs = np.zeros(micro["targets"].shape, np.float32)
+    normalizer = Normalizer(*(np.float32(x) for x in mini_batch_normalizer(
+        batch["loss_mask"], batch["is_revision"], num_micro_batches=2)))
+    params, grads = learner._cast(state.params), learner._zeros(state.params)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "positions", "targets")}
+    assert cudnn_calls(lowered_text(learner._compute_logprobs, params, inputs)) == ({"fmhaSoftmax"}, {"PADDING_CAUSAL"})
+    step = lowered_text(learner._accumulate, params, grads, micro, logprobs, logprobs, normalizer)
+    assert cudnn_calls(step) == ({"fmhaSoftmax", "fmhaSoftmaxBackward"}, {"PADDING_CAUSAL"})
+
+    graphdef, state = nnx.split(model)
+    weights = device.decode_weights(graphdef, state, mesh=None, rules=RULES)
+    ids, mask = np.ones((2, 8), np.int32), np.ones((2, 8), np.int32)
+    prefill = lowered_text(device.prefill, graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
+    assert cudnn_calls(prefill) == ({"fmhaScaleBiasSoftmax"}, {"NO_MASK"})
