@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command for one GPU (H100 / H200, no network): correctness first, then the side-by-side benchmarks
-# at GPU shapes and the decode program's memory analysis; writes OUT/gpu.json and OUT/gpu.md.
+# at GPU shapes, the decode program's memory analysis, and the decode and training steps at the sharding
+# layouts timed beside their predictions (benchmarks/layouts.py); writes OUT/gpu.json and OUT/gpu.md.
 #
-#   bash benchmarks/gpu.sh [--out DIR]     on the GPU machine; each part has a time limit (8 minutes in all)
+#   bash benchmarks/gpu.sh [--out DIR]     on the GPU machine; each part has a time limit (about 11 minutes in all)
 #   bash benchmarks/gpu.sh --dry-run       on CPU with tiny shapes (about a minute unloaded), so it cannot rot
 #
 # A part that fails or runs out of time is marked in the log and the exit status; the others still run.
@@ -48,6 +49,8 @@ if [ "$dry_run" = 1 ]; then
     --micro-batch 2 --steps 1 --warmup 0 --out "$out/train_step.json"
   part herl_step 420 "$python" benchmarks/herl_step.py --model smollm2-135m --num-layers 1 --prompts 1 --n 2 --new-tokens 4 \
     --micro-batch 3 --steps 1 --out "$out/herl_step.json"
+  part layout_decode 120 "$python" benchmarks/layouts.py decode "$out/layout_decode.json" --dry-run
+  part layout_train 120 "$python" benchmarks/layouts.py train "$out/layout_train.json" --dry-run
 else
   export XLA_PYTHON_CLIENT_PREALLOCATE=false  # torch shares the GPU
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/card.txt"
@@ -60,6 +63,8 @@ else
     --no-static --new-tokens 128 --out "$out/sampler_7b.json"
   part train_step 60 "$python" benchmarks/train_step.py --device gpu --steps 5 --warmup 1 --out "$out/train_step.json"
   part herl_step 50 "$python" benchmarks/herl_step.py --device gpu --steps 1 --out "$out/herl_step.json"
+  part layout_decode 120 "$python" benchmarks/layouts.py decode "$out/layout_decode.json"
+  part layout_train 90 "$python" benchmarks/layouts.py train "$out/layout_train.json"
 fi
 "$python" benchmarks/gpu_checks.py report "$out" || status=1
 echo "wrote $out/gpu.json and $out/gpu.md (exit status $status)"
