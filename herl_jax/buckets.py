@@ -2,9 +2,9 @@
 so that similar calls reuse one compiled program (recompilation is a bug).
 
 Every sampler size grows geometrically, so a config compiles a few programs per doubling, not one per
-multiple of a bucket: the prompt length (powers of two times `prompt_bucket`), the prompt count (powers of
-two per batch shard), the decode slots (quarters of `decode_slots`) and the attention window (two sizes per
-doubling: 1, 2, 3, 4, 6, 8, 12, ... cache blocks).
+multiple of a bucket: the prompt length and the attention window in two sizes per doubling (1, 2, 3, 4, 6,
+8, 12, ... times `prompt_bucket` or `cache_block`: at most 1.5x what is needed from 2 on), the prompt count
+in powers of two per batch shard, and the decode slots in quarters of `decode_slots`.
 """
 
 
@@ -20,10 +20,16 @@ def next_power_of_two(n: int) -> int:
     return 1 << (int(n) - 1).bit_length()
 
 
+def two_per_doubling(n: int) -> int:
+    """The smallest of 1, 2, 3, 4, 6, 8, 12, 16, ... (2^k and 3 x 2^k) that is >= n (n >= 1)."""
+    power = next_power_of_two(n)
+    return power * 3 // 4 if power >= 4 and power * 3 // 4 >= n else power
+
+
 def prompt_bucket_len(longest: int, bucket: int, max_prompt_len: int) -> int:
-    """The sampler's padded prompt length: `bucket` times the smallest power of two that fits `longest`,
+    """The sampler's padded prompt length: `bucket` times `two_per_doubling` of the buckets `longest` needs,
     at most the bucket of the longest prompt allowed (`max_prompt_len` rounded up to `bucket`)."""
-    return min(bucket * next_power_of_two(-(-int(longest) // bucket)), round_up(max_prompt_len, bucket))
+    return min(bucket * two_per_doubling(-(-int(longest) // bucket)), round_up(max_prompt_len, bucket))
 
 
 def prompt_bucket_count(num_prompts: int, batch_shards: int = 1) -> int:
@@ -43,10 +49,6 @@ def decode_slot_count(rows: int, decode_slots: int, batch_shards: int = 1) -> in
 
 
 def window_bucket(needed: int, cache_block: int, cache_len: int) -> int:
-    """Cache slots a decode step attends over when its rows' keys need the first `needed`: the smallest of
-    1, 2, 3, 4, 6, 8, 12, ... times `cache_block` that covers them (at most 1.5x the blocks needed from 2 on),
-    capped at the cache's length."""
-    blocks = -(-int(needed) // cache_block)
-    half = next_power_of_two(blocks)
-    size = half * 3 // 4 if half >= 2 and half * 3 // 4 >= blocks else half
-    return min(cache_block * size, cache_len)
+    """Cache slots a decode step attends over when its rows' keys need the first `needed`: `cache_block`
+    times `two_per_doubling` of the blocks needed, capped at the cache's length."""
+    return min(cache_block * two_per_doubling(-(-int(needed) // cache_block)), cache_len)

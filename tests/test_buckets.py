@@ -5,20 +5,24 @@ import pytest
 
 from herl_jax.buckets import decode_slot_count, prompt_bucket_count, prompt_bucket_len, window_bucket
 
+SERIES = sorted({m for k in range(24) for m in (2**k, 3 * 2**k)})  # 1, 2, 3, 4, 6, 8, 12, 16, 24, ...
+
 
 @pytest.mark.parametrize("longest, bucket, most", [(1, 1, 9), (1, 8, 64), (8, 8, 64), (9, 8, 64), (17, 8, 64),
                                                    (100, 16, 100), (2048, 256, 8192), (2049, 256, 8192),
                                                    (4097, 256, 5000)])
-def test_prompt_length_is_the_bucket_times_the_smallest_power_of_two_that_fits(longest, bucket, most):
+def test_prompt_length_is_the_bucket_times_two_sizes_per_doubling(longest, bucket, most):
     cap = next(m for m in range(bucket, most + bucket + 1, bucket) if m >= most)
-    expected = min(next(bucket * 2**k for k in range(20) if bucket * 2**k >= longest), cap)
+    expected = min(next(bucket * m for m in SERIES if bucket * m >= longest), cap)
     assert prompt_bucket_len(longest, bucket, most) == expected
     assert longest <= prompt_bucket_len(longest, bucket, most)
 
 
 def test_prompt_lengths_grow_geometrically():
     lengths = {prompt_bucket_len(n, 256, 8192) for n in range(1, 8193)}
-    assert sorted(lengths) == [256, 512, 1024, 2048, 4096, 8192]
+    assert sorted(lengths) == [256 * m for m in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)]
+    # The first three multiples of the bucket stay as they were (a short config's prompts pad as before).
+    assert {prompt_bucket_len(n, 64, 192) for n in range(1, 193)} == {64, 128, 192}
 
 
 @pytest.mark.parametrize("prompts, shards", [(1, 1), (2, 1), (3, 1), (5, 1), (64, 1), (65, 1), (100, 1),
@@ -43,7 +47,7 @@ def test_slot_count_covers_the_rows_up_to_decode_slots_per_shard_in_at_most_four
 
 @pytest.mark.parametrize("block, cache_len", [(1, 100), (64, 12288), (16, 200)])
 def test_window_is_within_one_and_a_half_times_the_blocks_needed(block, cache_len):
-    series = sorted({block * m for k in range(20) for m in (2**k, 3 * 2**k)})  # 1, 2, 3, 4, 6, 8, 12, ... blocks
+    series = [block * m for m in SERIES]
     windows = set()
     for needed in range(1, cache_len + 1):
         window = window_bucket(needed, block, cache_len)

@@ -82,9 +82,10 @@ def test_decode_slots_are_per_device(reports):
 
 
 def test_the_paper_config_compiles_a_few_dozen_sampler_programs(reports):
-    # Before geometric buckets and a fixed slot geometry: 312 prefill and 2,744 decode-chunk programs.
-    assert reports["counts"]["prefill"] <= 40, reports["counts"]
-    assert reports["counts"]["decode_chunk"] <= 40, reports["counts"]
+    # Before geometric buckets and a fixed slot geometry: 312 prefill and 2,744 decode-chunk programs; now
+    # 58 (5 prompt counts x 10 lengths for revisions, 4 x 8 for rollouts and validation, some shared) and 22.
+    assert reports["counts"]["prefill"] <= 60, reports["counts"]
+    assert reports["counts"]["decode_chunk"] <= 30, reports["counts"]
 
 
 def test_the_hlo_reader_counts_known_collectives(tmp_path):

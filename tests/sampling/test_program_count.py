@@ -33,10 +33,10 @@ def test_sampler_calls_compile_at_most_the_counted_programs():
     prefills, chunks = device.prefill._cache_size(), device.decode_chunk._cache_size()
     rng = np.random.default_rng(0)
     for count in range(1, config.trainer.prompts_per_step + 1):
-        for longest in (1, 8, 9, 16, 17, 32, 33, 40):  # every length bucket: 8, 16, 32, 40 (the cap)
+        for longest in (1, 8, 9, 16, 17, 24, 25, 32, 33, 40):  # every length bucket: 8, 16, 24, 32, 40 (the cap)
             prompts = [rng.integers(1, 50, size=rng.integers(1, longest + 1)).tolist() for _ in range(count - 1)]
             generate(model, prompts + [[7] * longest], sampling)
     compiled_prefills = device.prefill._cache_size() - prefills
     compiled_chunks = device.decode_chunk._cache_size() - chunks
-    assert compiled_prefills == counted["prefill"] == 3 * 4  # counts 1, 2, 4 x lengths 8, 16, 32, 40
+    assert compiled_prefills == counted["prefill"] == 3 * 5  # counts 1, 2, 4 x lengths 8, 16, 24, 32, 40
     assert 0 < compiled_chunks <= counted["decode_chunk"]
