@@ -107,6 +107,7 @@ class _Compiler:
 
     def __init__(self, dump_dir: Path, num_devices: int):
         self.dump_dir, self.num_devices, self.seen = dump_dir, num_devices, set()
+        self.traffic = {}  # a lowered program's text -> its traffic: JAX compiles a repeated program once
 
     def __call__(self, name, shape, jitted, *args, per="call", ideal=None, **kwargs) -> tuple[ProgramReport, object]:
         """(the report, the program's outputs as ShapeDtypeStructs with their shardings, to feed the next)."""
@@ -115,14 +116,19 @@ class _Compiler:
         from herl_jax.parallel.hlo_traffic import Traffic, collective_traffic
 
         start = time.perf_counter()
-        compiled = jitted.trace(*args, **kwargs).lower().compile()
+        lowered = jitted.trace(*args, **kwargs).lower()
+        compiled = lowered.compile()
         seconds = time.perf_counter() - start
         dumps = sorted(p for p in self.dump_dir.glob("*after_spmd-partitioning*.txt") if p not in self.seen)
         self.seen.update(dumps)
-        if not dumps and self.num_devices > 1:
+        program = lowered.as_text()
+        if dumps:
+            self.traffic[program] = collective_traffic(dumps[-1].read_text(), self.num_devices)
+        elif self.num_devices == 1:  # XLA partitions nothing, and nothing is sent
+            self.traffic[program] = Traffic((), 0)
+        elif program not in self.traffic:
             raise RuntimeError(f"{name}: no partitioned HLO was dumped into {self.dump_dir}")
-        # One device: XLA partitions nothing, and nothing is sent.
-        traffic = collective_traffic(dumps[-1].read_text(), self.num_devices) if dumps else Traffic((), 0)
+        traffic = self.traffic[program]
         memory = compiled.memory_analysis()
         outputs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), compiled.out_info)
         return ProgramReport(name, shape, per, traffic.count, traffic.bytes_sent, traffic.by_kind(),
