@@ -67,9 +67,10 @@ def greedy(dry_run: bool) -> dict:
 
 
 def bf16_step(dry_run: bool) -> dict:
-    """One optimizer step from the same weights and batch with fp32 and with bf16 compute: the token
-    log-probs and the gradient norm agree within bf16 tolerance (the first step's loss does not depend
-    on the dtype: its ratios are exactly 1)."""
+    """One optimizer step from the same weights and batch with fp32 and with bf16 compute, through the
+    trainer's bucketed micro-batches (trainer.sequence_bucket's default): the token log-probs and the
+    gradient norm agree within bf16 tolerance (the first step's loss does not depend on the dtype: its
+    ratios are exactly 1)."""
     import types
 
     import numpy as np
@@ -81,19 +82,21 @@ def bf16_step(dry_run: bool) -> dict:
     from herl_jax.models.shapes import known_model_config
     from herl_jax.training import Learner, LossConfig, StepConfig, make_optimizer
     from herl_jax.training.optim import default_config
+    from herl_jax.training.run_config import TrainerSection
 
     cfg = (ModelConfig.from_hf_dict(dict(TINY_LLAMA, architectures=["LlamaForCausalLM"])) if dry_run
            else known_model_config("qwen2.5-0.5b"))
     shape = types.SimpleNamespace(batch=4, seq=64 if dry_run else 512)
     batch = make_batch(shape, cfg.vocab_size)
+    bucket = TrainerSection.sequence_bucket
     figures, logprobs = {}, {}
     for dtype in ("float32", "bfloat16"):
         model = Decoder(cfg.replace(dtype=dtype, param_dtype="float32"), nnx.Rngs(0))
         learner = Learner(model, make_optimizer(default_config()), StepConfig(LossConfig(), micro_batch_size=2))
         state = learner.init_state(model)
-        old = learner.compute_logprobs(state.params, batch)
+        old = learner.compute_logprobs(state.params, batch, bucket)
         logprobs[dtype] = np.asarray(old)[np.asarray(batch["loss_mask"], bool)]
-        _, metrics = learner.optimizer_step(state, batch, old, old)
+        _, metrics = learner.optimizer_step(state, batch, old, old, bucket_size=bucket)
         figures[dtype] = dict(loss=float(metrics["loss"]), grad_norm=float(metrics["grad_norm"]))
     logprob_error = float(np.abs(logprobs["bfloat16"] - logprobs["float32"]).mean())
     f32, b16 = figures["float32"], figures["bfloat16"]

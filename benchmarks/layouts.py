@@ -9,8 +9,9 @@ with the device's own memory figures beside the compiled programs' (issue 23, it
       device no collective, so the prediction is the roofline).
   python benchmarks/layouts.py train OUT.json [--dry-run]
       Qwen2.5-7B widths at 4 layers, one micro-batch of 8 rows x 4,096 (bf16 compute, float32 master,
-      remat): measured seconds per optimizer step beside its weight-matmul FLOPs (8 N per token: forward,
-      remat forward, backward) at the card's bf16 peak.
+      remat), through the trainer's update path (bucket trainer.sequence_bucket's default; rows 3/4 .. 1 x
+      4,096 long, so the micro-batch keeps the full width): measured seconds per optimizer step beside its
+      weight-matmul FLOPs (8 N per token: forward, remat forward, backward) at the card's bf16 peak.
 --dry-run: tiny shapes on CPU, so the script cannot rot (its figures mean nothing there). Each writes
 {"name", "passed", ...figures} for `benchmarks/gpu_checks.py report`; "passed" says it ran, these are
 measurements, not checks.
@@ -114,19 +115,21 @@ def train(dry_run: bool) -> dict:
     from herl_jax.models import Decoder
     from herl_jax.training import Learner, LossConfig, StepConfig, make_optimizer
     from herl_jax.training.optim import default_config
+    from herl_jax.training.run_config import TrainerSection
 
     shape = dict(rows=2, seq=32, layers=2) if dry_run else TRAIN
+    bucket = TrainerSection.sequence_bucket
     cfg = _model_config(dry_run, dtype="bfloat16", param_dtype="float32", remat=True).replace(num_layers=shape["layers"])
     model = Decoder(cfg, nnx.Rngs(0))
     learner = Learner(model, make_optimizer(default_config()), StepConfig(LossConfig(), micro_batch_size=shape["rows"]))
     state = learner.init_state(model)
     batch = make_batch(types.SimpleNamespace(batch=shape["rows"], seq=shape["seq"]), cfg.vocab_size)
-    old = learner.compute_logprobs(state.params, batch)
-    state, metrics = learner.optimizer_step(state, batch, old, old)  # warm-up: compiles
+    old = learner.compute_logprobs(state.params, batch, bucket)
+    state, metrics = learner.optimizer_step(state, batch, old, old, bucket_size=bucket)  # warm-up: compiles
     jax.block_until_ready(metrics)
     steps, start = 2, time.perf_counter()
     for _ in range(steps):
-        state, metrics = learner.optimizer_step(state, batch, old, old)
+        state, metrics = learner.optimizer_step(state, batch, old, old, bucket_size=bucket)
     jax.block_until_ready(metrics)
     measured = (time.perf_counter() - start) / steps
     layer_params = sum(x.size for x in jax.tree.leaves(nnx.state(model.layers, nnx.Param)))

@@ -5,12 +5,16 @@
   GPU:  python benchmarks/train_step.py --device gpu   (Qwen2.5-0.5B shape, random weights, 8 x 1024
                                                         tokens, fp32 master params + bf16 compute)
 One step is one PPO mini-batch: forward + backward over its micro-batches with the HeRL loss (the
-paper's defaults, KL to a reference included), global-norm clipping, AdamW. JAX: ``Learner.train_step``
-(compute dtype bf16 on GPU). PyTorch: a transformers model of the same shape, the torch loss in
-baselines/torch and torch.optim.AdamW (fused on GPU), under bf16 autocast on GPU. Old and
-reference log-probs are computed before timing; the first step (JAX compiles in it) is timed on its
-own. Each framework runs in its own subprocess, so peak memory is its own and JAX does not preallocate
-beside torch.
+paper's defaults, KL to a reference included), global-norm clipping, AdamW. JAX: the trainer's update
+path, ``Learner.optimizer_step`` on the host batch (compute dtype bf16 on GPU): rows sorted by length
+into micro-batches, each trimmed to its longest row rounded up to --bucket (default: the trainer's
+``trainer.sequence_bucket``). PyTorch: a transformers model of the same shape, the torch loss in
+baselines/torch and torch.optim.AdamW (fused on GPU), under bf16 autocast on GPU, every row at full
+width. Rows are 3T/4 .. T long, so at the default shapes every JAX micro-batch keeps the full width and
+both sides do the same work. Old and reference log-probs are computed before timing (JAX: as the trainer
+does, ``Learner.compute_logprobs`` over the same micro-batches); the first step (JAX compiles in it) is
+timed on its own. Each framework runs in its own subprocess, so peak memory is its own and JAX does not
+preallocate beside torch.
 
 tokens/s counts every position of the batch (B x T). MFU = 6 x params x tokens/s / peak FLOP/s, with
 the peak from --peak-tflops (default on GPU: 808, the bf16 matmul rate measured on the H100; none on
@@ -35,6 +39,7 @@ sys.path.insert(0, str(ROOT))  # run as a script: make herl_jax and baselines im
 from benchmarks import side_by_side  # noqa: E402
 
 from herl_jax.models.shapes import KNOWN_MODELS, known_model_config  # noqa: E402
+from herl_jax.training.run_config import TrainerSection  # noqa: E402
 
 DEFAULTS = {
     "cpu": dict(model="smollm2-135m", batch=4, seq=256, micro_batch=2, dtype="float32", steps=3, warmup=1,
@@ -107,15 +112,15 @@ def run_jax(args) -> dict:
                       StepConfig(LossConfig(), micro_batch_size=args.micro_batch, logprob_chunk_size=args.chunk))
     state = learner.init_state(model)
     del model
-    batch = jax.device_put(make_batch(args, cfg.vocab_size))
-    old = learner.compute_logprobs(state.params, batch)
+    batch = make_batch(args, cfg.vocab_size)  # on the host, as the trainer hands it over
+    old = learner.compute_logprobs(state.params, batch, args.bucket)
     ref = old  # the reference policy is the initial one here
 
     metrics = {}
 
     def step():
         nonlocal state, metrics
-        state, metrics = learner.optimizer_step(state, batch, old, ref)
+        state, metrics = learner.optimizer_step(state, batch, old, ref, bucket_size=args.bucket)
         jax.block_until_ready((state, metrics))
 
     first_step_s = timed_first_step(step)  # compiles the step's programs
@@ -187,7 +192,7 @@ def print_table(rows: list[dict], args) -> None:
         return "-" if value is None else format(value, spec)
 
     print(f"\ntrain step, {args.model} shape, {args.batch} x {args.seq} tokens, micro-batch {args.micro_batch}, "
-          f"{args.dtype}, {args.device} ({rows[0]['device']})")
+          f"bucket {args.bucket}, {args.dtype}, {args.device} ({rows[0]['device']})")
     print(f"{'framework':<10}{'step ms':>10}{'tokens/s':>11}{'TFLOP/s':>9}{'MFU':>7}{'1st step s':>12}"
           f"{'peak dev MiB':>14}{'peak host MiB':>15}")
     for r in rows:
@@ -210,6 +215,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, help="untimed steps after compiling")
     parser.add_argument("--peak-tflops", type=float, help="peak FLOP/s of the device, for MFU")
     parser.add_argument("--chunk", type=int, default=128, help="JAX: positions per LM-head chunk")
+    parser.add_argument("--bucket", type=int, default=TrainerSection.sequence_bucket,
+                        help="JAX: micro-batch widths are multiples of this (trainer.sequence_bucket)")
     parser.add_argument("--remat", action="store_true", help="JAX: recompute each layer in the backward pass")
     parser.add_argument("--torch-threads", type=int, help="torch CPU threads (default: torch's, one per core); "
                         "on a shared CPU, OpenMP's spinning threads can run slower than one thread")

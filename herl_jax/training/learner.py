@@ -3,23 +3,23 @@
 A ``Learner`` fixes the static parts (the model's graphdef, the optax transform, the ``StepConfig``)
 and exposes two functions that take the parameters as arguments:
 
-  compute_logprobs(params, batch, bucket_size=None) -> [B, T]   old / reference log-probs (on the device)
-  optimizer_step(state, minibatch, old_logprobs, ref_logprobs=None, bucket_size=None) -> (state, metrics)
+  compute_logprobs(params, batch, bucket_size) -> [B, T]   old / reference log-probs (on the device)
+  optimizer_step(state, minibatch, old_logprobs, ref_logprobs=None, *, bucket_size) -> (state, metrics)
 
 Batches are ``herl_jax.herl.collate`` dicts: input_ids, positions, attention_mask, targets, loss_mask,
 sampler_logprobs, sampler_mask [B, T]; advantages, is_revision [B]. Hidden state t scores targets[t].
 Old and reference log-probs stay on the device from ``compute_logprobs`` through every optimizer step:
 the update gathers each micro-batch's rows and columns of them there (``take``).
 
-Micro-batches: a mini-batch is cut into micro-batches of ``micro_batch_size`` rows, each a jitted
-forward/backward whose float32 gradient is added to a running sum; one jitted optimizer step then applies
-it. With ``bucket_size`` the rows are first sorted by length and each micro-batch is trimmed to its own
-longest row (rounded up to ``bucket_size``), so rollouts are not padded to the length of a long revise
-prompt. Every loss term is normalized by the whole mini-batch (``mini_batch_normalizer``), so the sum
-is the mini-batch gradient however the rows are grouped; except under ``agg_mode="micro_token_mean"``
-(public code), the mean of each micro-batch's own token mean, over the micro-batches holding a loss
-token: there these groups (consecutive rows, or rows of similar length) shape the loss. Compiles once
-per micro-batch width.
+Micro-batches (``training.micro_batches``): the rows are sorted by length and cut into micro-batches of
+``micro_batch_size`` rows, each trimmed to its own longest row rounded up to ``bucket_size`` (the trainer's
+``trainer.sequence_bucket``), so rollouts are not padded to the length of a long revise prompt. Log-probs
+are one jitted forward per micro-batch; a step is one jitted forward/backward per micro-batch, whose
+float32 gradient is added to a running sum, then one jitted optimizer step applying it. Every loss term
+is normalized by the whole mini-batch (``mini_batch_normalizer``), so the sum is the mini-batch gradient
+however the rows are grouped; except under ``agg_mode="micro_token_mean"`` (public code), the mean of
+each micro-batch's own token mean, over the micro-batches holding a loss token: there these groups (rows
+of similar length) shape the loss. Compiles once per micro-batch width.
 
 Sharding: when the model's parameters are on a mesh (``herl_jax.parallel``), the state is kept laid out
 like them (optimizer moments mirror the parameters), each micro-batch's rows are split over the batch axes,
@@ -120,40 +120,24 @@ def micro_batch_loss(
                        normalizer, cfg.loss, ref_logprobs=ref_logprobs, entropy=entropy)
 
 
-def _split_micro_batches(tree, micro_batch_size: int, mesh: Mesh | None, rules: parallel.Rules):
-    """Reshapes every [M, ...] leaf to [M // m, m, ...], m = min(micro_batch_size, M), each micro-batch's
-    m rows split over the mesh's batch axes."""
-    rows = jax.tree.leaves(tree)[0].shape[0]
-    m = min(micro_batch_size, rows)
-    if rows % m:
-        raise ValueError(f"a mini-batch of {rows} rows does not split into micro-batches of {m}")
-
-    def split(x):
-        x = x.reshape(rows // m, m, *x.shape[1:])
-        return parallel.constrain(x, (None, "batch") + (None,) * (x.ndim - 2), mesh, rules)
-
-    return jax.tree.map(split, tree)
-
-
 def _cast(params: nnx.State, dtype) -> nnx.State:
     return jax.tree.map(lambda p: p.astype(dtype), params)
 
 
+def _split_rows(tree, mesh: Mesh | None, rules: parallel.Rules):
+    """Every [m, ...] leaf with its rows split over the mesh's batch axes."""
+    return jax.tree.map(lambda x: parallel.constrain(x, ("batch",) + (None,) * (x.ndim - 1), mesh, rules), tree)
+
+
 def compute_logprobs(graphdef: nnx.GraphDef, cfg: StepConfig, compute_dtype, mesh: Mesh | None,
-                     rules: parallel.Rules, params: nnx.State, batch: Batch) -> jax.Array:
-    """Per-token log-probs [B, T] float32 of ``batch["targets"]``, one micro-batch at a time."""
-    params = _cast(params, compute_dtype)
-
-    def one_micro_batch(micro):
-        model = nnx.merge(graphdef, params)
-        logp, _ = token_logprobs(response_hidden(model, micro, mesh, rules), model.lm_head_kernel(),
-                                 micro["targets"], temperature=cfg.temperature, chunk_size=cfg.logprob_chunk_size,
-                                 mesh=mesh, rules=rules)
-        return logp
-
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "positions", "targets")}
-    logp = jax.lax.map(one_micro_batch, _split_micro_batches(inputs, cfg.micro_batch_size, mesh, rules))
-    return logp.reshape(batch["targets"].shape)
+                     rules: parallel.Rules, params: nnx.State, micro: Batch) -> jax.Array:
+    """Per-token log-probs [m, W] float32 of one micro-batch's ``targets`` (input_ids, attention_mask,
+    positions, targets: [m, W])."""
+    model = nnx.merge(graphdef, _cast(params, compute_dtype))
+    micro = _split_rows(micro, mesh, rules)
+    logp, _ = token_logprobs(response_hidden(model, micro, mesh, rules), model.lm_head_kernel(), micro["targets"],
+                             temperature=cfg.temperature, chunk_size=cfg.logprob_chunk_size, mesh=mesh, rules=rules)
+    return logp
 
 
 INPUT_KEYS = ("input_ids", "attention_mask", "positions")  # [B, T]
@@ -174,10 +158,7 @@ def accumulate_gradients(
 ) -> tuple[nnx.State, dict[str, jax.Array]]:
     """grad_sum + the float32 gradient of one micro-batch's share of the mini-batch loss, and the
     micro-batch's shares of the metrics. micro: [m, T] arrays; old / ref log-probs [m, T]."""
-    def split_rows(x):
-        return parallel.constrain(x, ("batch",) + (None,) * (x.ndim - 1), mesh, rules)
-
-    micro, old_logprobs, ref_logprobs = jax.tree.map(split_rows, (micro, old_logprobs, ref_logprobs))
+    micro, old_logprobs, ref_logprobs = _split_rows((micro, old_logprobs, ref_logprobs), mesh, rules)
 
     def loss_fn(params):
         model = nnx.merge(graphdef, params)
@@ -260,12 +241,10 @@ class Learner:
         self._zeros_like = jax.jit(functools.partial(jnp.zeros, dtype=jnp.float32), static_argnums=0, **logprobs_out)
         self._gap = jax.jit(sampler_logprob_gap, **logprobs_out)
 
-    def compute_logprobs(self, params: nnx.State, batch: Batch, bucket_size: int | None = None) -> jax.Array:
-        """Per-token log-probs [B, T] float32 of ``batch["targets"]`` under ``params``, on the device (0 past
-        a row's trimmed width when ``bucket_size`` is given; those positions are outside every loss mask)."""
+    def compute_logprobs(self, params: nnx.State, batch: Batch, bucket_size: int) -> jax.Array:
+        """Per-token log-probs [B, T] float32 of ``batch["targets"]`` under ``params``, on the device, one
+        micro-batch at a time (``micro_batches``; 0 past a row's trimmed width, outside every loss mask)."""
         batch = _same_on_every_process(batch)
-        if bucket_size is None:
-            return self._compute_logprobs(params, batch)
         inputs = {k: batch[k] for k in INPUT_KEYS + ("targets",)}
         logp = self._zeros_like(tuple(batch["targets"].shape))
         for rows, micro in micro_batches(inputs, self.cfg.micro_batch_size, bucket_size):
@@ -276,9 +255,10 @@ class Learner:
         """Rows ``rows`` of a [B, T] device array, gathered on the device."""
         return self._take(x, rows, x.shape[1])
 
-    def optimizer_step(self, state: TrainState, minibatch: Batch, old_logprobs, ref_logprobs=None,
-                       bucket_size: int | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
-        """One optimizer step on a mini-batch [M, ...]; returns (new state, metrics). Donates ``state``.
+    def optimizer_step(self, state: TrainState, minibatch: Batch, old_logprobs, ref_logprobs=None, *,
+                       bucket_size: int) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One optimizer step on a mini-batch [M, ...] in micro-batches (``micro_batches``); returns (new
+        state, metrics). Donates ``state``.
 
         old_logprobs, ref_logprobs: [M, T] from ``compute_logprobs`` before the update (ref may be None
         when kl_coef is 0), left on the device. Metrics (float32 scalars) are the mini-batch's: the loss

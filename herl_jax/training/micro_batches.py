@@ -1,7 +1,7 @@
 """Host side of the update's batching: a mini-batch's rows cut into micro-batches, each trimmed to its own width.
 
-Rows of similar length go together (with a bucket size), so rollouts are not padded to the length of a long
-revise prompt, and every micro-batch width is a multiple of the bucket (a bounded number of compiled shapes).
+Rows of similar length go together, so rollouts are not padded to the length of a long revise prompt, and
+every micro-batch width is a multiple of the bucket (a bounded number of compiled shapes).
 """
 
 from __future__ import annotations
@@ -15,22 +15,22 @@ ROW_KEYS_BY_COLUMN = ("input_ids", "positions", "attention_mask", "targets", "lo
 
 
 def micro_batches(batch: dict[str, np.ndarray], micro_batch_size: int,
-                  bucket_size: int | None = None) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+                  bucket_size: int) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Splits a host batch of M rows (a ``collate`` dict) into micro-batches of m = min(micro_batch_size, M) rows.
 
-    Returns [(rows [m] int, micro-batch dict)]. Without ``bucket_size`` the rows are taken in order at full
-    width T; with it, sorted by attended length (stable) and each micro-batch trimmed to its longest row
-    rounded up to ``bucket_size`` (at most T). Keys other than the [B, T] ones are taken by row only.
+    Returns [(rows [m] int, micro-batch dict)]: the rows sorted by attended length (stable), each micro-batch
+    trimmed to its longest row rounded up to ``bucket_size`` (at most T). Keys other than the [B, T] ones are
+    taken by row only.
     """
     size, full = batch["attention_mask"].shape
     m = min(micro_batch_size, size)
     if size % m:
         raise ValueError(f"a mini-batch of {size} rows does not split into micro-batches of {m}")
     used = np.asarray(batch["attention_mask"]).astype(bool).sum(axis=1)
-    order = np.argsort(used, kind="stable") if bucket_size else np.arange(size)
+    order = np.argsort(used, kind="stable")
     out = []
     for start in range(0, size, m):
         rows = order[start : start + m]
-        width = min(full, max(bucket_size, round_up(used[rows].max(), bucket_size))) if bucket_size else full
+        width = min(full, max(bucket_size, round_up(used[rows].max(), bucket_size)))
         out.append((rows, {k: v[rows][:, :width] if k in ROW_KEYS_BY_COLUMN else v[rows] for k, v in batch.items()}))
     return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from herl_jax.training.seeds import shuffle_rng
@@ -52,7 +51,8 @@ def update_policy(
     learner: Learner,
     cfg,
     ref_params=None,
-    bucket_size: int | None = None,
+    *,
+    bucket_size: int,
 ) -> tuple[TrainState, dict[str, float]]:
     """Runs ``cfg.epochs`` shuffled passes of mini-batch steps over ``batch``; returns the new state.
 
@@ -60,8 +60,9 @@ def update_policy(
     with ``collate(..., batch_size=...)``; padding rows carry no loss). Old log-probs (``state.params``)
     and reference log-probs (``ref_params``; None when the loss has no KL term) are computed for every
     row before the first update and stay on the device; each mini-batch gathers its rows there.
-    ``ref_params`` must not share buffers with ``state``, which each step donates. ``bucket_size``:
-    micro-batches of rows of similar length, each trimmed to its own width (see ``Learner.optimizer_step``).
+    ``ref_params`` must not share buffers with ``state``, which each step donates. ``bucket_size`` (the
+    trainer's ``trainer.sequence_bucket``): micro-batches of rows of similar length, each trimmed to its
+    longest row rounded up to a multiple of it (``training.micro_batches``).
     Metrics: the mean over the steps of each step metric (ratio_max: the max; skipped_nonfinite: the sum,
     the number of optimizer steps whose non-finite update was skipped).
     """
@@ -69,14 +70,9 @@ def update_policy(
     if rows % size:
         raise ValueError(f"{rows} rows do not split into mini-batches of {size}; pad with collate(batch_size=...)")
 
-    def logprobs_of(params):  # [rows, T] on the device
-        if bucket_size:  # micro-batches of similar lengths over the whole batch
-            return learner.compute_logprobs(params, batch, bucket_size)
-        chunks = [{k: v[i : i + size] for k, v in batch.items()} for i in range(0, rows, size)]  # one shape
-        return jnp.concatenate([learner.compute_logprobs(params, chunk) for chunk in chunks])
-
-    old_logprobs = logprobs_of(state.params)
-    ref_logprobs = None if ref_params is None else logprobs_of(ref_params)
+    # [rows, T] on the device, in micro-batches of similar lengths over the whole batch
+    old_logprobs = learner.compute_logprobs(state.params, batch, bucket_size)
+    ref_logprobs = None if ref_params is None else learner.compute_logprobs(ref_params, batch, bucket_size)
 
     rng = shuffle_rng(cfg.seed, int(state.step))
     step_metrics = []
@@ -87,7 +83,7 @@ def update_policy(
             minibatch = {k: v[idx] for k, v in batch.items()}
             old = learner.take_rows(old_logprobs, idx)
             ref = None if ref_logprobs is None else learner.take_rows(ref_logprobs, idx)
-            state, metrics = learner.optimizer_step(state, minibatch, old, ref, bucket_size)
+            state, metrics = learner.optimizer_step(state, minibatch, old, ref, bucket_size=bucket_size)
             step_metrics.append(metrics)
 
     step_metrics = jax.device_get(step_metrics)

@@ -56,9 +56,11 @@ def optimizer():
 
 def one_train_step(learner, model, batch):
     """(old log-probs, new state, metrics) of one step from the model's parameters, reference = initial."""
+    from tests.training.tiny import BUCKET
+
     state = learner.init_state(model)
-    old = learner.compute_logprobs(state.params, batch)
-    state, metrics = learner.optimizer_step(state, batch, old, old)
+    old = learner.compute_logprobs(state.params, batch, BUCKET)
+    state, metrics = learner.optimizer_step(state, batch, old, old, bucket_size=BUCKET)
     return old, state, metrics
 
 

@@ -5,13 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax import nnx
 
 from herl_jax import parallel
 from herl_jax.herl import collate
-from herl_jax.training import Learner, mini_batch_normalizer, policy_loss
+from herl_jax.training import Learner, mini_batch_normalizer
 from herl_jax.training.learner import micro_batch_loss, response_hidden
-from tests.training.tiny import LOSS, PAD, STEP, random_batch, random_records, sgd_recording_gradient, tiny_model
+from tests.training.tiny import (BUCKET, PAD, STEP, full_width_loss, random_batch, random_records,
+                                 sgd_recording_gradient, tiny_model)
 
 
 def _off_policy(logp, seed, scale=0.3):
@@ -27,12 +27,12 @@ def _assert_trees_close(actual, expected, rtol):
 
 def test_logprobs_match_each_record_run_alone(model, learner):
     records = random_records(seed=1, n=7)
-    batch = collate(records, pad_id=PAD, bucket_size=16, batch_size=8)
+    batch = collate(records, pad_id=PAD, bucket_size=BUCKET, batch_size=8)
     state = learner.init_state(model)
-    logp = np.asarray(learner.compute_logprobs(state.params, batch))
+    logp = np.asarray(learner.compute_logprobs(state.params, batch, BUCKET))
     assert logp.shape == batch["targets"].shape
-    # Reference: the model on each record alone (right-padded to 16, which a causal model ignores).
-    ids = np.full((len(records), 16), PAD)
+    # Reference: the model on each record alone (right-padded to BUCKET, which a causal model ignores).
+    ids = np.full((len(records), BUCKET), PAD)
     for b, rec in enumerate(records):
         ids[b, : len(rec.token_ids)] = rec.token_ids
     logits = np.asarray(model(jnp.asarray(ids), jnp.asarray(ids != PAD)), np.float64) / STEP.temperature
@@ -49,24 +49,14 @@ def test_micro_batch_accumulation_equals_the_full_batch_gradient(model, learner,
     direct full-batch loss (full fp32 logits, no chunking, no scan)."""
     assert batch["input_ids"].shape[0] == 4 * STEP.micro_batch_size
     state = learner.init_state(model)
-    logp = np.asarray(learner.compute_logprobs(state.params, batch))
+    logp = np.asarray(learner.compute_logprobs(state.params, batch, BUCKET))
     old, ref = _off_policy(logp, 1), _off_policy(logp, 2)
-    graphdef = learner.graphdef
-    jb = {k: jnp.asarray(v) for k, v in batch.items()}
-
-    def direct_loss(params):
-        logits = nnx.merge(graphdef, params)(jb["input_ids"], jb["attention_mask"], jb["positions"])
-        logp_all = jax.nn.log_softmax(logits / STEP.temperature, axis=-1)
-        lp = jnp.take_along_axis(logp_all, jb["targets"][..., None], -1)[..., 0]
-        entropy = -(jnp.exp(logp_all) * logp_all).sum(-1)
-        norm = mini_batch_normalizer(jb["loss_mask"], jb["is_revision"])
-        return policy_loss(lp, old, jb["advantages"], jb["is_revision"], jb["loss_mask"], norm, LOSS,
-                           ref_logprobs=ref, entropy=entropy)
+    direct_loss = full_width_loss(learner.graphdef, batch, old, ref)
 
     (_, expected_metrics), expected_grads = jax.jit(jax.value_and_grad(direct_loss, has_aux=True))(state.params)
     assert float(expected_metrics["clip_frac"]) > 0 and float(expected_metrics["kl"]) > 0
 
-    new_state, metrics = learner.optimizer_step(state, batch, old, ref)
+    new_state, metrics = learner.optimizer_step(state, batch, old, ref, bucket_size=BUCKET)
     _assert_trees_close(new_state.opt_state, expected_grads, rtol=1e-6)  # the recorded gradient
     for name, value in expected_metrics.items():
         np.testing.assert_allclose(float(metrics[name]), float(value), rtol=1e-6, atol=1e-7, err_msg=name)
@@ -99,9 +89,9 @@ def test_masked_positions_get_exactly_zero_logit_gradient():
 def test_garbage_at_masked_positions_changes_nothing(model, learner, batch):
     """Masked targets, padded input ids, and nan / inf old, reference and sampler log-probs outside the
     loss mask leave the step's gradient and metrics unchanged (and finite)."""
-    logp = np.asarray(learner.compute_logprobs(learner.init_state(model).params, batch))
+    logp = np.asarray(learner.compute_logprobs(learner.init_state(model).params, batch, BUCKET))
     old, ref = _off_policy(logp, 5), _off_policy(logp, 6)
-    clean_state, clean = learner.optimizer_step(learner.init_state(model), batch, old, ref)
+    clean_state, clean = learner.optimizer_step(learner.init_state(model), batch, old, ref, bucket_size=BUCKET)
 
     rng = np.random.default_rng(7)
     masked, padding = ~batch["loss_mask"], ~batch["attention_mask"]
@@ -111,7 +101,8 @@ def test_garbage_at_masked_positions_changes_nothing(model, learner, batch):
     dirty["sampler_logprobs"] = np.where(batch["sampler_mask"], batch["sampler_logprobs"], np.nan).astype(np.float32)
     dirty_old = np.where(masked, -np.inf, old).astype(np.float32)
     dirty_ref = np.where(masked, np.nan, ref).astype(np.float32)
-    dirty_state, dirty_metrics = learner.optimizer_step(learner.init_state(model), dirty, dirty_old, dirty_ref)
+    dirty_state, dirty_metrics = learner.optimizer_step(learner.init_state(model), dirty, dirty_old, dirty_ref,
+                                                        bucket_size=BUCKET)
 
     for a, b in zip(jax.tree.leaves(dirty_state), jax.tree.leaves(clean_state), strict=True):
         assert np.all(np.isfinite(np.asarray(a)))
@@ -122,8 +113,8 @@ def test_garbage_at_masked_positions_changes_nothing(model, learner, batch):
 
 def test_first_step_is_on_policy_and_reports_the_sampler_gap(model, learner, batch):
     state = learner.init_state(model)
-    old = np.asarray(learner.compute_logprobs(state.params, batch))
-    _, metrics = learner.optimizer_step(state, batch, old, old)
+    old = np.asarray(learner.compute_logprobs(state.params, batch, BUCKET))
+    _, metrics = learner.optimizer_step(state, batch, old, old, bucket_size=BUCKET)
     assert float(metrics["ratio_mean"]) == pytest.approx(1.0, abs=1e-5)
     assert float(metrics["ratio_max"]) == pytest.approx(1.0, abs=1e-5)
     assert float(metrics["clip_frac"]) == 0.0
@@ -145,10 +136,10 @@ def test_first_step_is_on_policy_and_reports_the_sampler_gap(model, learner, bat
 def test_bf16_compute_tracks_fp32(model, learner, batch):
     """The same step with the model computing in bf16 (fp32 master params) stays close to fp32."""
     bf16 = Learner(tiny_model(dtype="bfloat16"), sgd_recording_gradient(0.1), STEP)
-    logp = np.asarray(learner.compute_logprobs(learner.init_state(model).params, batch))
+    logp = np.asarray(learner.compute_logprobs(learner.init_state(model).params, batch, BUCKET))
     old, ref = _off_policy(logp, 8), _off_policy(logp, 9)
-    state32, metrics32 = learner.optimizer_step(learner.init_state(model), batch, old, ref)
-    state16, metrics16 = bf16.optimizer_step(bf16.init_state(model), batch, old, ref)
+    state32, metrics32 = learner.optimizer_step(learner.init_state(model), batch, old, ref, bucket_size=BUCKET)
+    state16, metrics16 = bf16.optimizer_step(bf16.init_state(model), batch, old, ref, bucket_size=BUCKET)
     assert float(metrics16["loss"]) != float(metrics32["loss"])  # it really ran in bf16
     for name in ("loss", "pg_loss", "kl", "entropy", "grad_norm"):
         np.testing.assert_allclose(float(metrics16[name]), float(metrics32[name]), rtol=2e-2, err_msg=name)

@@ -10,7 +10,7 @@ from flax import nnx
 
 from herl_jax.models import decoder
 from herl_jax.training import Learner
-from tests.training.tiny import STEP, sgd_recording_gradient, tiny_model
+from tests.training.tiny import BUCKET, STEP, sgd_recording_gradient, tiny_model
 
 LENGTHS = (16, 11, 1, 0, 6, 15)  # right-padded rows of 16 columns; row 3 is all padding
 
@@ -61,7 +61,7 @@ def test_lengths_form_equals_the_dense_mask(monkeypatch):
     assert not np.allclose(hidden[~real], dense_hidden[~real])
 
 
-@pytest.mark.parametrize("bucket_size", [None, 16])
+@pytest.mark.parametrize("bucket_size", [BUCKET // 2, BUCKET])  # trimmed widths, or all at full width
 def test_learner_lengths_form_equals_the_dense_mask(model, learner, batch, lengths_form, bucket_size):
     """Old log-probs on every loss token, the step's metrics and its recorded gradient; the batch's last
     row is a filler row (all padding) and micro-batches trimmed to their rows' width are covered."""
@@ -74,8 +74,8 @@ def test_learner_lengths_form_equals_the_dense_mask(model, learner, batch, lengt
     np.testing.assert_allclose(logp[loss_mask], expected_logp[loss_mask], rtol=0, atol=2e-6)
 
     old = np.where(loss_mask, expected_logp, 0.0).astype(np.float32)
-    expected_state, expected = learner.optimizer_step(learner.init_state(model), batch, old, old, bucket_size)
-    got_state, got = lengths.optimizer_step(lengths.init_state(model), batch, old, old, bucket_size)
+    expected_state, expected = learner.optimizer_step(learner.init_state(model), batch, old, old, bucket_size=bucket_size)
+    got_state, got = lengths.optimizer_step(lengths.init_state(model), batch, old, old, bucket_size=bucket_size)
     for name, value in expected.items():
         np.testing.assert_allclose(float(got[name]), float(value), rtol=1e-5, atol=1e-6, err_msg=name)
     for a, e in zip(jax.tree.leaves(got_state.opt_state), jax.tree.leaves(expected_state.opt_state), strict=True):

@@ -1,11 +1,13 @@
 """Micro-batches of similar-length rows, each trimmed to its own width: the same step, less padding."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 from herl_jax.herl import TrainingRecord, collate
 from herl_jax.training.micro_batches import micro_batches
-from tests.training.tiny import PAD, STEP, compilations
+from tests.training.tiny import PAD, STEP, compilations, full_width_loss
 
 BUCKET = 8
 
@@ -43,21 +45,32 @@ def test_trimmed_micro_batches_cover_every_token():
 
 
 def test_bucketed_step_equals_the_full_width_step(model, learner):
+    """Log-probs, gradient and metrics of the trimmed micro-batches equal those of one direct full-width
+    forward of the whole batch (``full_width_loss``)."""
     batch = collate(_mixed_records(1), pad_id=PAD, bucket_size=BUCKET)
     params = learner.init_state(model).params
-    full_logp = np.asarray(learner.compute_logprobs(params, batch))
-    bucketed_logp = np.asarray(learner.compute_logprobs(params, batch, bucket_size=BUCKET))
+    logits = np.asarray(model(jnp.asarray(batch["input_ids"]), jnp.asarray(batch["attention_mask"]),
+                              jnp.asarray(batch["positions"])), np.float64) / STEP.temperature
+    logits -= logits.max(-1, keepdims=True)
+    logp_all = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    full_logp = np.take_along_axis(logp_all, batch["targets"][..., None], -1)[..., 0]  # float64, full width
+    bucketed_logp = np.asarray(learner.compute_logprobs(params, batch, BUCKET))
     mask = batch["loss_mask"]
     np.testing.assert_allclose(bucketed_logp[mask], full_logp[mask], rtol=1e-5, atol=1e-6)
 
     old, ref = _off_policy(full_logp, 2), _off_policy(full_logp, 3)
-    full_state, full_metrics = learner.optimizer_step(learner.init_state(model), batch, old, ref)
+    direct_loss = full_width_loss(learner.graphdef, batch, old, ref)
+    (_, full_metrics), full_grads = jax.jit(jax.value_and_grad(direct_loss, has_aux=True))(params)
+    sampled = batch["sampler_mask"]
+    full_metrics.update(grad_norm=optax.global_norm(full_grads), skipped_nonfinite=0.0,
+                        sampler_logprob_gap=np.abs(batch["sampler_logprobs"] - old)[sampled].mean())
     bucketed_state, bucketed_metrics = learner.optimizer_step(learner.init_state(model), batch, old, ref,
-                                                          bucket_size=BUCKET)
+                                                              bucket_size=BUCKET)
     # The recording optimizer keeps the gradient it was given as its state.
-    for a, b in zip(jax.tree.leaves(bucketed_state.opt_state), jax.tree.leaves(full_state.opt_state), strict=True):
+    for a, b in zip(jax.tree.leaves(bucketed_state.opt_state), jax.tree.leaves(full_grads), strict=True):
         b = np.asarray(b)
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
+    assert bucketed_metrics.keys() == full_metrics.keys()
     for key, value in full_metrics.items():
         np.testing.assert_allclose(float(bucketed_metrics[key]), float(value), rtol=1e-5, atol=1e-7, err_msg=key)
 

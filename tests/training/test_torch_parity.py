@@ -14,7 +14,7 @@ from baselines.torch import loss as torch_loss
 from baselines.torch import train_step as torch_step
 from herl_jax.models.hf_layout import tensor_specs
 from herl_jax.training import LossConfig, mini_batch_normalizer, policy_loss, token_logprobs
-from tests.training.tiny import LOSS, STEP, random_batch
+from tests.training.tiny import BUCKET, LOSS, STEP, random_batch
 
 B, T, D, V = 6, 12, 8, 40
 TEMPERATURE = 0.8
@@ -173,7 +173,7 @@ def test_train_step_gradients_match_torch(model, learner):
         transformers.AutoConfig.for_model(hf.pop("model_type"), **hf), dtype=torch.float32)
     torch_model.load_state_dict(tensors, strict=True)
 
-    logp = np.asarray(learner.compute_logprobs(state.params, batch))
+    logp = np.asarray(learner.compute_logprobs(state.params, batch, BUCKET))
     t_batch = {k: torch.from_numpy(v) for k, v in batch.items()}
     t_logp = torch_step.compute_logprobs(torch_model, t_batch, micro_batch_size=STEP.micro_batch_size,
                                          temperature=STEP.temperature)
@@ -182,7 +182,7 @@ def test_train_step_gradients_match_torch(model, learner):
     rng = np.random.default_rng(2)
     old, ref = ((logp + rng.normal(size=logp.shape) * 0.3).astype(np.float32) for _ in range(2))
 
-    new_state, metrics = learner.optimizer_step(state, batch, old, ref)
+    new_state, metrics = learner.optimizer_step(state, batch, old, ref, bucket_size=BUCKET)
     optimizer = _RecordingOptimizer(torch_model.parameters())
     t_metrics = torch_step.train_step(torch_model, optimizer, t_batch, torch.from_numpy(old), torch.from_numpy(ref),
                                       torch_loss.LossConfig(**dataclasses.asdict(LOSS)),

@@ -10,7 +10,7 @@ import pytest
 from herl_jax.herl import TrainingRecord, collate
 from herl_jax.training import update_policy
 from herl_jax.training.update import PPOConfig
-from tests.training.tiny import PAD, compilations, random_batch
+from tests.training.tiny import BUCKET, PAD, compilations, random_batch
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +32,11 @@ def _disjoint_rollouts():
         context = [25 + i % 7, 26 + i % 5] + ([31, 30, 29] if i in (3, 7) else [])
         records.append(TrainingRecord(context, [1 + 3 * i, 2 + 3 * i, 3 + 3 * i], advantage=adv, reward=0.0,
                                       is_revision=i in (3, 7)))
-    return collate(records, pad_id=PAD, bucket_size=16)
+    return collate(records, pad_id=PAD, bucket_size=BUCKET)
 
 
 def _sequence_logprobs(learner, params, batch):
-    logp = np.asarray(learner.compute_logprobs(params, batch))
+    logp = np.asarray(learner.compute_logprobs(params, batch, BUCKET))
     return np.where(batch["loss_mask"], logp, 0.0).sum(1)
 
 
@@ -46,7 +46,7 @@ def test_updates_raise_positive_and_lower_negative_sequences(model, learner, ppo
     ref_params = _copy(state.params)
     before = _sequence_logprobs(learner, state.params, batch)
     for _ in range(3):
-        state, metrics = update_policy(state, batch, learner, ppo, ref_params=ref_params)
+        state, metrics = update_policy(state, batch, learner, ppo, ref_params=ref_params, bucket_size=BUCKET)
     change = _sequence_logprobs(learner, state.params, batch) - before
     assert int(state.step) == 3 * 2  # 3 updates x 2 epochs x 1 mini-batch
     assert np.all(change[batch["advantages"] > 0] > 0.05)
@@ -60,10 +60,10 @@ def test_a_second_batch_of_the_same_bucket_does_not_recompile(model, learner, pp
     first, second = random_batch(seed=5, n=8, batch_size=8), random_batch(seed=6, n=6, batch_size=8)
     assert first["input_ids"].shape == second["input_ids"].shape  # same bucket, other lengths and values
     assert not np.array_equal(first["loss_mask"], second["loss_mask"])
-    state, _ = update_policy(state, first, learner, ppo, ref_params=ref_params)
+    state, _ = update_policy(state, first, learner, ppo, ref_params=ref_params, bucket_size=BUCKET)
 
     with compilations() as events:
-        state, metrics = update_policy(state, second, learner, ppo, ref_params=ref_params)
+        state, metrics = update_policy(state, second, learner, ppo, ref_params=ref_params, bucket_size=BUCKET)
         jax.block_until_ready(state)
     assert events == []
     assert np.isfinite(metrics["loss"])
@@ -76,7 +76,7 @@ def test_shuffling_is_seeded(model, learner, ppo):
     for seed in (0, 0, 1):
         cfg = dataclasses.replace(ppo, seed=seed)
         state = learner.init_state(model)
-        state, _ = update_policy(state, batch, learner, cfg, ref_params=_copy(state.params))
+        state, _ = update_policy(state, batch, learner, cfg, ref_params=_copy(state.params), bucket_size=BUCKET)
         params.append(np.concatenate([np.ravel(p) for p in jax.tree.leaves(state.params)]))
     np.testing.assert_array_equal(params[0], params[1])
     assert np.abs(params[0] - params[2]).max() > 1e-4
@@ -85,4 +85,4 @@ def test_shuffling_is_seeded(model, learner, ppo):
 def test_rows_must_fill_whole_mini_batches(model, learner, ppo):
     batch = random_batch(seed=8, n=6, batch_size=12)
     with pytest.raises(ValueError, match="mini-batches of 8"):
-        update_policy(learner.init_state(model), batch, learner, ppo)
+        update_policy(learner.init_state(model), batch, learner, ppo, bucket_size=BUCKET)
