@@ -9,6 +9,9 @@ spells the point's values (e.g. alpha=0.05_gamma=1), so `tensorboard --logdir RO
 Every point is loaded and validated exactly as the trainer will see it before anything is launched.
 A run is finished when its workdir holds the file FINISHED (written by the trainer at its last step);
 finished runs are skipped, so rerunning a sweep resumes it. See launch/README.md.
+
+No value reaches a shell: a value with a control character (a newline, a tab, ...) is refused, every #SBATCH
+value is one plain word, and a SLURM array task execs its run's argv from ROOT/manifest.json (array_task.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,16 +34,26 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 INTERRUPTED = "interrupted (saved; rerun to continue)"  # a stopped sweep whose current run saved exits 0
 RUN_NAME_KEY = "trainer.run_name"
 MULTIHOST = Path(__file__).resolve().with_name("multihost.py")
+ARRAY_TASK = MULTIHOST.with_name("array_task.py")
 # Short labels for run names; any other key is labelled by its last component.
 LABELS = {"herl.alpha": "alpha", "train.loss.shaping_gamma": "gamma"}
 # Sweep-owned trainer flags that may not appear after `--`.
 RESERVED_FLAGS = ("--config", "--workdir", f"--config.{RUN_NAME_KEY}")
 # A config override, --config.KEY=VALUE (or --noconfig.KEY for a boolean); group 1 is KEY.
 CONFIG_FLAG = re.compile(r"^--?(?:no)?config\.([^=]+)")
+# What an #SBATCH line may hold: SLURM ends a value at whitespace, reads quotes and a backslash, and ends the
+# line's options at '#'.
+SBATCH_WORD = re.compile(r"[^\s'\"\\#]+")
 
 
 class SweepError(ValueError):
     """A bad grid, a bad trainer flag or a grid point the trainer would reject."""
+
+
+def refuse_control(what: str, text: str) -> None:
+    """Raises SweepError when `text` holds a control character or a line or paragraph separator."""
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text):
+        raise SweepError(f"{what} {text!r}: control characters (a newline, a tab, ...) are not allowed")
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ def parse_grid(specs: list[str]) -> dict[str, list[str]]:
     """["herl.alpha=0,0.1", ...] -> {"herl.alpha": ["0", "0.1"], ...} (keys in the order given)."""
     grid: dict[str, list[str]] = {}
     for spec in specs:
+        refuse_control("--grid", spec)
         key, sep, values = spec.partition("=")
         key = key.strip().removeprefix("config.")
         items = [v.strip() for v in values.split(",")]
@@ -153,6 +168,10 @@ def config_keys(flags_: list[str]) -> list[str]:
 def plan(config_spec: str, root: Path, grid: dict[str, list[str]], extra: list[str],
          trainer_cmd: list[str]) -> list[Run]:
     """One validated Run per grid point; raises SweepError before anything is launched."""
+    for what, texts in (("--config", [config_spec]), ("--root", [str(root)]), ("--trainer-cmd", trainer_cmd),
+                        ("trainer flag", extra)):
+        for text in texts:
+            refuse_control(what, text)
     reserved = [flag for flag in extra if flag.split("=", 1)[0] in RESERVED_FLAGS]
     if reserved:
         raise SweepError(f"the sweep sets these itself, remove them after `--`: {reserved}")
@@ -271,8 +290,24 @@ def array_spec(indices: list[int], max_parallel: int | None) -> str:
     return ",".join(ranges) + (f"%{max_parallel}" if max_parallel else "")
 
 
+def check_sbatch_values(args: argparse.Namespace) -> None:
+    """Raises SweepError unless every value the script's #SBATCH lines take from the command line is one plain
+    word (SLURM would cut or misread it, and a newline would end its directives)."""
+    values = [("--job-name", args.job_name), ("--time", args.time), ("--root", str(args.root.resolve())),
+              *([("--partition", args.partition)] if args.partition else []),
+              *(("--sbatch-option", option) for option in args.sbatch_option)]
+    for what, value in values:
+        refuse_control(what, value)
+        if not SBATCH_WORD.fullmatch(value):
+            raise SweepError(f"{what} {value!r}: an #SBATCH value cannot be empty or hold whitespace, quotes, "
+                             "a backslash or '#'")
+    for option in args.sbatch_option:
+        if not option.startswith("-"):
+            raise SweepError(f"--sbatch-option {option!r}: expected an sbatch option, e.g. --account=myproj")
+
+
 def slurm_script(args: argparse.Namespace, array: str, manifest: Path, logs: Path, repo: Path) -> str:
-    """The job-array script: task i runs line i + 1 of the manifest under srun."""
+    """The job-array script: task i execs entry i of the manifest under srun, with no shell in between."""
     # More than one node is one jax.distributed run per grid point: one process per GPU (see multihost.py).
     tasks_per_node = args.gpus_per_node if args.nodes > 1 else 1
     directives = [
@@ -286,27 +321,28 @@ def slurm_script(args: argparse.Namespace, array: str, manifest: Path, logs: Pat
     return "\n".join([
         "#!/bin/bash",
         *(f"#SBATCH {d}" for d in directives),
-        "# Written by launch/sweep.py: one array task per grid point; task i runs line i+1 of the manifest.",
+        "# Written by launch/sweep.py: one array task per grid point; task i execs the argv of entry i of the",
+        "# manifest (launch/array_task.py), which no shell reads.",
         "set -euo pipefail",
         f"cd {shlex.quote(str(repo))}",
-        f'command=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {shlex.quote(str(manifest))})',
-        'echo "array task $SLURM_ARRAY_TASK_ID on $(hostname): $command"',
-        'srun bash -c "$command"',
+        'echo "array task $SLURM_ARRAY_TASK_ID on $(hostname)"',
+        f'srun {shlex.join([sys.executable, str(ARRAY_TASK), str(manifest)])} "$SLURM_ARRAY_TASK_ID"',
         "",
     ])
 
 
 def write_slurm(args: argparse.Namespace, runs: list[Run]) -> Path | None:
-    """Writes ROOT/manifest.txt (every run's command, line i = array task i - 1) and ROOT/sweep.sbatch for
-    the unfinished runs; returns the script's path, or None when every run is finished."""
+    """Writes ROOT/manifest.json (every run's name, workdir and argv; entry i = array task i) and
+    ROOT/sweep.sbatch for the unfinished runs; returns the script's path, or None when every run is finished."""
     pending = [i for i, run in enumerate(runs) if not run.finished]
     if not pending:
         return None
     root = args.root.resolve()
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    manifest = root / "manifest.txt"
-    manifest.write_text("".join(run.command + "\n" for run in runs))
+    manifest = root / "manifest.json"
+    entries = [{"name": run.name, "workdir": str(run.workdir), "argv": list(run.argv)} for run in runs]
+    manifest.write_text(json.dumps(entries, indent=1) + "\n")
     script = root / "sweep.sbatch"
     script.write_text(slurm_script(args, array_spec(pending, args.max_parallel), manifest, logs, Path.cwd()))
     return script
@@ -349,6 +385,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if args.mode == "slurm":
+            check_sbatch_values(args)
         runs = plan(args.config, args.root, parse_grid(args.grid), extra, args.trainer_cmd)
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -365,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         if script is None:
             print("every run is finished: nothing to submit")
         else:
-            print(f"wrote {script} and {script.with_name('manifest.txt')}\nsubmit with:  sbatch {script}")
+            print(f"wrote {script} and {script.with_name('manifest.json')}\nsubmit with:  sbatch {script}")
         return 0
 
     results = run_local(runs)

@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "herl_jax"
 FLOORS = {
-    "buckets": 0, "workdir_lock": 0,  # stdlib-only helpers of every floor
+    "buckets": 0, "workdir_lock": 0, "chat_tokens": 0,  # stdlib-only helpers of every floor
     "parallel": 1, "rubrics": 1,
     "models": 2, "herl": 2, "data": 2,
     "sampling": 3,

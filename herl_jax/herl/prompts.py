@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from herl_jax.chat_tokens import encode_chats, encode_texts
+
 _INSTRUCTION_TEMPLATE = """\
 You are a revision assistant. Keep every requirement the draft already meets, fix the ones it misses, \
 and do not add new facts.
@@ -128,13 +130,14 @@ def render_revise_prompt(instruction: str, feedback: RubricFeedback, draft: str,
 def revise_prompt_ids(tokenizer, instruction: str, feedback: RubricFeedback, draft: str, cfg) -> list[int]:
     """Token ids of the revise prompt: the context (q, H_i) a revision is sampled and trained under.
 
-    ``cfg.chat_template``: the text becomes one user turn of ``tokenizer.apply_chat_template`` with the
+    ``cfg.chat_template``: the text becomes one user turn of the tokenizer's chat template with the
     generation prompt appended; otherwise the raw text is tokenized (public code). No special tokens are
-    added beyond what the chat template writes.
+    added beyond what the chat template writes, and none is read from the text: a special token spelled in
+    the instruction, the feedback or the policy's draft stays characters (herl_jax.chat_tokens).
     """
     text = render_revise_prompt(instruction, feedback, draft, cfg)
     if cfg.chat_template:
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-        )
-    return list(tokenizer.encode(text, add_special_tokens=False))
+        [ids] = encode_chats(tokenizer, [[{"role": "user", "content": text}]])
+    else:
+        [ids] = encode_texts(tokenizer, [text])
+    return list(ids)

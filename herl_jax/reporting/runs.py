@@ -5,7 +5,7 @@ metrics.jsonl (one line a logged step), checkpoints/, FINISHED after the last st
 trainer holds it (workdir_lock.py). A path given to the report is a run directory when it holds
 metrics.jsonl or config.json with git_revision.txt; otherwise it is searched, depth first, for run
 directories (a sweep root, launch/sweep.py's ROOT/NAME, or a folder of sweeps); checkpoints/ and export/
-are not searched. A sweep root's manifest.txt (SLURM mode) names every run's workdir, so a run that has
+are not searched. A sweep root's manifest.json (SLURM mode) names every run's workdir, so a run that has
 not started yet is listed too.
 
 Status, in this order:
@@ -14,7 +14,7 @@ Status, in this order:
   cannot be checked from here);
 - failed: train.log holds a Traceback or an ERROR record (a one-line CLI error goes to stderr only, and
   a crash's traceback to stderr: such runs show as unfinished; their stderr, e.g. SLURM's log, says why);
-- not started: neither metrics nor a lock (only a manifest line, or config.json alone);
+- not started: neither metrics nor a lock (only a manifest entry, or config.json alone);
 - unfinished: anything else (stopped, killed, or interrupted; a rerun resumes it).
 """
 
@@ -24,7 +24,6 @@ import dataclasses
 import json
 import os
 import re
-import shlex
 import socket
 from pathlib import Path
 
@@ -95,17 +94,12 @@ def is_run_dir(path: Path) -> bool:
 
 
 def _manifest_workdirs(root: Path) -> list[Path]:
-    """The --workdir of every command in ROOT/manifest.txt (launch/sweep.py's SLURM mode), if any."""
-    manifest = root / "manifest.txt"
+    """The workdir of every run in ROOT/manifest.json (launch/sweep.py's SLURM mode), if any."""
+    manifest = root / "manifest.json"
     if not manifest.exists():
         return []
-    workdirs = []
-    for line in manifest.read_text().splitlines():
-        for arg in shlex.split(line):
-            if arg.startswith("--workdir="):
-                workdir = Path(arg.split("=", 1)[1])
-                workdirs.append(workdir if workdir.is_absolute() else Path.cwd() / workdir)
-    return workdirs
+    workdirs = [Path(entry["workdir"]) for entry in json.loads(manifest.read_text())]
+    return [workdir if workdir.is_absolute() else Path.cwd() / workdir for workdir in workdirs]
 
 
 def read_run(path: Path) -> Run:

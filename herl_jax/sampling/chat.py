@@ -1,23 +1,15 @@
-"""Text in, text out: chat messages -> chat template -> sampler -> decoded completions."""
+"""Text in, text out: chat messages -> chat template (herl_jax.chat_tokens) -> sampler -> decoded completions."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from herl_jax.chat_tokens import encode_chats
 from herl_jax.models import Decoder
 from herl_jax.sampling.config import SamplingConfig
 from herl_jax.sampling.sampler import SampleOutput, generate
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
-
-
-def encode_chats(tokenizer, conversations: Sequence[Sequence[Message]]) -> list[list[int]]:
-    """Token ids of each conversation rendered by the tokenizer's chat template, ready for a reply."""
-    prompts = []
-    for messages in conversations:
-        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-        prompts.append(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return prompts
 
 
 def stop_ids_for(tokenizer, model: Decoder) -> tuple[int, ...]:

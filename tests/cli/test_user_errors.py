@@ -159,7 +159,7 @@ def test_sweep_on_a_full_disk(subprocess_env, full_dir):
     root = full_dir / "sweep"
     result = run([*SWEEP, "--config", "configs/demo.py", "--root", str(root), "--grid", "herl.alpha=0,0.1",
                   "--mode", "slurm"], subprocess_env)
-    assert_one_line_error(result, f"no space left on device while writing {root / 'manifest.txt'}", 1)
+    assert_one_line_error(result, f"no space left on device while writing {root / 'manifest.json'}", 1)
 
 
 @pytest.mark.parametrize("flags, needle", [

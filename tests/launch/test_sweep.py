@@ -1,5 +1,6 @@
 """launch/sweep.py: grid expansion, validation before anything runs, --dry-run, the SLURM array script and
-manifest, and the local runner driving a fake trainer (no real training)."""
+manifest (run by bash with a stand-in srun, hostile values included), and the local runner driving a fake
+trainer (no real training)."""
 
 import importlib.util
 import json
@@ -152,38 +153,129 @@ def test_slurm_mode_writes_an_array_script_and_a_manifest(tmp_path, capsys):
     root = tmp_path / "sweep"
     assert _main(root, *GRID, "--mode", "slurm", "--nodes", "2", "--gpus-per-node", "4", "--time", "2:00:00",
                  "--partition", "gpu", "--max-parallel", "3", "--sbatch-option=--account=proj") == 0
-    script, manifest = root / "sweep.sbatch", root / "manifest.txt"
+    script, manifest = root / "sweep.sbatch", root / "manifest.json"
     assert f"sbatch {script}" in capsys.readouterr().out
     text = script.read_text()
     for directive in ("--array=0-5%3", "--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4",
                       "--time=2:00:00", "--partition=gpu", "--account=proj", f"--output={root}/logs/%A_%a.out"):
         assert f"#SBATCH {directive}\n" in text
-    commands = manifest.read_text().splitlines()
-    assert len(commands) == 6
-    for name, command in zip(NAMES, commands):
-        argv = shlex.split(command)
+    entries = json.loads(manifest.read_text())
+    assert [entry["name"] for entry in entries] == NAMES
+    for name, entry in zip(NAMES, entries):
+        argv = entry["argv"]
+        assert entry["workdir"] == str(root / name)
         assert argv[:2] == [sys.executable, str(REPO / "launch" / "multihost.py")]  # > 1 node: jax.distributed
         config_flags = [a for a in argv if a.startswith("--config.")]
-        config = sweep.load_config(DEMO, config_flags)  # each line parses as the trainer will parse it
+        config = sweep.load_config(DEMO, config_flags)  # each argv parses as the trainer will parse it
         assert config.trainer.run_name == name and f"--workdir={root / name}" in argv
 
 
-def test_slurm_array_task_runs_its_manifest_line(tmp_path, fake_trainer):
+def _stand_ins(tmp_path) -> dict[str, str]:
+    """The environment of an array task whose PATH leads first to a stand-in srun that logs its argv to
+    srun.jsonl and execs it, and to stand-ins for touch, rm and curl that only log theirs to ran.txt."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    srun_log, ran_log = shlex.quote(str(tmp_path / "srun.jsonl")), shlex.quote(str(tmp_path / "ran.txt"))
+    (bin_dir / "srun").write_text(f'#!/bin/bash\n{shlex.quote(sys.executable)} -c "import json, sys; '
+                                  f'print(json.dumps(sys.argv[1:]))" "$@" >> {srun_log}\nexec "$@"\n')
+    for name in ("touch", "rm", "curl"):
+        (bin_dir / name).write_text(f'#!/bin/bash\necho "{name} $*" >> {ran_log}\n')
+    for stand_in in bin_dir.iterdir():
+        stand_in.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def _run_array_task(root, env, task: int) -> None:
+    subprocess.run(["bash", str(root / "sweep.sbatch")], env={**env, "SLURM_ARRAY_TASK_ID": str(task)},
+                   check=True, capture_output=True)
+
+
+def test_slurm_array_task_runs_its_manifest_entry(tmp_path, fake_trainer):
     trainer_cmd, recorded = fake_trainer
     root = tmp_path / "sweep"
     assert _main(root, *GRID, "--mode", "slurm", trainer_cmd=trainer_cmd) == 0
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "srun").write_text('#!/bin/bash\nexec "$@"\n')  # srun stand-in: run the command here
-    (bin_dir / "srun").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_ARRAY_TASK_ID": "3"}
-    subprocess.run(["bash", str(root / "sweep.sbatch")], env=env, check=True, capture_output=True)
+    _run_array_task(root, _stand_ins(tmp_path), 3)
     [call] = recorded()
     assert f"--workdir={root / NAMES[3]}" in call
 
     # A finished run drops out of the array when the sweep is written again.
     assert _main(root, *GRID, "--mode", "slurm", trainer_cmd=trainer_cmd) == 0
     assert "#SBATCH --array=0-2,4-5\n" in (root / "sweep.sbatch").read_text()
+
+
+HOSTILE = ["/x;touch PWNED", "$(touch PWNED)", "`touch PWNED`", "a'b\"c' && rm -rf ~ \"", "/y #touch PWNED",
+           "$HOME\\n|curl evil"]
+
+
+def test_hostile_grid_values_reach_the_trainer_as_single_arguments(tmp_path, monkeypatch, fake_trainer):
+    """Quotes, `;`, `$(...)`, backticks, `#` and `|` in grid values and in a trainer flag: every array task runs
+    srun once, on the array-task launcher, which runs the fake trainer with exactly its run's argv."""
+    trainer_cmd, recorded = fake_trainer
+    monkeypatch.chdir(tmp_path)  # the script cds here: anything injected would run here too
+    root = tmp_path / "sweep"
+    flag = "--note=$(touch PWNED); `touch PWNED` # x"
+    assert _main(root, "--grid", f"model.source={','.join(HOSTILE)}", "--mode", "slurm",
+                 "--job-name=a;$(touch${IFS}PWNED)`x`", trainer_cmd=trainer_cmd, extra=[flag]) == 0
+    entries = json.loads((root / "manifest.json").read_text())
+    env = _stand_ins(tmp_path)
+    for task in range(len(HOSTILE)):
+        _run_array_task(root, env, task)
+    srun_calls = [json.loads(line) for line in (tmp_path / "srun.jsonl").read_text().splitlines()]
+    assert srun_calls == [[sys.executable, str(REPO / "launch" / "array_task.py"), str(root / "manifest.json"),
+                           str(task)] for task in range(len(HOSTILE))]
+    calls = recorded()
+    assert calls == [entry["argv"][2:] for entry in entries]  # the fake trainer's argv after the script path
+    assert [[a for a in call if a.startswith("--config.model.source=")] for call in calls] == [
+        [f"--config.model.source={value}"] for value in HOSTILE]
+    assert all(flag in call for call in calls)
+    assert not (tmp_path / "ran.txt").exists() and not list(tmp_path.rglob("PWNED*"))
+
+
+def test_a_newline_in_an_argv_cannot_split_the_manifest(tmp_path, fake_trainer):
+    """Beneath the refusal below: the manifest is JSON and no shell reads it, so even an argv holding a newline
+    (written here without the sweep's checks) reaches its task's trainer whole, and the next task runs its own."""
+    trainer_cmd, recorded = fake_trainer
+    root = tmp_path / "sweep"
+    args, _ = sweep.parse_args(["--config", DEMO, "--root", str(root), "--grid", "model.source=/x", "--mode", "slurm"])
+    runs = [sweep.Run(name, root / name, (*shlex.split(trainer_cmd), f"--workdir={root / name}",
+                                          f"--config.model.source=/{name}\ntouch PWNED #")) for name in ("a", "b")]
+    sweep.write_slurm(args, runs)
+    env = _stand_ins(tmp_path)
+    for task in (0, 1):
+        _run_array_task(root, env, task)
+    assert recorded() == [list(run.argv[2:]) for run in runs]
+    assert not (tmp_path / "ran.txt").exists()
+
+
+@pytest.mark.parametrize("flags, extra, message", [
+    (["--grid", "model.source=/x\ntouch PWNED #,ok"], (), r"--grid 'model.source=/x\\ntouch PWNED #,ok': control"),
+    (["--grid", "model.source=/x\rtouch PWNED"], (), r"--grid .*: control characters"),
+    (["--grid", "model.source=/x\u2028y"], (), r"--grid .*: control characters"),
+    (["--grid", "herl.alpha=0"], ("--note=a\ntouch PWNED",), r"trainer flag '--note=a\\ntouch PWNED': control"),
+    (["--grid", "herl.alpha=0", "--job-name", "x\ntouch PWNED"], (), r"--job-name 'x\\ntouch PWNED': control"),
+    (["--grid", "herl.alpha=0", "--sbatch-option=--account=p\n#SBATCH -a9"], (), "--sbatch-option .*: control"),
+    (["--grid", "herl.alpha=0", "--sbatch-option=--comment=two words"], (), "cannot be empty or hold whitespace"),
+    (["--grid", "herl.alpha=0", "--sbatch-option=--comment=a#b"], (), "cannot be empty or hold whitespace"),
+    (["--grid", "herl.alpha=0", "--sbatch-option=account=p"], (), "expected an sbatch option"),
+    (["--grid", "herl.alpha=0", "--job-name", "it's"], (), "--job-name \"it's\": an #SBATCH value"),
+    (["--grid", "herl.alpha=0", "--partition", "gpu a100"], (), "--partition 'gpu a100': an #SBATCH value"),
+    (["--grid", "herl.alpha=0", "--time", ""], (), "--time '': an #SBATCH value cannot be empty"),
+])
+def test_values_that_could_break_the_script_are_refused_before_anything_is_written(tmp_path, capsys, flags, extra,
+                                                                                  message):
+    root = tmp_path / "sweep"
+    assert _main(root, *flags, "--mode", "slurm", extra=extra) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+    assert not root.exists()
+
+
+def test_a_root_that_cannot_go_on_an_sbatch_line_is_refused(tmp_path, capsys):
+    root = tmp_path / "my sweep"
+    assert _main(root, "--grid", "herl.alpha=0", "--mode", "slurm") == 2
+    assert capsys.readouterr().err == f"error: --root {str(root)!r}: an #SBATCH value cannot be empty or hold " \
+                                      "whitespace, quotes, a backslash or '#'\n"
+    assert not root.exists()
 
 
 # ------------------------------------------------------------------------------------------ local mode

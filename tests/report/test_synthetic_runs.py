@@ -87,8 +87,9 @@ def sweep(tmp_path_factory):
     elsewhere, _ = write_run(root, 0.05, 1.0, 13, steps_logged=4, finished=False)
     (elsewhere / "herl.lock").write_text(json.dumps({"host": "some-other-host", "pid": 1}))
     # launch/sweep.py's SLURM manifest names a run that has not started, and one that has.
-    (root / "manifest.txt").write_text(f"python -m herl_jax.train --workdir={root}/alpha=9_seed=0 --config=c.py\n"
-                                       f"python -m herl_jax.train --workdir={running} --config=c.py\n")
+    (root / "manifest.json").write_text(json.dumps([
+        {"name": name, "workdir": str(workdir), "argv": ["python", "-m", "herl_jax.train", f"--workdir={workdir}"]}
+        for name, workdir in (("alpha=9_seed=0", root / "alpha=9_seed=0"), (running.name, running))]))
     # An evaluation of each alpha=0.05, gamma=1 run's export, beside it.
     scores = []
     for s in range(3):
@@ -189,7 +190,7 @@ def test_the_report_holds_paths_relative_to_its_folder_only(sweep, tmp_path, mon
     report = write_report([root], output, eval_files=[Path("evals/results.json")])  # the eval file cwd-relative
     written = (output / "report.json").read_text() + (output / "report.md").read_text()
     assert str(root) not in written and str(tmp_path) not in written
-    run_dirs = sorted(p.resolve() for p in [*root.iterdir(), root / "alpha=9_seed=0"] if p.name != "manifest.txt")
+    run_dirs = sorted(p.resolve() for p in [*root.iterdir(), root / "alpha=9_seed=0"] if p.name != "manifest.json")
     listed = [run for row in report["rows"] for run in row["runs"]]
     assert not any(Path(run).is_absolute() for run in listed)
     assert sorted((output / run).resolve() for run in listed) == sorted(run_dirs)
