@@ -11,7 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "herl_jax"
 FLOORS = {
-    "buckets": 0, "workdir_lock": 0,  # stdlib-only helpers of every floor
+    "errors": -1,  # UserError, the base of every floor's input errors: imports nothing
+    "buckets": 0, "workdir_lock": 0,  # helpers of every floor (the stdlib and errors only)
     "parallel": 1, "rubrics": 1,
     "models": 2, "herl": 2, "data": 2,
     "sampling": 3,

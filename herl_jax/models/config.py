@@ -15,6 +15,8 @@ import json
 import os
 from typing import Any, Mapping
 
+from herl_jax.errors import UserError
+
 ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
@@ -25,7 +27,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 ATTENTION_IMPLS = ("auto", "xla", "cudnn")
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(UserError, ValueError):
     """A checkpoint asks for an architecture or a feature this decoder does not implement."""
 
 
