@@ -64,37 +64,12 @@ class SampleOutput:
         """Token ids of one row's completion."""
         return self.tokens[row, : self.lengths[row]].tolist()
 
-    @property
-    def num_prompts(self) -> int:
-        return int(self.prompt_index.max()) + 1 if len(self.prompt_index) else 0
-
     def prompts(self, start: int, stop: int) -> "SampleOutput":
         """The rows of prompts start .. stop - 1, renumbered from 0 (no rows when start == stop)."""
         rows = (self.prompt_index >= start) & (self.prompt_index < stop)
         return SampleOutput(self.tokens[rows], self.logprobs[rows], self.mask[rows], self.lengths[rows],
                             tuple(r for r, keep in zip(self.finish_reasons, rows) if keep),
                             self.prompt_index[rows] - start)
-
-    @classmethod
-    def empty(cls, max_new_tokens: int) -> "SampleOutput":
-        """An output with no rows (for a caller that has no prompts this time)."""
-        return cls(np.zeros((0, max_new_tokens), np.int32), np.zeros((0, max_new_tokens), np.float32),
-                   np.zeros((0, max_new_tokens), bool), np.zeros(0, np.int32), (), np.zeros(0, np.int32))
-
-    @classmethod
-    def concatenate(cls, outputs: Sequence["SampleOutput"]) -> "SampleOutput":
-        """The outputs of consecutive calls (same max_new_tokens) as one; prompt indices continue."""
-        if len(outputs) == 1:
-            return outputs[0]
-        offsets = np.cumsum([0] + [o.num_prompts for o in outputs[:-1]])
-        return cls(
-            tokens=np.concatenate([o.tokens for o in outputs]),
-            logprobs=np.concatenate([o.logprobs for o in outputs]),
-            mask=np.concatenate([o.mask for o in outputs]),
-            lengths=np.concatenate([o.lengths for o in outputs]),
-            finish_reasons=tuple(r for o in outputs for r in o.finish_reasons),
-            prompt_index=np.concatenate([o.prompt_index + off for o, off in zip(outputs, offsets)]),
-        )
 
 
 @dataclasses.dataclass(frozen=True)
