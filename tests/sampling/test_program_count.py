@@ -9,7 +9,7 @@ import numpy as np
 from herl_jax.compiled import program_counts
 from herl_jax.config import base_config
 from herl_jax.sampling import SamplingConfig, generate
-from herl_jax.sampling import slots as device
+from herl_jax.sampling import slots as slot_programs
 from tests.sampling.test_continuous import tiny_model
 
 
@@ -30,13 +30,13 @@ def test_sampler_calls_compile_at_most_the_counted_programs():
                               prompt_bucket=r.prompt_bucket, decode_slots=r.decode_slots,
                               decode_chunk=r.decode_chunk, cache_block=r.cache_block)  # no stop: rows run to M
     model = tiny_model("llama", 5)
-    prefills, chunks = device.prefill._cache_size(), device.decode_chunk._cache_size()
+    prefills, chunks = slot_programs.prefill._cache_size(), slot_programs.decode_chunk._cache_size()
     rng = np.random.default_rng(0)
     for count in range(1, config.trainer.prompts_per_step + 1):
         for longest in (1, 8, 9, 16, 17, 32, 33, 40):  # every length bucket: 8, 16, 32, 40 (the cap)
             prompts = [rng.integers(1, 50, size=rng.integers(1, longest + 1)).tolist() for _ in range(count - 1)]
             generate(model, prompts + [[7] * longest], sampling)
-    compiled_prefills = device.prefill._cache_size() - prefills
-    compiled_chunks = device.decode_chunk._cache_size() - chunks
+    compiled_prefills = slot_programs.prefill._cache_size() - prefills
+    compiled_chunks = slot_programs.decode_chunk._cache_size() - chunks
     assert compiled_prefills == counted["prefill"] == 3 * 4  # counts 1, 2, 4 x lengths 8, 16, 32, 40
     assert 0 < compiled_chunks <= counted["decode_chunk"]
