@@ -117,20 +117,20 @@ def memory(dry_run: bool) -> dict:
     from herl_jax import parallel
     from herl_jax.models import Decoder, ModelConfig
     from herl_jax.models.shapes import known_model_config
-    from herl_jax.sampling import slots as device
+    from herl_jax.sampling import slots as slot_programs
 
     cfg = (ModelConfig.from_hf_dict(dict(TINY_LLAMA, architectures=["LlamaForCausalLM"])) if dry_run
            else known_model_config("qwen2.5-0.5b").replace(dtype="bfloat16", param_dtype="bfloat16"))
     num_slots, prompt, new = (4, 16, 16) if dry_run else (64, 256, 256)
     graphdef, state = nnx.split(Decoder(cfg, nnx.Rngs(0)))
     rules = parallel.DEFAULT_RULES
-    weights = device.decode_weights(graphdef, state, mesh=None, rules=rules)
-    slots = device.empty_slots(cfg=cfg, num_slots=num_slots, cache_len=prompt + new, max_new=new,
-                               pad_id=0, mesh=None, rules=rules)
-    settings = device.DrawSettings(1.0, 0, 1.0, (), new)
-    compiled = device.decode_chunk.trace(graphdef, state, weights, slots, jax.random.key(0), np.int32(1),
-                                         settings=settings, steps=16, window=prompt + new, mesh=None, rules=rules
-                                         ).lower().compile()
+    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=rules)
+    slots = slot_programs.empty_slots(cfg=cfg, num_slots=num_slots, cache_len=prompt + new, max_new=new,
+                                      pad_id=0, mesh=None, rules=rules)
+    settings = slot_programs.DrawSettings(1.0, 0, 1.0, (), new)
+    compiled = slot_programs.decode_chunk.trace(graphdef, state, weights, slots, jax.random.key(0), np.int32(1),
+                                                settings=settings, steps=16, window=prompt + new, mesh=None, rules=rules
+                                                ).lower().compile()
     stats = compiled.memory_analysis()
     cache_bytes = sum(x.nbytes for x in jax.tree.leaves(slots.cache))
     slot_bytes = sum(x.nbytes for x in jax.tree.leaves(slots))

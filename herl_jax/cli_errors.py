@@ -7,9 +7,10 @@ launch/sweep.py, launch/multihost.py).
     UsageError (below; a bad flag, flag value or argument, a config file that cannot be loaded: raised by
     herl_jax.cli_flags) and absl's flags.Error
   exit 1, the inputs the command line names:
-    herl_jax.config's ConfigError, herl_jax.data.DataError, herl_jax.evaluation.config.EvalConfigError,
-    herl_jax.models' ModelFileError (a weight or config.json file that cannot be read) and
-    UnsupportedModelError, herl_jax.training.checkpoints.CheckpointError, herl_jax.parallel's MeshError,
+    herl_jax.errors.UserError, the base of the project's input errors: herl_jax.config's ConfigError,
+    herl_jax.data.DataError, herl_jax.evaluation.config.EvalConfigError, herl_jax.models' ModelFileError
+    (a weight or config.json file that cannot be read) and UnsupportedModelError,
+    herl_jax.training.checkpoints.CheckpointError, herl_jax.parallel's MeshError,
     herl_jax.training.run_health.TrainingHalted (a run that stopped learning),
     herl_jax.workdir_lock.WorkdirLockError (another run holds the workdir or output folder)
     (launch/sweep.py reports its own SweepError the same way);
@@ -19,8 +20,8 @@ launch/sweep.py, launch/multihost.py).
     "no space left on device while writing PATH".
 
 Anything else is a bug and keeps its traceback. HERL_DEBUG=1 prints the traceback of a user error too.
-The project's error classes are looked up in sys.modules: a module that was never imported cannot have
-raised its error, and the CLIs start without importing JAX here (multihost must join first).
+Nothing here imports JAX (multihost must join first): herl_jax.errors imports nothing, and absl only when an
+error is being classified.
 """
 
 from __future__ import annotations
@@ -33,20 +34,9 @@ import traceback
 from pathlib import PurePath
 from typing import Any, Callable, NoReturn
 
-USAGE_EXIT, INPUT_EXIT = 2, 1
+from herl_jax.errors import UserError
 
-# (module, class) of the project's user-error types; resolved when an error is being classified.
-PROJECT_ERRORS = (
-    ("herl_jax.training.run_config", "ConfigError"),
-    ("herl_jax.data.stats", "DataError"),
-    ("herl_jax.evaluation.config", "EvalConfigError"),
-    ("herl_jax.models.loading", "ModelFileError"),
-    ("herl_jax.models.config", "UnsupportedModelError"),
-    ("herl_jax.training.checkpoints", "CheckpointError"),
-    ("herl_jax.parallel.mesh", "MeshError"),
-    ("herl_jax.training.run_health", "TrainingHalted"),
-    ("herl_jax.workdir_lock", "WorkdirLockError"),
-)
+USAGE_EXIT, INPUT_EXIT = 2, 1
 PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 PATH_ERRNOS = (errno.EROFS,)
 FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -82,15 +72,9 @@ def classify(error: BaseException) -> tuple[int | None, str]:
         return USAGE_EXIT, one_line(str(error))
     if isinstance(error, PATH_ERRORS) or (isinstance(error, OSError) and error.errno in PATH_ERRNOS):
         return INPUT_EXIT, _os_error_line(error)
-    if isinstance(error, project_error_types()):
+    if isinstance(error, UserError):
         return INPUT_EXIT, one_line(str(error))
     return None, ""
-
-
-def project_error_types() -> tuple[type, ...]:
-    """The classes of PROJECT_ERRORS whose modules are imported."""
-    found = (getattr(sys.modules.get(module), name, None) for module, name in PROJECT_ERRORS)
-    return tuple(cls for cls in found if isinstance(cls, type) and issubclass(cls, Exception))
 
 
 def one_line(text: str) -> str:

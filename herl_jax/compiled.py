@@ -147,7 +147,7 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
     from herl_jax import parallel
     from herl_jax.models import Decoder
     from herl_jax.plan import _training_length, model_config_for, sampler_calls
-    from herl_jax.sampling import slots as device
+    from herl_jax.sampling import slots as slot_programs
     from herl_jax.sampling.sampler import refill_count
     from herl_jax.training.learner import Learner, StepConfig
     from herl_jax.training.loss import Normalizer
@@ -201,31 +201,32 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
     decode = parallel.decode_rules(rules)
     shards = parallel.shards("batch", mesh, decode)
     sample_state = nnx.State(dict(compute.items()))
-    weights_report, weights = compile_one("decode weights copy", "all parameters", device.decode_weights, graphdef,
-                                          sample_state, mesh=mesh, rules=decode)
+    weights_report, weights = compile_one("decode weights copy", "all parameters", slot_programs.decode_weights,
+                                          graphdef, sample_state, mesh=mesh, rules=decode)
     reports.append(weights_report)
     for call in sampler_calls(config, shards):
         section = config.rollout if call.name != "revisions" else config.revision
         ids = host((call.padded_prompts, call.prompt_len), jnp.int32)
-        pieces = device.prefill_pieces(call.padded_prompts, call.prompt_len, shards)
+        pieces = slot_programs.prefill_pieces(call.padded_prompts, call.prompt_len, shards)
         prefill_report, prompts = compile_one(
             "prefill", f"{call.name}: {call.padded_prompts} prompts x {call.prompt_len}, {pieces} pieces",
-            device.prefill, graphdef, sample_state, weights, ids, ids, pieces=pieces, mesh=mesh, rules=decode)
+            slot_programs.prefill, graphdef, sample_state, weights, ids, ids, pieces=pieces, mesh=mesh, rules=decode)
         reports.append(prefill_report)
-        _, slots = compile_one("empty slots", "", device.empty_slots, cfg=cfg, num_slots=call.slots,
+        _, slots = compile_one("empty slots", "", slot_programs.empty_slots, cfg=cfg, num_slots=call.slots,
                                cache_len=call.prompt_len + call.max_new, max_new=call.max_new,
                                pad_id=0, mesh=mesh, rules=decode)
-        settings = device.DrawSettings(section.temperature, section.top_k, section.top_p, (0,), call.max_new)
+        settings = slot_programs.DrawSettings(section.temperature, section.top_k, section.top_p, (0,), call.max_new)
         key = jax.eval_shape(lambda: jax.random.key(0))
         count = refill_count(section.decode_slots, call.slots)
         assign = host((count,), jnp.int32)
-        reports.append(compile_one("refill", f"{call.name}: {count} of {call.slots} slots", device.refill, slots,
-                                   prompts, assign, assign, assign, key, settings=settings, mesh=mesh,
+        reports.append(compile_one("refill", f"{call.name}: {count} of {call.slots} slots", slot_programs.refill,
+                                   slots, prompts, assign, assign, assign, key, settings=settings, mesh=mesh,
                                    rules=decode)[0])
         window = call.prompt_len + call.max_new
-        step = compile_one("decode step", f"{call.name}: {call.slots} slots, window {window}", device.decode_chunk,
-                           graphdef, sample_state, weights, slots, key, np.int32(1), settings=settings,
-                           steps=section.decode_chunk, window=window, mesh=mesh, rules=decode, per="decode step")[0]
+        step = compile_one("decode step", f"{call.name}: {call.slots} slots, window {window}",
+                           slot_programs.decode_chunk, graphdef, sample_state, weights, slots, key, np.int32(1),
+                           settings=settings, steps=section.decode_chunk, window=window, mesh=mesh, rules=decode,
+                           per="decode step")[0]
         # Read per step: this device's weights, and its rows' keys and values over the (largest) window.
         rows_here = math.ceil(call.slots / shards)
         kv_read = rows_here * window * cfg.num_layers * 2 * cfg.num_kv_heads * cfg.head_dim * jnp.dtype(cfg.dtype).itemsize

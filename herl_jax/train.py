@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import signal
 
-# SIGTERM or Ctrl-C before the trainer has a handler of its own (the imports take seconds: absl here, then
-# JAX, Flax, orbax and the tokenizers in `main`) is remembered, and `main` exits 0 before loading anything, as
-# a stop during training does. Installed first thing when run as a command, so the gap is interpreter start-up.
+# SIGTERM or Ctrl-C before the trainer has a handler of its own (the imports take seconds: absl, and JAX and Flax
+# through herl_jax.config's run config, here; orbax and the trainer in `main`) is remembered, and `main` exits 0
+# before loading anything, as a stop during training does. Installed first thing when run as a command, so the gap
+# is interpreter start-up.
 _STOPS_DURING_STARTUP: list[int] = []
 if __name__ == "__main__":
     for _signum in (signal.SIGTERM, signal.SIGINT):
@@ -63,7 +64,7 @@ def main(argv) -> None:
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax narrates every save at INFO through absl
     # JAX logs each accelerator backend it looks for and does not find ("Unable to initialize backend 'tpu'").
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    from herl_jax.training.trainer import Trainer  # seconds: JAX, Flax, orbax, the tokenizers
+    from herl_jax.training.trainer import Trainer  # orbax and the trainer's modules (JAX came with herl_jax.config)
 
     if _STOPS_DURING_STARTUP:  # nothing loaded yet, so nothing to save: a rerun starts (or resumes) as this would
         logging.warning("received signal %d during start-up: exiting before loading anything",

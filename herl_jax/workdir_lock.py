@@ -20,6 +20,8 @@ import socket
 import time
 from pathlib import Path
 
+from herl_jax.errors import UserError
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "herl.lock"
@@ -27,7 +29,7 @@ EVALUATE_LOCK_NAME = "evaluate.lock"  # not herl.lock: the report takes a folder
 _ATTEMPTS = 5  # a lock file released or replaced while we looked at it: look again
 
 
-class WorkdirLockError(RuntimeError):
+class WorkdirLockError(UserError, RuntimeError):
     """The workdir cannot be had: another run holds it (named), or the lock file cannot be made. One line."""
 
 

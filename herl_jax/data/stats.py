@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 
+from herl_jax.errors import UserError
+
 LINES_PER_REASON = 3
 
 
@@ -17,7 +19,7 @@ class RowError(ValueError):
         self.detail = detail
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data file that cannot be used: unreadable, empty, or with too many malformed rows."""
 
 

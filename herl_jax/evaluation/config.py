@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from ml_collections import ConfigDict
 
+from herl_jax.errors import UserError
 from herl_jax.herl import prompts
 
 
-class EvalConfigError(ValueError):
+class EvalConfigError(UserError, ValueError):
     """An invalid value in the evaluation config; the message names the key."""
 
 

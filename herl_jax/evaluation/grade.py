@@ -37,7 +37,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from herl_jax.evaluation.data import BenchmarkItem
-from herl_jax.rubrics import ItemVerdict, JudgeConfig, RubricResult, rubric_score
+from herl_jax.rubrics import ItemVerdict, JudgeConfig, RubricResult, RubricScorer, ScorerConfig, rubric_score
 from herl_jax.rubrics.judge_protocol import JudgeAnswerError, parse_criterion
 from herl_jax.rubrics.stats import JudgeStats
 
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from herl_jax.evaluation.generate import Generation
 
 JUDGED = ("healthbench", "writingbench")
+# Eq. 4 in the evaluation: HealthBench's pitfall rule, and an unscored item counts as unmet (nothing is dropped).
+SCORING = dict(negative_weights="healthbench", unscored="zero")
 Question = tuple[list[dict], Callable[[str | None], Any]]  # (chat messages, parser of the answer text)
 
 
@@ -102,19 +104,22 @@ class ChatJudge:
 
 
 class Grader:
-    """Holds the checker processes and the judge for a run; `judge=None` refuses judged benchmarks."""
+    """Holds the checker processes and the judge for a run; `judge=None` refuses judged benchmarks.
+
+    Programmatic rubrics (IFEval, IFBench, heldout) are scored by `RubricScorer.score_batch`, as the trainer
+    scores rollouts and validation replies, under the evaluation's policies (`SCORING`)."""
 
     def __init__(self, judge: ChatJudge | None, workers: int = 2, check_time_limit_s: float = 5.0):
         self.judge = judge
         self.workers, self.check_time_limit_s = workers, check_time_limit_s
-        self._pools = {}
+        self._scorers = {}
 
     def __enter__(self) -> Grader:
         return self
 
     def __exit__(self, *exc) -> None:
-        for pool in self._pools.values():
-            pool.close()
+        for scorer in self._scorers.values():
+            scorer.close()
 
     def grade(self, benchmark: str, items: Sequence[BenchmarkItem], responses: Sequence[str],
               loose: bool = False) -> list[Graded]:
@@ -130,30 +135,24 @@ class Grader:
             return self._grade_writingbench(items, responses)
         return self._grade_instructions(items, responses, loose)
 
-    def _pool(self, loose: bool):
-        from herl_jax.rubrics.pool import CheckPool
-
-        if loose not in self._pools:
-            self._pools[loose] = CheckPool(self.workers, self.check_time_limit_s, loose=loose)
-        return self._pools[loose]
-
-    def _check(self, items, responses, loose: bool) -> list[list[ItemVerdict]]:
-        from herl_jax.rubrics.pool import CheckJob
-
-        jobs = [CheckJob(rubric_item.check, item.prompt, response)
-                for item, response in zip(items, responses) for rubric_item in item.rubric.items]
-        verdicts = iter(self._pool(loose).run(jobs))
-        return [[next(verdicts) for _ in item.rubric.items] for item in items]
+    def _scorer(self, loose: bool) -> RubricScorer:
+        if loose not in self._scorers:
+            self._scorers[loose] = RubricScorer(ScorerConfig(**SCORING, workers=self.workers,
+                                                             check_time_limit_s=self.check_time_limit_s, loose=loose))
+        return self._scorers[loose]
 
     def _grade_instructions(self, items, responses, loose: bool) -> list[Graded]:
-        strict = self._check(items, responses, loose=False)
-        relaxed = self._check(items, responses, loose=True) if loose else [None] * len(items)
+        prompts, rubrics = [item.prompt for item in items], [item.rubric for item in items]
+        strict = self._scorer(loose=False).score_batch(prompts, list(responses), rubrics)
+        relaxed = (self._scorer(loose=True).score_batch(prompts, list(responses), rubrics) if loose
+                   else [None] * len(items))
         graded = []
-        for item, verdicts, loose_verdicts in zip(items, strict, relaxed):
-            details = {"strict": [bool(v.met) for v in verdicts], "unscored": sum(not v.scored for v in verdicts)}
-            if loose_verdicts is not None:
-                details["loose"] = [bool(v.met) for v in loose_verdicts]
-            graded.append(Graded(details, True, _result(item, verdicts)))
+        for result, loose_result in zip(strict, relaxed):
+            details = {"strict": [bool(v.met) for v in result.verdicts],
+                       "unscored": sum(not v.scored for v in result.verdicts)}
+            if loose_result is not None:
+                details["loose"] = [bool(v.met) for v in loose_result.verdicts]
+            graded.append(Graded(details, True, result))
         return graded
 
     def _judged(self, questions_per_response: list[list[Question]]) -> list[list]:
@@ -190,7 +189,7 @@ def grade_generations(grader: Grader, benchmark: str, generations: Sequence[Gene
 
 def _result(item: BenchmarkItem, verdicts: Sequence[ItemVerdict]) -> RubricResult:
     weights = [rubric_item.weight for rubric_item in item.rubric.items]
-    score = rubric_score(weights, [v.met for v in verdicts], negative_weights="healthbench", unscored="zero")
+    score = rubric_score(weights, [v.met for v in verdicts], **SCORING)
     return RubricResult(rubric=item.rubric, verdicts=tuple(verdicts), score=score)
 
 

@@ -64,11 +64,17 @@ def make_judge(config: ConfigDict) -> ChatJudge | None:
 
 
 def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequence[str], output: str | Path,
-             limit: int | None = None, policies: dict[str, Policy] | None = None) -> dict[str, Path]:
-    """Evaluates every checkpoint (`LABEL=SOURCE` or `SOURCE`) and writes the report of `output`.
+             limit: int | None = None) -> dict[str, Path]:
+    """Evaluates every checkpoint (`LABEL=SOURCE` or `SOURCE`, loaded when first sampled) and writes the report
+    of `output`."""
+    policies = [(label, source, Policy(lambda source=source: _load(source, config.model)))
+                for label, source in map(parse_checkpoint, checkpoints)]
+    return evaluate_policies(config, policies, benchmarks, output, limit)
 
-    policies: label -> Policy, to evaluate a model built in memory (tests); others are loaded from source.
-    """
+
+def evaluate_policies(config: ConfigDict, policies: Sequence[tuple[str, str, Policy]], benchmarks: Sequence[str],
+                      output: str | Path, limit: int | None = None) -> dict[str, Path]:
+    """`evaluate` of policies already built: each (label, source, policy), its results under `output`/label."""
     validate(config)
     unknown = set(benchmarks) - set(BENCHMARKS)
     if unknown:
@@ -81,9 +87,7 @@ def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequenc
     # One evaluation per output folder: two would interleave their records and overwrite each other's summary.
     with (WorkdirLock(output, EVALUATE_LOCK_NAME, "output folder"),
           Grader(make_judge(config.judge), config.checkers.workers, config.checkers.check_time_limit_s) as grader):
-        for spec in checkpoints:
-            label, source = parse_checkpoint(spec)
-            policy = (policies or {}).get(label) or Policy(lambda source=source: _load(source, config.model))
+        for label, source, policy in policies:
             path = output / label / "summary.json"
             summary = _earlier_summary(path, label, source)
             for name in benchmarks:

@@ -18,16 +18,18 @@ def best_revision(revision_rewards: Sequence[float]) -> int:
 
 def signed_bonus(
     rewards: Sequence[float], candidates: Sequence[int], revision_rewards: Sequence[float], alpha: float
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Eq. 8: r_i + α (r̃_i − r_i) for i in ``candidates``, other rewards unchanged.
 
     rewards: [N]; candidates: [K] indices into rewards; revision_rewards: [K], aligned with candidates.
-    Returns [N] float64. Signed: a worse revision lowers its candidate's reward.
+    Returns the rewards after the bonus [N] and the bonus α (r̃_i − r_i) itself [K], both float64.
+    Signed: a worse revision lowers its candidate's reward.
     """
     r = np.asarray(rewards, dtype=np.float64).copy()
     idx = np.asarray(candidates, dtype=np.int64)
-    r[idx] += alpha * (np.asarray(revision_rewards, dtype=np.float64) - r[idx])
-    return r
+    bonus = alpha * (np.asarray(revision_rewards, dtype=np.float64) - r[idx])
+    r[idx] += bonus
+    return r, bonus
 
 
 def fallback_original(
@@ -75,12 +77,14 @@ class Group:
     best_revision: position in ``candidates`` of τ̃*, None when nothing was revised.
     used_fallback: τ̃* lost to the best original, whose copy joined instead (require_improvement).
     replaced_slot: the original overwritten in replace mode, else None.
+    bonus: per revised candidate, in ``candidates`` order, the Eq. 8 bonus α (r̃_i − r_i) its reward got.
     """
 
     records: tuple[TrainingRecord, ...]
     best_revision: int | None = None
     used_fallback: bool = False
     replaced_slot: int | None = None
+    bonus: tuple[float, ...] = ()
 
 
 def _check_group_inputs(originals, candidates, revisions, cfg: HerlConfig, rng, num_satisfied) -> None:
@@ -125,11 +129,11 @@ def assemble_group(
 
     rewards = np.array([s.reward for s in originals], dtype=np.float64)
     members = [(s, False) for s in originals]  # (sample, is_revision)
-    star, used_fallback, slot = None, False, None
+    star, used_fallback, slot, bonus = None, False, None, ()
     if revisions:
         revision_rewards = [s.reward for s in revisions]
         star = best_revision(revision_rewards)
-        bonused = signed_bonus(rewards, candidates, revision_rewards, variant.alpha)
+        bonused, bonus = signed_bonus(rewards, candidates, revision_rewards, variant.alpha)
         extra = _extra_member(originals, revisions[star], rewards, bonused, cfg, num_satisfied)
         rewards = bonused
         used_fallback = not extra[1]
@@ -153,4 +157,5 @@ def assemble_group(
         )
         for (s, is_rev), r, a in zip(members, rewards, advantages)
     )
-    return Group(records, best_revision=star, used_fallback=used_fallback, replaced_slot=slot)
+    return Group(records, best_revision=star, used_fallback=used_fallback, replaced_slot=slot,
+                 bonus=tuple(float(b) for b in bonus))

@@ -67,11 +67,6 @@ class TrainingRecord:
     def token_ids(self) -> tuple[int, ...]:
         return self.context_ids + self.response_ids
 
-    @property
-    def loss_mask(self) -> np.ndarray:
-        """[len(token_ids)] bool: True on response tokens only."""
-        return np.arange(len(self.token_ids)) >= len(self.context_ids)
-
 
 def collate(
     records: Sequence[TrainingRecord],

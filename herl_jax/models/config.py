@@ -5,7 +5,8 @@ Supported families (all Llama-style pre-norm decoders with GQA, RoPE, RMSNorm an
   - qwen2  (Qwen2 / Qwen2.5: biases on q/k/v)
   - qwen3  (Qwen3: RMSNorm on q and k per head; head_dim independent of hidden_size / heads)
 Anything else, or a field value this decoder would silently compute wrongly, is rejected with a message
-that names it (`UnsupportedModelError`).
+that names it (`UnsupportedModelError`). `ModelFileError`, a model file that cannot be read, lives here too,
+at the bottom of the package, so that the config and the GGUF reader raise it without importing `loading`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import dataclasses
 import json
 import os
 from typing import Any, Mapping
+
+from herl_jax.errors import UserError
 
 ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
@@ -25,8 +28,12 @@ DTYPES = ("float32", "bfloat16", "float16")
 ATTENTION_IMPLS = ("auto", "xla", "cudnn")
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(UserError, ValueError):
     """A checkpoint asks for an architecture or a feature this decoder does not implement."""
+
+
+class ModelFileError(UserError, ValueError):
+    """A model file (config.json, a weight file) cannot be read, lacks a field or tensor, or has a wrong shape."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,14 +158,10 @@ class ModelConfig:
         except FileNotFoundError:
             raise FileNotFoundError(f"model config not found: {path}") from None
         except json.JSONDecodeError as e:
-            from herl_jax.models.loading import ModelFileError  # loading imports this module
-
             raise ModelFileError(f"{path} is not valid JSON: {e}") from None
         try:
             return cls.from_hf_dict(hf, **runtime)
         except KeyError as e:
-            from herl_jax.models.loading import ModelFileError
-
             raise ModelFileError(f"{path} lacks the required field {e.args[0]!r}") from None
 
     def to_hf_dict(self) -> dict[str, Any]:

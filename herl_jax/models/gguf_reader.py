@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from herl_jax.models.config import UnsupportedModelError
+from herl_jax.models.config import ModelFileError, UnsupportedModelError
 
 SUPPORTED_GGUF_ARCHITECTURES = ("llama",)
 
@@ -50,8 +50,6 @@ class GGUFCheckpoint:
         try:
             self._reader = gguf.GGUFReader(str(self.path))
         except Exception as e:  # the gguf package raises bare ValueErrors / struct errors on bad files
-            from herl_jax.models.loading import ModelFileError  # loading imports this module lazily
-
             raise ModelFileError(f"{self.path}: not a readable GGUF file ({e})") from e
         self.arch = self._field("general.architecture")
         if self.arch not in SUPPORTED_GGUF_ARCHITECTURES:

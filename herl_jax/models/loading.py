@@ -24,7 +24,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from herl_jax import parallel
-from herl_jax.models.config import ModelConfig
+from herl_jax.models.config import ModelConfig, ModelFileError
 from herl_jax.models.decoder import Decoder
 from herl_jax.models.hf_layout import IGNORED_HF_TENSORS, TensorSpec, tensor_specs
 
@@ -39,10 +39,6 @@ BUILTIN_MODELS = {
     ),
 }
 NUMPY_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
-
-
-class ModelFileError(ValueError):
-    """A model's weight file is missing a tensor, has a wrong shape, or cannot be read."""
 
 
 def resolve_source(source: str | os.PathLike) -> tuple[str, Path]:

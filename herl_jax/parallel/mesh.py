@@ -18,10 +18,12 @@ from typing import Any, Mapping, Sequence
 import jax
 from jax.sharding import AbstractMesh, AxisType, Mesh
 
+from herl_jax.errors import UserError
+
 AXES = ("data", "fsdp", "tensor")
 
 
-class MeshError(ValueError):
+class MeshError(UserError, ValueError):
     """Mesh sizes that are invalid or do not fit the device count; the message names the config key."""
 
 

@@ -3,9 +3,10 @@
   python -m herl_jax.reporting.baseline --config configs/small.py --output DIR [--config.KEY=VALUE ...]
 
 Greedy replies of `model.source` to the first `trainer.validation_prompts` validation examples of the
-training config, scored by its rubric scorer (the trainer's `Collector.held_out` path, which logs only
-means). Writes DIR/baseline.json: the mean reward and success rate with their standard errors, the pass
-rate of each instruction id, and one record per prompt (id, reward, success, each item met or not, reply).
+training config, scored by its rubric scorer: `herl_jax.training.held_out.score_held_out`, the trainer's
+`validation/*` path, which logs only means. Writes DIR/baseline.json: the mean reward and success rate with
+their standard errors, the pass rate of each instruction id, and one record per prompt (id, reward, each
+item met or not, reply).
 
 The standard error of a mean over the n validation prompts is sd / sqrt(n), sd the sample standard
 deviation (ddof 1) of the per-prompt values: the spread of the validation estimate over draws of prompts,
@@ -38,18 +39,17 @@ def standard_error(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
-def summarize(records: list[dict], success_threshold: float) -> dict:
-    """Means, standard errors and per-instruction pass rates of per-prompt records (dropped ones apart)."""
-    scored = [r for r in records if r["reward"] is not None]
-    rewards = [r["reward"] for r in scored]
-    successes = [float(r["reward"] >= success_threshold) for r in scored]
+def summarize(held, success_threshold: float) -> dict:
+    """Means, standard errors and per-instruction pass rates of the scored replies of a ``HeldOut``."""
+    rewards, successes = held.rewards, held.successes(success_threshold)
     per_instruction: dict[str, list[bool]] = {}
-    for record in scored:
-        for instruction_id, met in record["met"]:
-            if met is not None:
-                per_instruction.setdefault(instruction_id, []).append(met)
+    for _, reply in held.replies:
+        if not reply.dropped:
+            for instruction_id, met in _met(reply):
+                if met is not None:
+                    per_instruction.setdefault(instruction_id, []).append(met)
     return {
-        "n": len(scored), "dropped": len(records) - len(scored),
+        "n": len(rewards), "dropped": held.dropped,
         "reward_mean": sum(rewards) / len(rewards) if rewards else math.nan,
         "reward_se": standard_error(rewards),
         "success_rate": sum(successes) / len(successes) if successes else math.nan,
@@ -58,15 +58,20 @@ def summarize(records: list[dict], success_threshold: float) -> dict:
     }
 
 
+def _met(reply) -> list[tuple[str, bool | None]]:
+    """(instruction id, or the item's text when it has no check; met, None when unscored) per rubric item."""
+    return [(item.check.instruction_id if item.check else item.text, verdict.met)
+            for item, verdict in zip(reply.result.rubric.items, reply.result.verdicts)]
+
+
 def measure(config) -> dict:
     """baseline.json's content for a training config (loads its policy, validation data and scorer)."""
     from herl_jax.data import load_dataset
     from herl_jax.models import load_policy
     from herl_jax.rubrics import RubricScorer
-    from herl_jax.sampling import generate, pad_id_for, stop_ids_for
-    from herl_jax.training.phases import encode_prompts
+    from herl_jax.sampling import generate, pad_id_for
+    from herl_jax.training.held_out import score_held_out
     from herl_jax.training.run_config import resolve
-    from herl_jax.training.sample_and_score import sample, score
 
     run = resolve(config)
     model, tokenizer = load_policy(run.model.source, dtype=run.model.dtype, param_dtype="float32",
@@ -75,23 +80,16 @@ def measure(config) -> dict:
     if not examples:
         raise UsageError("the config has no validation examples (data.validation_files / validation_fraction, "
                          "trainer.validation_prompts)")
-    prompts = encode_prompts(tokenizer, examples, run.rollout.max_prompt_len)
-    greedy = run.rollout.sampling(0, stop_ids_for(tokenizer, model), n=1).replace(temperature=0.0)
     scorer = RubricScorer(run.scorer)
     try:
-        batch = score(scorer, sample(generate, model, tokenizer, prompts.ids, greedy, pad_id_for(tokenizer)),
-                      prompts.ids, prompts.tasks)
+        held = score_held_out(generate, model, tokenizer, scorer, examples, run.rollout, pad_id_for(tokenizer))
     finally:
         scorer.close()
-    records = [{
-        "id": prompts.examples[s.prompt].id, "reward": s.result.score,
-        "met": [(item.check.instruction_id if item.check else item.text, verdict.met)
-                for item, verdict in zip(s.result.rubric.items, s.result.verdicts)],
-        "reply": s.text,
-    } for s in batch.samples]
+    records = [{"id": example.id, "reward": reply.result.score, "met": _met(reply), "reply": reply.text}
+               for example, reply in held.replies]
     return {"model": run.model.source, "data": list(run.data.validation_files or run.data.train_files),
-            "max_new_tokens": run.rollout.max_new_tokens, "long_prompts_skipped": prompts.skipped_long,
-            **summarize(records, run.herl.success_threshold), "records": records}
+            "max_new_tokens": run.rollout.max_new_tokens, "long_prompts_skipped": held.skipped_long,
+            **summarize(held, run.herl.success_threshold), "records": records}
 
 
 def main(argv) -> None:

@@ -36,7 +36,7 @@ from flax import nnx
 from herl_jax import parallel
 from herl_jax.buckets import decode_slot_count, prompt_bucket_count, prompt_bucket_len, round_up, window_bucket
 from herl_jax.models import Decoder
-from herl_jax.sampling import slots as device
+from herl_jax.sampling import slots as slot_programs
 from herl_jax.sampling.config import SamplingConfig
 
 
@@ -64,37 +64,12 @@ class SampleOutput:
         """Token ids of one row's completion."""
         return self.tokens[row, : self.lengths[row]].tolist()
 
-    @property
-    def num_prompts(self) -> int:
-        return int(self.prompt_index.max()) + 1 if len(self.prompt_index) else 0
-
     def prompts(self, start: int, stop: int) -> "SampleOutput":
         """The rows of prompts start .. stop - 1, renumbered from 0 (no rows when start == stop)."""
         rows = (self.prompt_index >= start) & (self.prompt_index < stop)
         return SampleOutput(self.tokens[rows], self.logprobs[rows], self.mask[rows], self.lengths[rows],
                             tuple(r for r, keep in zip(self.finish_reasons, rows) if keep),
                             self.prompt_index[rows] - start)
-
-    @classmethod
-    def empty(cls, max_new_tokens: int) -> "SampleOutput":
-        """An output with no rows (for a caller that has no prompts this time)."""
-        return cls(np.zeros((0, max_new_tokens), np.int32), np.zeros((0, max_new_tokens), np.float32),
-                   np.zeros((0, max_new_tokens), bool), np.zeros(0, np.int32), (), np.zeros(0, np.int32))
-
-    @classmethod
-    def concatenate(cls, outputs: Sequence["SampleOutput"]) -> "SampleOutput":
-        """The outputs of consecutive calls (same max_new_tokens) as one; prompt indices continue."""
-        if len(outputs) == 1:
-            return outputs[0]
-        offsets = np.cumsum([0] + [o.num_prompts for o in outputs[:-1]])
-        return cls(
-            tokens=np.concatenate([o.tokens for o in outputs]),
-            logprobs=np.concatenate([o.logprobs for o in outputs]),
-            mask=np.concatenate([o.mask for o in outputs]),
-            lengths=np.concatenate([o.lengths for o in outputs]),
-            finish_reasons=tuple(r for o in outputs for r in o.finish_reasons),
-            prompt_index=np.concatenate([o.prompt_index + off for o, off in zip(outputs, offsets)]),
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,14 +109,14 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
     num_slots = decode_slot_count(ids.shape[0] * config.n, config.decode_slots, batch_shards)
     prompt_len = ids.shape[1]
     cache_len = slot_cache_len(config) if config.decode_slots else prompt_len + max_new
-    settings = device.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids, max_new,
-                                   pad_id)
+    settings = slot_programs.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids,
+                                          max_new, pad_id)
     base_key = jax.random.key(config.seed)
-    weights = device.decode_weights(graphdef, state, mesh=mesh, rules=rules)  # copied once, for this call
-    pieces = device.prefill_pieces(*ids.shape, batch_shards)
-    prompt_cache = device.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
-    slots = device.empty_slots(cfg=model.cfg, num_slots=num_slots, cache_len=cache_len, max_new=max_new,
-                               pad_id=pad_id, mesh=mesh, rules=rules)
+    weights = slot_programs.decode_weights(graphdef, state, mesh=mesh, rules=rules)  # copied once, for this call
+    pieces = slot_programs.prefill_pieces(*ids.shape, batch_shards)
+    prompt_cache = slot_programs.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
+    slots = slot_programs.empty_slots(cfg=model.cfg, num_slots=num_slots, cache_len=cache_len, max_new=max_new,
+                                      pad_id=pad_id, mesh=mesh, rules=rules)
 
     queue = collections.deque(range(num_prompts * config.n))  # bucket filler prompts are never decoded
     active, step = np.zeros(num_slots, bool), np.zeros(num_slots, np.int32)
@@ -157,8 +132,8 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
             dest, request = np.full(refill_size, num_slots, np.int32), np.zeros(refill_size, np.int32)
             dest[: len(part)] = part
             request[: len(part)] = [queue.popleft() for _ in part]
-            slots, held = device.refill(slots, prompt_cache, dest, request // config.n, request, base_key,
-                                        settings=settings, mesh=mesh, rules=rules)
+            slots, held = slot_programs.refill(slots, prompt_cache, dest, request // config.n, request, base_key,
+                                               settings=settings, mesh=mesh, rules=rules)
             ended.append((*held, np.pad(served[part], (0, refill_size - len(part)), constant_values=-1)))
             served[part] = request[: len(part)]
         active[idle], step[idle] = True, 1
@@ -166,14 +141,15 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
             break
         window = attention_window(config, prompt_len, int(step[active].max())) if config.decode_slots else cache_len
         refill_at = min(len(queue), refill_size) if queue else num_slots + 1
-        slots, progress = device.decode_chunk(graphdef, state, weights, slots, base_key, np.int32(refill_at),
-                                              settings=settings, steps=chunk, window=window, mesh=mesh, rules=rules)
+        slots, progress = slot_programs.decode_chunk(graphdef, state, weights, slots, base_key, np.int32(refill_at),
+                                                     settings=settings, steps=chunk, window=window, mesh=mesh,
+                                                     rules=rules)
         ran, active, step = (np.array(x) for x in jax.device_get(progress))
         steps, chunks = steps + int(ran), chunks + 1
 
     tokens = np.full((num_prompts * config.n, max_new), pad_id, np.int32)
     logprobs = np.zeros((num_prompts * config.n, max_new), np.float32)
-    for held_tokens, held_logprobs, rows in ended + [(*device.completions(slots, mesh=mesh), served)]:
+    for held_tokens, held_logprobs, rows in ended + [(*slot_programs.completions(slots, mesh=mesh), served)]:
         mine = rows >= 0
         tokens[rows[mine]] = np.asarray(held_tokens)[mine]
         logprobs[rows[mine]] = np.asarray(held_logprobs)[mine]

@@ -1,5 +1,7 @@
-"""Device-side training code: chunked per-token log-probs, the HeRL policy loss, the jitted train
-step, and the host-side PPO update loop that drives it."""
+"""Training: the run config (run_config), one RL step's host phases and sampling (phases, sample_and_score,
+held_out, rl_step), the learner (learner: jitted log-probs and optimizer step; micro_batches, update: the PPO
+loop on the host), and the trainer loop with its checkpoints, logs and health checks (trainer). Exported here:
+what a policy update needs (token_logprobs, the loss, the optimizer, Learner, update_policy)."""
 
 from herl_jax.training.config import default_config
 from herl_jax.training.logprobs import token_logprobs

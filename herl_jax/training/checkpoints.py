@@ -27,6 +27,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from herl_jax.errors import UserError
+
 log = logging.getLogger(__name__)
 
 CHECKSUM_FILE = "herl_sha256.json"
@@ -34,7 +36,7 @@ _SAVE_POLL_S = 0.2  # how often the checksum thread looks whether orbax has fini
 _NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": how tensorstore's errors say it too
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint cannot be saved (full disk) or none in a directory that holds some can be read."""
 
 

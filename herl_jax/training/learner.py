@@ -229,7 +229,7 @@ class Learner:
         self._compute_logprobs = jax.jit(
             functools.partial(compute_logprobs, self.graphdef, cfg, self.compute_dtype, *where), **logprobs_out)
         self._cast = jax.jit(functools.partial(_cast, dtype=self.compute_dtype), **params_out)
-        self._zeros = jax.jit(functools.partial(jax.tree.map, jnp.zeros_like), **params_out)
+        self._zeros_like = jax.jit(functools.partial(jax.tree.map, jnp.zeros_like), **params_out)
         self._accumulate = jax.jit(functools.partial(accumulate_gradients, self.graphdef, cfg, *where),
                                    donate_argnums=1, **accumulate_out)
         # Only the state is donated: the new state reuses its buffers, and nothing of the gradient's shape is left
@@ -238,7 +238,7 @@ class Learner:
         self._init_state = jax.jit(functools.partial(_init_state, tx), **init_out)
         self._take = jax.jit(_take, static_argnums=2, **logprobs_out)
         self._place = jax.jit(_place, donate_argnums=0, **logprobs_out)
-        self._zeros_like = jax.jit(functools.partial(jnp.zeros, dtype=jnp.float32), static_argnums=0, **logprobs_out)
+        self._zeros = jax.jit(functools.partial(jnp.zeros, dtype=jnp.float32), static_argnums=0, **logprobs_out)
         self._gap = jax.jit(sampler_logprob_gap, **logprobs_out)
 
     def compute_logprobs(self, params: nnx.State, batch: Batch, bucket_size: int) -> jax.Array:
@@ -246,7 +246,7 @@ class Learner:
         micro-batch at a time (``micro_batches``; 0 past a row's trimmed width, outside every loss mask)."""
         batch = _same_on_every_process(batch)
         inputs = {k: batch[k] for k in INPUT_KEYS + ("targets",)}
-        logp = self._zeros_like(tuple(batch["targets"].shape))
+        logp = self._zeros(tuple(batch["targets"].shape))
         for rows, micro in micro_batches(inputs, self.cfg.micro_batch_size, bucket_size):
             logp = self._place(logp, rows, self._compute_logprobs(params, micro))
         return logp
@@ -272,7 +272,7 @@ class Learner:
         normalizer = Normalizer(*(np.float32(x) for x in mini_batch_normalizer(
             minibatch["loss_mask"], minibatch["is_revision"], num_micro_batches=with_tokens)))
         compute_params = state.params if self.compute_dtype == jnp.float32 else self._cast(state.params)
-        grads = self._zeros(state.params)
+        grads = self._zeros_like(state.params)
         per_micro = []
         for rows, micro in micros:
             width = micro["targets"].shape[1]

@@ -185,7 +185,7 @@ def assemble_groups(plan: RevisionPlan, revisions: ScoredBatch, rollouts: Scored
             fallbacks += group.used_fallback
             revision_best.append(samples[group.best_revision].reward)
             gains.append(revision_best[-1] - best)
-            bonus += [herl.variant.alpha * (s.reward - originals[c].reward) for c, s in zip(candidates, samples)]
+            bonus += group.bonus
         zero_variance += len({round(r.reward, 9) for r in group.records}) == 1
         records += group.records
     counts = StepCounts(

@@ -30,6 +30,7 @@ from herl_jax.herl import collate
 from herl_jax.herl.config import HerlConfig
 from herl_jax.sampling import generate, stop_ids_for
 from herl_jax.training import phases
+from herl_jax.training.held_out import score_held_out
 from herl_jax.training.phases import Experience
 from herl_jax.training.run_config import RunConfig, SampleSection
 from herl_jax.training.sample_and_score import GenerateFn, ScoredBatch, sample, score
@@ -82,24 +83,18 @@ class Collector:
         return Experience.merge(parallel.allgather_objects(mine))
 
     def held_out(self, policy, examples: Sequence[Example], success_threshold: float) -> dict[str, float]:
-        """Greedy replies to held-out examples, scored: mean reward and success rate over scored replies.
-
-        Every process passes the same ``examples``; each scores its share, sampled with the others' in one
-        batch, and the scores are gathered."""
-        prompts = phases.encode_prompts(self.tokenizer, parallel.my_share(examples), self.settings.rollout.max_prompt_len)
-        greedy = self.settings.rollout.sampling(0, stop_ids_for(self.tokenizer, policy), n=1).replace(temperature=0.0)
-        batch = score(self.scorer, sample(self.generate_fn, policy, self.tokenizer, prompts.ids, greedy, self.pad_id),
-                      prompts.ids, prompts.tasks)
-        results = [s.result for part in parallel.allgather_objects(batch.samples) for s in part]
-        if not results:
+        """``validation/*``: the mean reward and success rate of the scored greedy replies to held-out
+        ``examples`` (``held_out.score_held_out``; every process passes the same examples), and the dropped."""
+        held = score_held_out(self.generate_fn, policy, self.tokenizer, self.scorer, examples, self.settings.rollout,
+                              self.pad_id)
+        if not held.replies:
             return {}
-        scores = [r.score for r in results if not r.dropped]
-        if not scores:
-            return {"validation/dropped": float(len(results))}
+        if not held.rewards:
+            return {"validation/dropped": float(held.dropped)}
         return {
-            "validation/reward_mean": float(np.mean(scores)),
-            "validation/success_rate": float(np.mean([x >= success_threshold for x in scores])),
-            "validation/dropped": float(len(results) - len(scores)),
+            "validation/reward_mean": float(np.mean(held.rewards)),
+            "validation/success_rate": float(np.mean(held.successes(success_threshold))),
+            "validation/dropped": float(held.dropped),
         }
 
     def _sample_and_score(self, policy, prompt_ids, tasks, sampling):

@@ -21,6 +21,7 @@ from ml_collections import ConfigDict
 from herl_jax import herl, parallel
 from herl_jax.data import DataConfig
 from herl_jax.data import default_config as data_config
+from herl_jax.errors import UserError
 from herl_jax.herl.config import HerlConfig
 from herl_jax.models.config import ATTENTION_IMPLS, DTYPES
 from herl_jax.rubrics import ScorerConfig
@@ -30,7 +31,7 @@ from herl_jax.training.learner import StepConfig
 from herl_jax.training.update import PPOConfig
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """An unknown key or an invalid value in the training config."""
 
 

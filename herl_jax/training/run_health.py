@@ -14,8 +14,10 @@ and exports nothing, so a sweep reruns it.
 
 from __future__ import annotations
 
+from herl_jax.errors import UserError
 
-class TrainingHalted(RuntimeError):
+
+class TrainingHalted(UserError, RuntimeError):
     """The run stopped as failed: it was not learning (see the module docstring)."""
 
 

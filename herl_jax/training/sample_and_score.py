@@ -57,7 +57,9 @@ class ScoredSample:
 
 @dataclasses.dataclass(frozen=True)
 class SampledPiece:
-    """One sampler call's rows of this process: prompts ``first`` .. ``first + num_prompts - 1`` of its list."""
+    """One sampler call's rows of this process: ``output`` holds the completions of its prompts ``first``,
+    ``first + 1``, ... of this process's list (``output.prompt_index`` counts from ``first``), ``texts`` them
+    decoded; ``seconds``: the call's wall time."""
 
     first: int
     output: SampleOutput

@@ -35,7 +35,7 @@ from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.rl_step import Collector, RLStep, StepSettings, frozen_copy
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth
-from herl_jax.training.run_record import record_config, record_git_revision, redact
+from herl_jax.training.run_record import record_config, record_git_revision
 from herl_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 FINISHED = "FINISHED"  # the marker of a run that reached trainer.steps (launch/sweep.py, herl_jax.reporting)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-__all__ = ["Trainer", "redact"]
 
 
 class Trainer:

@@ -6,13 +6,28 @@ import importlib
 
 import pytest
 
-from herl_jax.cli_errors import PROJECT_ERRORS, classify, project_error_types, run_cli
+from herl_jax.cli_errors import classify, run_cli
+from herl_jax.errors import UserError
+
+# (module, class, the builtin base its callers may catch) of each input error the CLIs report in one line
+INPUT_ERRORS = (
+    ("herl_jax.training.run_config", "ConfigError", ValueError),
+    ("herl_jax.data.stats", "DataError", ValueError),
+    ("herl_jax.evaluation.config", "EvalConfigError", ValueError),
+    ("herl_jax.models", "ModelFileError", ValueError),
+    ("herl_jax.models", "UnsupportedModelError", ValueError),
+    ("herl_jax.training.checkpoints", "CheckpointError", RuntimeError),
+    ("herl_jax.parallel.mesh", "MeshError", ValueError),
+    ("herl_jax.training.run_health", "TrainingHalted", RuntimeError),
+    ("herl_jax.workdir_lock", "WorkdirLockError", RuntimeError),
+)
 
 
-def test_every_listed_project_error_exists():
-    for module, name in PROJECT_ERRORS:
-        importlib.import_module(module)
-    assert len(project_error_types()) == len(PROJECT_ERRORS)  # a rename would drop one silently
+@pytest.mark.parametrize("module,name,builtin", INPUT_ERRORS, ids=[name for _, name, _ in INPUT_ERRORS])
+def test_every_input_error_is_a_user_error_in_one_line_and_keeps_its_builtin_base(module, name, builtin):
+    cls = getattr(importlib.import_module(module), name)
+    assert issubclass(cls, UserError) and issubclass(cls, builtin)
+    assert classify(cls("a bad input\n  named here")) == (1, "a bad input named here")
 
 
 def test_a_full_disk_names_the_file_being_written():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from herl_jax.evaluation.config import EvalConfigError, default_config, validate
-from herl_jax.evaluation.pipeline import evaluate
+from herl_jax.evaluation.pipeline import evaluate_policies
 from tests.evaluation.helpers import ScriptedPolicy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,8 +36,8 @@ def write_rows(path: Path, extra: list[str] = ()) -> Path:
 def run(tmp_path, data: Path, limit=None):
     c = default_config()
     c.heldout.file = str(data)
-    paths = evaluate(c, ["scripted=unused"], ["heldout"], tmp_path / "out", limit=limit,
-                     policies={"scripted": ScriptedPolicy(reply_for)})
+    paths = evaluate_policies(c, [("scripted", "unused", ScriptedPolicy(reply_for))],
+                              ["heldout"], tmp_path / "out", limit=limit)
     result = json.loads(Path(paths["json"]).read_text())["scripted"]["benchmarks"]["heldout"]
     assert result["settings"]["heldout"] == {"file": str(data), "format": "hir"}  # what the numbers came from
     return result["pass@1"]

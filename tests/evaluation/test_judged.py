@@ -12,7 +12,7 @@ import pytest
 
 from herl_jax.evaluation.config import default_config
 from herl_jax.evaluation.data import load_benchmark, tasks_dir
-from herl_jax.evaluation.pipeline import evaluate
+from herl_jax.evaluation.pipeline import evaluate_policies
 from herl_jax.rubrics.config import JudgeConfig
 from tests.evaluation.helpers import ScriptedPolicy
 from tests.rubrics.openai_stub import OpenAIStub, Reply
@@ -89,8 +89,8 @@ def test_healthbench_one_grader_call_per_item_scores_and_resumes(tmp_path, monke
     failing = rows[2]["rubrics"][1]["criterion"]  # the judge never answers this item: example 2 incomplete
     policy = ScriptedPolicy(lambda text, i: _hb_response(text))
     with OpenAIStub(_hb_judge(failing)) as stub:
-        evaluate(_config(stub.base_url), ["scripted=unused"], ["healthbench"], tmp_path, limit=LIMIT,
-                 policies={"scripted": policy})
+        evaluate_policies(_config(stub.base_url), [("scripted", "unused", policy)],
+                          ["healthbench"], tmp_path, limit=LIMIT)
     items = sum(len(r["rubrics"]) for r in rows)
     assert len(stub.requests) == items + 1  # one call per item, plus the one retry of the failing item
     assert all(h == f"Bearer {KEY}" for h in stub.auth_headers)
@@ -109,8 +109,8 @@ def test_healthbench_one_grader_call_per_item_scores_and_resumes(tmp_path, monke
     # Rerun with a healthy judge: only the incomplete example is graded again, nothing is sampled.
     calls = policy.calls
     with OpenAIStub(_hb_judge()) as stub:
-        evaluate(_config(stub.base_url), ["scripted=unused"], ["healthbench"], tmp_path, limit=LIMIT,
-                 policies={"scripted": policy})
+        evaluate_policies(_config(stub.base_url), [("scripted", "unused", policy)],
+                          ["healthbench"], tmp_path, limit=LIMIT)
     assert policy.calls == calls
     assert len(stub.requests) == len(rows[2]["rubrics"])
     p1 = json.loads((tmp_path / "scripted" / "summary.json").read_text())["benchmarks"]["healthbench"]["pass@1"]
@@ -137,7 +137,7 @@ def test_a_judge_that_asks_for_an_hour_is_retried_after_the_configured_cap(tmp_p
     policy = ScriptedPolicy(lambda text, i: _hb_response(text))
     with OpenAIStub(busy_first) as stub:
         config.judge.update(base_url=stub.base_url, max_retry_after_s=0.05)
-        evaluate(config, ["scripted=unused"], ["healthbench"], tmp_path, limit=2, policies={"scripted": policy})
+        evaluate_policies(config, [("scripted", "unused", policy)], ["healthbench"], tmp_path, limit=2)
     p1 = json.loads((tmp_path / "scripted" / "summary.json").read_text())["benchmarks"]["healthbench"]["pass@1"]
     assert (p1["n"], p1["incomplete"]) == (2, 0)
     assert p1["score"] == pytest.approx(_expected_healthbench([0, 1])[0])
@@ -160,8 +160,8 @@ def test_writingbench_criterion_scores_and_domain_means(tmp_path, monkeypatch):
     index = {e.prompt: i for i, e in enumerate(examples)}
     policy = ScriptedPolicy(lambda text, n: f"RESPONSE-{index[text]}-END")
     with OpenAIStub(script) as stub:
-        evaluate(_config(stub.base_url), ["scripted=unused"], ["writingbench"], tmp_path, limit=LIMIT,
-                 policies={"scripted": policy})
+        evaluate_policies(_config(stub.base_url), [("scripted", "unused", policy)],
+                          ["writingbench"], tmp_path, limit=LIMIT)
     assert len(stub.requests) == 5 * LIMIT
     assert all(r["messages"][0]["role"] == "system" for r in stub.requests)
     scores = {i: [1 + (3 * i + j) % 10 for j in range(5)] for i in range(LIMIT)}
@@ -175,8 +175,8 @@ def test_writingbench_criterion_scores_and_domain_means(tmp_path, monkeypatch):
 
 def test_without_a_judge_judged_benchmarks_are_skipped_with_a_message(tmp_path):
     policy = ScriptedPolicy(lambda text, i: "never asked")
-    evaluate(default_config(), ["scripted=unused"], ["healthbench", "writingbench"], tmp_path, limit=2,
-             policies={"scripted": policy})
+    evaluate_policies(default_config(), [("scripted", "unused", policy)],
+                      ["healthbench", "writingbench"], tmp_path, limit=2)
     assert policy.calls == 0
     summary = json.loads((tmp_path / "scripted" / "summary.json").read_text())
     for name in ("healthbench", "writingbench"):

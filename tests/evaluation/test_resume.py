@@ -5,7 +5,7 @@ import json
 import pytest
 
 from herl_jax.evaluation.config import default_config
-from herl_jax.evaluation.pipeline import evaluate
+from herl_jax.evaluation.pipeline import evaluate_policies, parse_checkpoint
 from herl_jax.evaluation.store import ResultStore
 from tests.evaluation.helpers import ScriptedPolicy
 
@@ -24,7 +24,7 @@ def _run(tmp_path, policy, **overrides):
     c = default_config()
     c.batch_size = 2  # three sampler calls for six examples
     c.update_from_flattened_dict(overrides)
-    return evaluate(c, ["scripted=unused"], ["ifeval"], tmp_path, limit=LIMIT, policies={"scripted": policy})
+    return evaluate_policies(c, [("scripted", "unused", policy)], ["ifeval"], tmp_path, limit=LIMIT)
 
 
 def test_a_rerun_samples_only_unfinished_examples(tmp_path):
@@ -69,8 +69,8 @@ def test_a_torn_last_record_is_sampled_again_and_later_records_stay_readable(tmp
 
 def test_a_run_of_other_benchmarks_keeps_earlier_results(tmp_path):
     _run(tmp_path, ScriptedPolicy(_reply))
-    evaluate(default_config(), ["scripted=unused"], ["healthbench"], tmp_path, limit=2,
-             policies={"scripted": ScriptedPolicy(_reply)})
+    evaluate_policies(default_config(), [("scripted", "unused", ScriptedPolicy(_reply))],
+                      ["healthbench"], tmp_path, limit=2)
     benchmarks = json.loads((tmp_path / "scripted" / "summary.json").read_text())["benchmarks"]
     assert benchmarks["ifeval"]["pass@1"]["n"] == LIMIT and benchmarks["healthbench"]["skipped"] == "no judge"
     assert "| Checkpoint | IFEval | HealthBench-500 |" in (tmp_path / "results.md").read_text()
@@ -80,8 +80,13 @@ def test_results_of_another_checkpoint_under_the_same_label_are_not_resumed(tmp_
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     c = default_config()
-    evaluate(c, [f"run={tmp_path / 'a'}"], ["ifeval"], tmp_path / "out", limit=2,
-             policies={"run": ScriptedPolicy(_reply)})
+    evaluate_policies(c, [("run", str(tmp_path / "a"), ScriptedPolicy(_reply))], ["ifeval"], tmp_path / "out", limit=2)
     with pytest.raises(ValueError, match="OTHER_LABEL="):
-        evaluate(c, [f"run={tmp_path / 'b'}"], ["ifeval"], tmp_path / "out", limit=2,
-                 policies={"run": ScriptedPolicy(_reply)})
+        evaluate_policies(c, [("run", str(tmp_path / "b"), ScriptedPolicy(_reply))], ["ifeval"], tmp_path / "out",
+                          limit=2)
+
+
+def test_a_checkpoint_is_label_equals_source_or_a_source_named_by_its_file_or_folder():
+    assert parse_checkpoint("base=smollm2-135m-instruct") == ("base", "smollm2-135m-instruct")
+    assert parse_checkpoint("runs/small/herl/seed=0/export") == ("export", "runs/small/herl/seed=0/export")
+    assert parse_checkpoint("models/q8.gguf") == ("q8", "models/q8.gguf")

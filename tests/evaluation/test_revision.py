@@ -10,7 +10,7 @@ from herl_jax.evaluation import summarize
 from herl_jax.evaluation.config import default_config
 from herl_jax.evaluation.data import BenchmarkItem
 from herl_jax.evaluation.grade import Grader
-from herl_jax.evaluation.pipeline import evaluate
+from herl_jax.evaluation.pipeline import evaluate_policies
 from herl_jax.evaluation.revision import RevisionConfig, revise
 from herl_jax.evaluation.store import GradedRecords, ResultStore
 from herl_jax.herl import default_config as herl_config
@@ -110,7 +110,7 @@ def test_runner_end_to_end_on_a_tiny_model_writes_table_json_and_plots(tmp_path)
     c.passk.update(n=2, ks=(1, 2))
     c.revision.update(rounds=2, max_prompt_len=1024)
     policy = tiny_policy()
-    evaluate(c, ["tiny=unused"], ["ifeval"], tmp_path, limit=2, policies={"tiny": policy})
+    evaluate_policies(c, [("tiny", "unused", policy)], ["ifeval"], tmp_path, limit=2)
 
     summary = json.loads((tmp_path / "tiny" / "summary.json").read_text())["benchmarks"]["ifeval"]
     assert summary["pass@1"]["n"] == 2 and summary["pass@k"]["samples"] == 2

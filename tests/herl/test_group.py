@@ -43,6 +43,7 @@ def test_herl_append_with_signed_bonus():
     expected = [0.5 + 0.05 * (0.25 - 0.5), 0.25, 0.5 + 0.05 * (0.75 - 0.5), 0.0, 0.75]
     assert expected[0] == pytest.approx(0.4875) and expected[2] == pytest.approx(0.5125)
     assert group.best_revision == 1 and not group.used_fallback and group.replaced_slot is None
+    assert group.bonus == pytest.approx((0.05 * (0.25 - 0.5), 0.05 * (0.75 - 0.5)))
     assert len(group.records) == 5
     np.testing.assert_allclose([r.reward for r in group.records], expected)
     np.testing.assert_allclose([r.advantage for r in group.records], _advantages(expected))
@@ -168,7 +169,7 @@ def test_no_candidates_is_plain_grpo():
     successful = [Sample(Q, (5,), r) for r in (1.0, 0.5, 0.0, 1.0)]
     group = assemble_group(successful, (), (), _cfg())
     assert len(group.records) == 4 and not any(r.is_revision for r in group.records)
-    assert group.best_revision is None and not group.used_fallback
+    assert group.best_revision is None and not group.used_fallback and group.bonus == ()
     np.testing.assert_allclose([r.advantage for r in group.records], _advantages([1.0, 0.5, 0.0, 1.0]))
 
 
@@ -196,7 +197,9 @@ def test_variant_table(name, revise, under_hindsight, alpha):
 
 def test_helpers():
     assert best_revision([0.25, 0.75, 0.75]) == 1  # first on ties
-    np.testing.assert_allclose(signed_bonus([0.5, 0.2, 0.5], [0, 2], [1.0, 0.0], 0.1), [0.55, 0.2, 0.45])
+    bonused, bonus = signed_bonus([0.5, 0.2, 0.5], [0, 2], [1.0, 0.0], 0.1)
+    np.testing.assert_allclose(bonused, [0.55, 0.2, 0.45])
+    np.testing.assert_allclose(bonus, [0.05, -0.05])
     rewards = np.random.default_rng(0).uniform(size=8)
     np.testing.assert_allclose(group_advantages(rewards, 1e-6),
                                (rewards - rewards.mean()) / (np.std(rewards, ddof=1) + 1e-6))

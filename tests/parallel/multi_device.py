@@ -23,7 +23,7 @@ from flax import nnx  # noqa: E402
 from herl_jax import parallel  # noqa: E402
 from herl_jax.models import export_hf, load_model  # noqa: E402
 from herl_jax.sampling import SamplingConfig, generate  # noqa: E402
-from herl_jax.sampling import slots as device  # noqa: E402
+from herl_jax.sampling import slots as slot_programs  # noqa: E402
 from herl_jax.training import Learner  # noqa: E402
 from herl_jax.training.checkpoints import Checkpointer  # noqa: E402
 from tests.parallel.common import (  # noqa: E402
@@ -47,8 +47,8 @@ def left_padded_prompts(count: int) -> tuple[np.ndarray, np.ndarray]:
 def prefill(graphdef, state, ids, mask, mesh, pieces):
     """The sampler's prefill of left-padded prompts in `pieces` pieces, in its decode layout on `mesh`."""
     rules = parallel.decode_rules()
-    weights = device.decode_weights(graphdef, state, mesh=mesh, rules=rules)
-    return device.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
+    weights = slot_programs.decode_weights(graphdef, state, mesh=mesh, rules=rules)
+    return slot_programs.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
 
 
 def forward(graphdef, state, ids, mask):

@@ -11,7 +11,7 @@ import pytest
 from herl_jax.models.loading import resolve_source
 from herl_jax.plan import SamplerCall, plan_memory, sampler_arrays
 from herl_jax.sampling import SamplingConfig, generate
-from herl_jax.sampling import slots as device
+from herl_jax.sampling import slots as slot_programs
 from tests.parallel.common import REPO
 from tests.trainer.tiny_config import demo_config
 from tests.training.tiny import tiny_model
@@ -151,12 +151,12 @@ def test_planned_sampler_buffers_are_those_the_sampler_allocates(slots, monkeypa
     """The plan's arrays of a call against what the real sampler's prefill and slot programs return."""
     allocated = []
     for name in ("prefill", "empty_slots"):
-        def recording(*args, program=getattr(device, name), **kwargs):
+        def recording(*args, program=getattr(slot_programs, name), **kwargs):
             out = program(*args, **kwargs)
             allocated.append(sum(x.nbytes for x in jax.tree.leaves(out)))
             return out
 
-        monkeypatch.setattr(device, name, recording)
+        monkeypatch.setattr(slot_programs, name, recording)
     model = tiny_model()
     prompts = [[5] * 3, [6] * 20, [7] * 9]  # 3 prompts (padded to 4), the longest 20 tokens (a 32 bucket)
     # max_prompt_len 32: the slots' cache length is the longest prompt bucket's, this call's too.

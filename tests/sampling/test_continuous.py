@@ -10,7 +10,7 @@ from flax import nnx
 from herl_jax import parallel
 from herl_jax.models import Decoder, KVCache, ModelConfig
 from herl_jax.sampling import SamplingConfig, generate
-from herl_jax.sampling import slots as device
+from herl_jax.sampling import slots as slot_programs
 from herl_jax.sampling.sampler import sample
 from tests.models.hf_reference import left_padded_batch
 
@@ -108,7 +108,7 @@ def test_no_recompilation_after_warm_up():
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, duration, **kw: compiles.append(event) if "backend_compile" in event else None)
     generate(model, [[1, 2, 3], [4, 5, 6, 7, 8]], config)
-    windows = device.decode_chunk._cache_size()
+    windows = slot_programs.decode_chunk._cache_size()
     first = len(compiles)
     generate(model, [[9] * 11, [3, 1]], config.replace(seed=4))  # other prompts, same buckets
     assert len(compiles) == first
@@ -120,13 +120,13 @@ def test_decode_chunk_returns_the_donated_slots_in_place():
     model = tiny_model("llama", 0)
     graphdef, state = nnx.split(model)
     rules = parallel.DEFAULT_RULES
-    weights = device.decode_weights(graphdef, state, mesh=None, rules=rules)
-    slots = device.empty_slots(cfg=model.cfg, num_slots=4, cache_len=64, max_new=32, pad_id=0, mesh=None,
-                               rules=rules)
-    settings = device.DrawSettings(1.0, 0, 1.0, (STOP,), 32)
-    compiled = device.decode_chunk.trace(graphdef, state, weights, slots, jax.random.key(0), np.int32(1),
-                                         settings=settings, steps=4, window=48, mesh=None, rules=rules
-                                         ).lower().compile()
+    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=rules)
+    slots = slot_programs.empty_slots(cfg=model.cfg, num_slots=4, cache_len=64, max_new=32, pad_id=0, mesh=None,
+                                      rules=rules)
+    settings = slot_programs.DrawSettings(1.0, 0, 1.0, (STOP,), 32)
+    compiled = slot_programs.decode_chunk.trace(graphdef, state, weights, slots, jax.random.key(0), np.int32(1),
+                                                settings=settings, steps=4, window=48, mesh=None, rules=rules
+                                                ).lower().compile()
     slot_bytes = sum(x.nbytes for x in jax.tree.leaves(slots))
     memory = compiled.memory_analysis()
     assert memory.alias_size_in_bytes == slot_bytes
@@ -139,9 +139,9 @@ def test_prefill_in_pieces_equals_one_piece():
     model = tiny_model("qwen2", 2)
     graphdef, state = nnx.split(model)
     rules = parallel.DEFAULT_RULES
-    weights = device.decode_weights(graphdef, state, mesh=None, rules=rules)
+    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=rules)
     ids, mask = left_padded_batch(random_prompts(5, count=8))
-    whole, pieces = (device.prefill(graphdef, state, weights, ids, mask, pieces=n, mesh=None, rules=rules)
+    whole, pieces = (slot_programs.prefill(graphdef, state, weights, ids, mask, pieces=n, mesh=None, rules=rules)
                      for n in (1, 4))
     for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(pieces), strict=True):
         assert a.shape == b.shape
@@ -155,4 +155,4 @@ def test_prefill_in_pieces_equals_one_piece():
     (3, 100_000, 1, 1),  # a count that does not halve: one piece, one prompt over the budget
 ])
 def test_prefill_pieces_keep_each_device_within_its_token_budget(prompts, length, shards, pieces):
-    assert device.prefill_pieces(prompts, length, shards) == pieces
+    assert slot_programs.prefill_pieces(prompts, length, shards) == pieces

@@ -12,7 +12,7 @@ from flax import nnx
 from jax._src.cudnn import fused_attention_stablehlo
 
 from herl_jax import parallel
-from herl_jax.sampling import slots as device
+from herl_jax.sampling import slots as slot_programs
 from herl_jax.training import Learner
 from herl_jax.training.loss import Normalizer, mini_batch_normalizer
 from tests.training.tiny import STEP, random_batch, tiny_model
@@ -28,18 +28,20 @@ def lowered_text(jitted, *args, **kwargs) -> str:
 def test_sampler_programs_lower_for_cuda():
     model = tiny_model(dtype="bfloat16", attention_impl="xla")
     graphdef, state = nnx.split(model)
-    weights = device.decode_weights(graphdef, state, mesh=None, rules=RULES)
+    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=RULES)
     ids, mask = np.ones((2, 8), np.int32), np.ones((2, 8), np.int32)
-    prompts = device.prefill(graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
-    assert "stablehlo" in lowered_text(device.prefill, graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
-    slots = device.empty_slots(cfg=model.cfg, num_slots=3, cache_len=24, max_new=16, pad_id=0, mesh=None,
-                               rules=RULES)
-    settings = device.DrawSettings(1.0, 5, 0.9, (1,), 16)
+    prompts = slot_programs.prefill(graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
+    assert "stablehlo" in lowered_text(slot_programs.prefill, graphdef, state, weights, ids, mask, mesh=None,
+                                       rules=RULES)
+    slots = slot_programs.empty_slots(cfg=model.cfg, num_slots=3, cache_len=24, max_new=16, pad_id=0, mesh=None,
+                                      rules=RULES)
+    settings = slot_programs.DrawSettings(1.0, 5, 0.9, (1,), 16)
     key = jax.random.key(0)
     dest, src = np.array([0, 1, 3], np.int32), np.array([0, 1, 0], np.int32)  # slot 3 of 3: unused
-    refill = lowered_text(device.refill, slots, prompts, dest, src, src, key, settings=settings, mesh=None, rules=RULES)
-    chunk = lowered_text(device.decode_chunk, graphdef, state, weights, slots, key, np.int32(1), settings=settings,
-                         steps=4, window=16, mesh=None, rules=RULES)
+    refill = lowered_text(slot_programs.refill, slots, prompts, dest, src, src, key, settings=settings, mesh=None,
+                          rules=RULES)
+    chunk = lowered_text(slot_programs.decode_chunk, graphdef, state, weights, slots, key, np.int32(1),
+                         settings=settings, steps=4, window=16, mesh=None, rules=RULES)
     # The donated slots stay aliased to the outputs on the GPU program too.
     assert "tf.aliasing_output" in refill and "tf.aliasing_output" in chunk
 
@@ -55,7 +57,7 @@ def test_train_step_lowers_for_cuda():
     normalizer = Normalizer(*(np.float32(x) for x in mini_batch_normalizer(
         batch["loss_mask"], batch["is_revision"], num_micro_batches=2)))
     params = learner._cast(state.params)  # the step's programs, as Learner.optimizer_step runs them
-    grads = learner._zeros(state.params)
+    grads = learner._zeros_like(state.params)
     assert "stablehlo" in lowered_text(learner._accumulate, params, grads, micro, logprobs, logprobs, normalizer)
     assert "stablehlo" in lowered_text(learner._apply, state, grads, np.float32(0.0))
 
@@ -85,14 +87,14 @@ def test_cudnn_training_attention_is_causal_with_lengths_and_no_bias(cudnn_versi
     logprobs = np.zeros(micro["targets"].shape, np.float32)
     normalizer = Normalizer(*(np.float32(x) for x in mini_batch_normalizer(
         batch["loss_mask"], batch["is_revision"], num_micro_batches=2)))
-    params, grads = learner._cast(state.params), learner._zeros(state.params)
+    params, grads = learner._cast(state.params), learner._zeros_like(state.params)
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "positions", "targets")}
     assert cudnn_calls(lowered_text(learner._compute_logprobs, params, inputs)) == ({"fmhaSoftmax"}, {"PADDING_CAUSAL"})
     step = lowered_text(learner._accumulate, params, grads, micro, logprobs, logprobs, normalizer)
     assert cudnn_calls(step) == ({"fmhaSoftmax", "fmhaSoftmaxBackward"}, {"PADDING_CAUSAL"})
 
     graphdef, state = nnx.split(model)
-    weights = device.decode_weights(graphdef, state, mesh=None, rules=RULES)
+    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=RULES)
     ids, mask = np.ones((2, 8), np.int32), np.ones((2, 8), np.int32)
-    prefill = lowered_text(device.prefill, graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
+    prefill = lowered_text(slot_programs.prefill, graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
     assert cudnn_calls(prefill) == ({"fmhaScaleBiasSoftmax"}, {"NO_MASK"})

@@ -5,7 +5,6 @@ running to max_new_tokens so every attention window on their way is reached."""
 from __future__ import annotations
 
 import numpy as np
-
 from flax import nnx
 
 from herl_jax.compiled import program_counts

@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from herl_jax.config import ConfigError, base_config, validate
-from herl_jax.training.trainer import Trainer, redact
+from herl_jax.training.run_record import redact
+from herl_jax.training.trainer import Trainer
 from tests.trainer.conftest import REPO
 from tests.trainer.tiny_config import demo_config
 
