@@ -12,7 +12,7 @@
 A step is the trainer's own ``RLStep`` (herl_jax/training/rl_step.py), timed as it is: sample N per prompt -> score with the bundled data's programmatic
 rubrics -> revise each group's best rollout -> score -> assemble groups -> old log-probs -> one PPO
 mini-batch update (AdamW), from configs/demo.py with the sizes above. Both sides run the very same host
-code (``rl_step.Collector`` with its ``generate_fn``); only the device work differs:
+code (``rl_step.Collector`` with its ``sampler``); only the device work differs:
   JAX:     ``RLStep`` itself: our jitted sampler and ``update_policy`` (``Learner``);
   PyTorch: baselines/torch/herl_step.py -- transformers ``generate`` (on GPU with a static
            cache, which transformers compiles with torch.compile; ``--no-static`` for the dynamic cache),
@@ -148,7 +148,7 @@ class TimedRLStep:
 
     def __call__(self, examples, step: int) -> dict:
         timer = GenerateTimer(generate, fixed_lengths=True)
-        self.rl_step.collector.generate_fn = timer
+        self.rl_step.collector.sampler = timer
         self.state, metrics = self.rl_step(self.state, examples, step)
         jax.block_until_ready(self.state)
         return step_metrics(timer, metrics)

@@ -5,7 +5,7 @@
                         log-prob of each sampled token                      -> ``torch_generate``
   host:                 our chat encoding, rubric scorer, candidate selection, revise prompts, group
                         assembly and ``collate`` -- the very ``rl_step.Collector`` our trainer runs,
-                        with ``torch_generate`` plugged in as its ``generate_fn``
+                        with ``torch_generate`` plugged in as its ``sampler``
   update:               old (and reference) log-probs, then PPO mini-batch steps with the torch HeRL
                         loss and AdamW (train_step.py), bf16 autocast when asked
 
@@ -164,7 +164,7 @@ class TorchHeRLStep:
                 for s, p in zip(self.policy.model.parameters(), self.model.parameters(), strict=True):
                     s.copy_(p)
         timer = GenerateTimer(torch_generate, self.fixed_lengths)
-        collector = Collector(self.settings, self.tokenizer, self.scorer, self.pad_id, generate_fn=timer)
+        collector = Collector(self.settings, self.tokenizer, self.scorer, self.pad_id, sampler=timer)
         experience = collector.collect(self.policy, examples, step)
         batch, update, update_seconds = None, {}, 0.0
         if experience.records:

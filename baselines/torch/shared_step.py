@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Callable
 
-from herl_jax.sampling import SampleOutput, SamplingConfig
+from herl_jax.sampling import SampleOutput, Sampler, SamplingConfig
 
 
 class GenerateTimer:
-    """Wraps a ``generate_fn`` (ours or ``torch_generate``): seconds and completion tokens per kind.
+    """Wraps a ``Sampler`` (ours or ``torch_generate``), and is one: seconds and completion tokens per kind.
 
     Revisions are sampled with n = 1 and rollouts with n = rollout.n >= 2 (the config demands it), which
     tells the calls apart however the step chunks them. ``fixed_lengths`` drops the stop ids so every
     row runs to max_new_tokens: both frameworks then emit the same number of tokens.
     """
 
-    def __init__(self, generate_fn: Callable[..., SampleOutput], fixed_lengths: bool = False):
-        self.generate_fn = generate_fn
+    def __init__(self, sampler: Sampler, fixed_lengths: bool = False):
+        self.sampler = sampler
         self.fixed_lengths = fixed_lengths
         self.seconds: dict[str, float] = collections.defaultdict(float)
         self.tokens: dict[str, int] = collections.defaultdict(int)
@@ -28,7 +27,7 @@ class GenerateTimer:
         if self.fixed_lengths:
             config = config.replace(stop_token_ids=())
         start = time.perf_counter()
-        out = self.generate_fn(policy, prompts, config, pad_id=pad_id)
+        out = self.sampler(policy, prompts, config, pad_id=pad_id)
         kind = "revision" if config.n == 1 else "rollout"
         self.seconds[kind] += time.perf_counter() - start
         self.tokens[kind] += int(out.lengths.sum())

@@ -1,16 +1,16 @@
 """The batch entry point for the trainer and the evaluator: (prompt, response, rubric) triples in, results out.
 
-`RubricScorer.score_batch` is synchronous. It sends the programmatic items to the checker pool
-(`pool.py`) and, at the same time, the judged items to the LLM judge (`judge.py`, on its own thread
-and event loop), then aggregates each response with Eq. 4 (`aggregate.py`). Results come back in input
-order; every triple gets a result, and an unscored item only ever costs its own sample, per the policy.
+`RubricScorer.score_batch` (the `Scorer` the trainer's step calls) is synchronous. It sends the programmatic
+items to the checker pool (`pool.py`) and, at the same time, the judged items to the LLM judge (`judge.py`, on
+its own thread and event loop), then aggregates each response with Eq. 4 (`aggregate.py`). Results come back in
+input order; every triple gets a result, and an unscored item only ever costs its own sample, per the policy.
 Counters accumulate in `scorer.stats`; `take_stats()` hands them over as metrics and starts a new window.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Sequence
+from typing import Protocol, Sequence
 
 from herl_jax.rubrics.aggregate import rubric_score
 from herl_jax.rubrics.config import ScorerConfig
@@ -18,6 +18,16 @@ from herl_jax.rubrics.judge_protocol import JudgeRequest
 from herl_jax.rubrics.pool import CheckJob, CheckPool
 from herl_jax.rubrics.stats import ScoringStats
 from herl_jax.rubrics.types import ItemVerdict, Rubric, RubricResult
+
+
+class Scorer(Protocol):
+    """What the step scores with: `RubricScorer`, or a stand-in (a test's scripted scorer). Called from one
+    host thread at a time, while the device samples."""
+
+    def score_batch(self, prompts: Sequence[str], responses: Sequence[str],
+                    rubrics: Sequence[Rubric]) -> list[RubricResult]:
+        """One result per (prompt, response, rubric) triple, in input order."""
+        ...
 
 
 class RubricScorer:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Sequence
+from typing import Any, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -70,6 +70,15 @@ class SampleOutput:
         return SampleOutput(self.tokens[rows], self.logprobs[rows], self.mask[rows], self.lengths[rows],
                             tuple(r for r, keep in zip(self.finish_reasons, rows) if keep),
                             self.prompt_index[rows] - start)
+
+
+class Sampler(Protocol):
+    """What the step samples with: `generate`, or a stand-in (the PyTorch baseline's, a test's scripted one)
+    that returns the same rows, so that both run the very same host code. `policy` is whatever the sampler
+    decodes with (`generate`: a Decoder); rows are prompt-major, `config.n` per prompt."""
+
+    def __call__(self, policy: Any, prompts: Sequence[Sequence[int]], config: SamplingConfig, /,
+                 pad_id: int = 0) -> SampleOutput: ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,10 +12,11 @@ from typing import Sequence
 
 from herl_jax import parallel
 from herl_jax.data import Example
-from herl_jax.sampling import stop_ids_for
+from herl_jax.rubrics import Scorer
+from herl_jax.sampling import Sampler, stop_ids_for
 from herl_jax.training.phases import encode_prompts
 from herl_jax.training.run_config import SampleSection
-from herl_jax.training.sample_and_score import GenerateFn, ScoredSample, sample, score
+from herl_jax.training.sample_and_score import ScoredSample, sample, score
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,13 +41,13 @@ class HeldOut:
         return [float(r >= success_threshold) for r in self.rewards]
 
 
-def score_held_out(generate_fn: GenerateFn, policy, tokenizer, scorer, examples: Sequence[Example],
+def score_held_out(sampler: Sampler, policy, tokenizer, scorer: Scorer, examples: Sequence[Example],
                    rollout: SampleSection, pad_id: int) -> HeldOut:
     """Greedy replies to ``examples``, scored. Every process passes the same examples; each samples (in one
     batch with the others') and scores its share, and the shares are gathered."""
     prompts = encode_prompts(tokenizer, parallel.my_share(examples), rollout.max_prompt_len)
     greedy = rollout.sampling(0, stop_ids_for(tokenizer, policy), n=1).replace(temperature=0.0)
-    batch = score(scorer, sample(generate_fn, policy, tokenizer, prompts.ids, greedy, pad_id), prompts.ids,
+    batch = score(scorer, sample(sampler, policy, tokenizer, prompts.ids, greedy, pad_id), prompts.ids,
                   prompts.tasks)
     mine = ([(prompts.examples[s.prompt], s) for s in batch.samples], prompts.skipped_long)
     everyone = parallel.allgather_objects(mine)

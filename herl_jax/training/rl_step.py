@@ -28,12 +28,13 @@ from herl_jax.buckets import round_up
 from herl_jax.data import Example
 from herl_jax.herl import collate
 from herl_jax.herl.config import HerlConfig
-from herl_jax.sampling import generate, stop_ids_for
+from herl_jax.rubrics import Scorer
+from herl_jax.sampling import Sampler, generate, stop_ids_for
 from herl_jax.training import phases
 from herl_jax.training.held_out import score_held_out
 from herl_jax.training.phases import Experience
 from herl_jax.training.run_config import RunConfig, SampleSection
-from herl_jax.training.sample_and_score import GenerateFn, ScoredBatch, sample, score
+from herl_jax.training.sample_and_score import ScoredBatch, sample, score
 from herl_jax.training.seeds import StepSeeds
 from herl_jax.training.learner import Learner, TrainState
 from herl_jax.training.update import PPOConfig, update_policy
@@ -60,11 +61,11 @@ class StepSettings:
 
 
 class Collector:
-    """The host phases of a step around a sampler (``generate_fn``: ours, or the PyTorch baseline's)."""
+    """The host phases of a step around a ``sampler`` (ours, or the PyTorch baseline's) and a ``scorer``."""
 
-    def __init__(self, settings: StepSettings, tokenizer, scorer, pad_id: int, generate_fn: GenerateFn = generate):
+    def __init__(self, settings: StepSettings, tokenizer, scorer: Scorer, pad_id: int, sampler: Sampler = generate):
         self.settings, self.tokenizer, self.scorer, self.pad_id = settings, tokenizer, scorer, pad_id
-        self.generate_fn = generate_fn
+        self.sampler = sampler
 
     def collect(self, policy, examples: Sequence[Example], step: int) -> Experience:
         """This process's share of step ``step``'s examples -> the whole step's experience (on every process)."""
@@ -85,7 +86,7 @@ class Collector:
     def held_out(self, policy, examples: Sequence[Example], success_threshold: float) -> dict[str, float]:
         """``validation/*``: the mean reward and success rate of the scored greedy replies to held-out
         ``examples`` (``held_out.score_held_out``; every process passes the same examples), and the dropped."""
-        held = score_held_out(self.generate_fn, policy, self.tokenizer, self.scorer, examples, self.settings.rollout,
+        held = score_held_out(self.sampler, policy, self.tokenizer, self.scorer, examples, self.settings.rollout,
                               self.pad_id)
         if not held.replies:
             return {}
@@ -98,7 +99,7 @@ class Collector:
         }
 
     def _sample_and_score(self, policy, prompt_ids, tasks, sampling):
-        pieces = sample(self.generate_fn, policy, self.tokenizer, prompt_ids, sampling, self.pad_id,
+        pieces = sample(self.sampler, policy, self.tokenizer, prompt_ids, sampling, self.pad_id,
                         self.settings.score_overlap_chunks)
         return score(self.scorer, pieces, prompt_ids, tasks)
 

@@ -14,20 +14,15 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import jax
 import numpy as np
 
 from herl_jax import parallel
-from herl_jax.rubrics import Rubric, RubricResult
-from herl_jax.sampling import SampleOutput, SamplingConfig, decode_completions
+from herl_jax.rubrics import Rubric, RubricResult, Scorer
+from herl_jax.sampling import SampleOutput, Sampler, SamplingConfig, decode_completions
 from herl_jax.training.seeds import piece_seed
-
-# generate_fn(policy, prompts, sampling_config, pad_id=...) -> SampleOutput: our sampler, or the PyTorch
-# baseline's, so that both share every host step.
-GenerateFn = Callable[..., SampleOutput]
-
 
 @dataclasses.dataclass(frozen=True)
 class ScoringTask:
@@ -84,7 +79,7 @@ class ScoredBatch:
         return sum(len(s.response_ids) for s in self.samples)
 
 
-def sample(generate_fn: GenerateFn, policy, tokenizer, prompts: Sequence[Sequence[int]], sampling: SamplingConfig,
+def sample(sampler: Sampler, policy, tokenizer, prompts: Sequence[Sequence[int]], sampling: SamplingConfig,
            pad_id: int, chunks: int = 1) -> Iterator[SampledPiece]:
     """Samples ``sampling.n`` completions per prompt of this process's ``prompts``, in up to ``chunks``
     consecutive pieces, lazily: piece k + 1 is sampled when the consumer asks for it. One piece reproduces an
@@ -96,7 +91,7 @@ def sample(generate_fn: GenerateFn, policy, tokenizer, prompts: Sequence[Sequenc
     for k in range(pieces):
         parts = [p[b[k] : b[k + 1]] for p, b in zip(everyone, bounds)]
         start = time.perf_counter()
-        out = generate_fn(policy, [q for part in parts for q in part],
+        out = sampler(policy, [q for part in parts for q in part],
                           sampling.replace(seed=piece_seed(sampling.seed, k)), pad_id=pad_id)
         seconds = time.perf_counter() - start
         first = sum(len(part) for part in parts[:me])
@@ -104,7 +99,7 @@ def sample(generate_fn: GenerateFn, policy, tokenizer, prompts: Sequence[Sequenc
         yield SampledPiece(int(bounds[me][k]), mine, tuple(decode_completions(tokenizer, mine)), seconds)
 
 
-def score(scorer, pieces: Iterator[SampledPiece], prompts: Sequence[Sequence[int]],
+def score(scorer: Scorer, pieces: Iterator[SampledPiece], prompts: Sequence[Sequence[int]],
           tasks: Sequence[ScoringTask]) -> ScoredBatch:
     """Scores every piece's completions against ``tasks[prompt]``; ``prompts`` are the token ids the pieces
     were sampled from (the samples' contexts). Piece k is scored on a host thread while piece k + 1 samples."""

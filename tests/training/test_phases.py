@@ -51,7 +51,7 @@ def _text(task: str, row: int) -> str:
 
 
 class ScriptedSampler:
-    """A generate_fn whose completions are the scripts' texts; records every call's sampling config."""
+    """A sampler whose completions are the scripts' texts; records every call's sampling config."""
 
     def __init__(self, tokenizer):
         self.tokenizer, self.calls = tokenizer, []
@@ -113,7 +113,7 @@ def _run(tokenizer, require_improvement=False):
     c.train.ppo.update(mini_batch_size=30, micro_batch_size=5)
     settings = StepSettings.from_run(validate(c))
     sampler, scorer = ScriptedSampler(tokenizer), ScriptedScorer()
-    collector = Collector(settings, tokenizer, scorer, pad_id=0, generate_fn=sampler)
+    collector = Collector(settings, tokenizer, scorer, pad_id=0, sampler=sampler)
     experience = collector.collect(Policy(), [_example(t) for t in "ABCDEF"], step=3)
     return experience, sampler, scorer
 
