@@ -5,7 +5,7 @@ Floor 1 of the package: imports nothing from herl_jax. See the README's "Multipl
 """
 
 from herl_jax.parallel.distributed import initialize_distributed
-from herl_jax.parallel.exchange import allgather_objects, my_share
+from herl_jax.parallel.exchange import JointPiece, allgather_objects, joint_pieces, my_share
 from herl_jax.parallel.mesh import AXES, MeshConfig, MeshError, abstract_mesh, default_config, make_mesh
 from herl_jax.parallel.placement import host_to_global, to_host
 from herl_jax.parallel.rules import (
@@ -25,6 +25,7 @@ from herl_jax.parallel.rules import (
 __all__ = [
     "AXES",
     "DEFAULT_RULES",
+    "JointPiece",
     "MeshConfig",
     "MeshError",
     "Rules",
@@ -35,6 +36,7 @@ __all__ = [
     "default_config",
     "host_to_global",
     "initialize_distributed",
+    "joint_pieces",
     "logical_sharding",
     "make_mesh",
     "mesh_of",

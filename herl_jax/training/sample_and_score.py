@@ -16,9 +16,6 @@ import dataclasses
 import time
 from typing import Iterator, Sequence
 
-import jax
-import numpy as np
-
 from herl_jax import parallel
 from herl_jax.rubrics import Rubric, RubricResult, Scorer
 from herl_jax.sampling import SampleOutput, Sampler, SamplingConfig, decode_completions
@@ -84,19 +81,12 @@ def sample(sampler: Sampler, policy, tokenizer, prompts: Sequence[Sequence[int]]
     """Samples ``sampling.n`` completions per prompt of this process's ``prompts``, in up to ``chunks``
     consecutive pieces, lazily: piece k + 1 is sampled when the consumer asks for it. One piece reproduces an
     unchunked call exactly; piece k > 0 draws with its own seed (``seeds.piece_seed``)."""
-    everyone = parallel.allgather_objects([list(p) for p in prompts])  # each process's prompts
-    me = jax.process_index()
-    pieces = min(chunks, max(len(p) for p in everyone))
-    bounds = [np.linspace(0, len(p), pieces + 1).round().astype(int) for p in everyone]
-    for k in range(pieces):
-        parts = [p[b[k] : b[k + 1]] for p, b in zip(everyone, bounds)]
+    for k, piece in enumerate(parallel.joint_pieces(prompts, chunks)):
         start = time.perf_counter()
-        out = sampler(policy, [q for part in parts for q in part],
-                          sampling.replace(seed=piece_seed(sampling.seed, k)), pad_id=pad_id)
+        out = sampler(policy, piece.items, sampling.replace(seed=piece_seed(sampling.seed, k)), pad_id=pad_id)
         seconds = time.perf_counter() - start
-        first = sum(len(part) for part in parts[:me])
-        mine = out.prompts(first, first + len(parts[me]))
-        yield SampledPiece(int(bounds[me][k]), mine, tuple(decode_completions(tokenizer, mine)), seconds)
+        mine = out.prompts(piece.start, piece.stop)
+        yield SampledPiece(piece.first, mine, tuple(decode_completions(tokenizer, mine)), seconds)
 
 
 def score(scorer: Scorer, pieces: Iterator[SampledPiece], prompts: Sequence[Sequence[int]],

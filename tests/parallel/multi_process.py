@@ -66,6 +66,8 @@ def main() -> None:
     export_hf(sharded, out / "export")
 
     values = parallel.allgather_objects({"process": process_id, "text": "é" * 1000 * (process_id + 1)})
+    own = [["a0", "a1", "a2", "a3", "a4"], ["b0", "b1"]][process_id]
+    pieces = [[p.items, p.start, p.stop, p.first] for p in parallel.joint_pieces(own, 3)]
     np.savez(out / f"params_{process_id}.npz",
              **{jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(params)})
     print(json.dumps(dict(
@@ -79,6 +81,7 @@ def main() -> None:
         moved=max_difference(ref_state.params, nnx.state(model, nnx.Param)),
         gathered_objects=values == [{"process": i, "text": "é" * 1000 * (i + 1)} for i in (0, 1)],
         my_share=parallel.my_share(list(range(7))),
+        joint_pieces=pieces,
     )))
     jax.distributed.shutdown()
 

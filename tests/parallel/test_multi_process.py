@@ -37,6 +37,15 @@ def test_host_values_are_exchanged_between_processes(run):
     assert [r["my_share"] for r in results] == [[0, 2, 4, 6], [1, 3, 5]]
 
 
+def test_each_piece_joins_both_processes_pieces_in_process_order(run):
+    """Process 0 cuts its 5 items and process 1 its 2 into 3 pieces each (process 1's middle piece is empty):
+    both see the same joined batches, each with its own rows' place in them and in its own list."""
+    results, _ = run
+    batches = [["a0", "a1", "b0"], ["a2"], ["a3", "a4", "b1"]]
+    assert results[0]["joint_pieces"] == [[batches[0], 0, 2, 0], [batches[1], 0, 1, 2], [batches[2], 0, 2, 3]]
+    assert results[1]["joint_pieces"] == [[batches[0], 2, 3, 0], [batches[1], 1, 1, 1], [batches[2], 2, 3, 1]]
+
+
 def test_both_processes_end_with_identical_parameters(run):
     _, out = run
     first, second = np.load(out / "params_0.npz"), np.load(out / "params_1.npz")
