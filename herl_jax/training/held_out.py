@@ -16,7 +16,7 @@ from herl_jax.rubrics import Scorer
 from herl_jax.sampling import Sampler, stop_ids_for
 from herl_jax.training.phases import encode_prompts
 from herl_jax.training.run_config import SampleSection
-from herl_jax.training.sample_and_score import ScoredSample, sample, score
+from herl_jax.training.sample_and_score import ScoredSample, sample_and_score
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +47,7 @@ def score_held_out(sampler: Sampler, policy, tokenizer, scorer: Scorer, examples
     batch with the others') and scores its share, and the shares are gathered."""
     prompts = encode_prompts(tokenizer, parallel.my_share(examples), rollout.max_prompt_len)
     greedy = rollout.sampling(0, stop_ids_for(tokenizer, policy), n=1).replace(temperature=0.0)
-    batch = score(scorer, sample(sampler, policy, tokenizer, prompts.ids, greedy, pad_id), prompts.ids,
-                  prompts.tasks)
+    batch = sample_and_score(sampler, scorer, policy, tokenizer, prompts.ids, prompts.tasks, greedy, pad_id)
     mine = ([(prompts.examples[s.prompt], s) for s in batch.samples], prompts.skipped_long)
     everyone = parallel.allgather_objects(mine)
     return HeldOut(tuple(r for replies, _ in everyone for r in replies), sum(skipped for _, skipped in everyone))

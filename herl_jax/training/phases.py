@@ -3,7 +3,7 @@
   encode_prompts -> [sample -> score] rollouts -> choose_and_revise -> [sample -> score] revisions
   -> assemble_groups
 
-Sampling and scoring are `sample_and_score.sample` / `.score`, the one scoring path (rollouts, revisions and
+Sampling and scoring are `sample_and_score.sample_and_score`, the one scoring path (rollouts, revisions and
 validation). Dropped samples (a rubric item left unscored under `unscored="drop"`) never enter a group; a group
 left with fewer than two members, a prompt or a revise prompt too long for the sampler are skipped. Every such
 case is counted in `StepCounts`.

@@ -34,7 +34,7 @@ from herl_jax.training import phases
 from herl_jax.training.held_out import score_held_out
 from herl_jax.training.phases import Experience
 from herl_jax.training.run_config import RunConfig, SampleSection
-from herl_jax.training.sample_and_score import ScoredBatch, sample, score
+from herl_jax.training.sample_and_score import ScoredBatch, sample_and_score
 from herl_jax.training.seeds import StepSeeds
 from herl_jax.training.learner import Learner, TrainState
 from herl_jax.training.update import PPOConfig, update_policy
@@ -98,10 +98,9 @@ class Collector:
             "validation/dropped": float(held.dropped),
         }
 
-    def _sample_and_score(self, policy, prompt_ids, tasks, sampling):
-        pieces = sample(self.sampler, policy, self.tokenizer, prompt_ids, sampling, self.pad_id,
-                        self.settings.score_overlap_chunks)
-        return score(self.scorer, pieces, prompt_ids, tasks)
+    def _sample_and_score(self, policy, prompt_ids, tasks, sampling) -> ScoredBatch:
+        return sample_and_score(self.sampler, self.scorer, policy, self.tokenizer, prompt_ids, tasks, sampling,
+                                self.pad_id, self.settings.score_overlap_chunks)
 
 
 class RLStep:

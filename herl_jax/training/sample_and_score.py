@@ -1,12 +1,13 @@
-"""The one scoring path of the step: sample completions for a list of prompts, decode them, score them.
+"""The one scoring path of the step, `sample_and_score`: sample completions for a list of prompts, decode them,
+score them. Rollouts, revisions and held-out validation all go through it.
 
-`sample` yields the sampler's output piece by piece; `score` consumes the pieces, scoring piece k on a host
-thread while the device samples piece k + 1 (checker processes and judge calls then overlap sampling). Rollouts,
-revisions and held-out validation all go through these two functions.
+A pipeline over pieces of the list (`trainer.score_overlap_chunks`): piece k is handed to a host thread for
+scoring before piece k + 1 is sampled, so checker processes and judge calls run while the device samples; the
+scores are collected once every piece is sampled. tests/trainer/test_overlap.py holds it to that order.
 
-Several processes: piece k is every process's piece k, gathered in process order and sampled as one batch on
-the mesh; each process keeps, decodes and scores only its own rows. Every process must take part in every
-call, even with no prompts.
+Several processes: piece k is every process's piece k, sampled as one batch on the mesh
+(`parallel.joint_pieces`); each process decodes and scores only its own rows. Every process must take part in
+every call, even with no prompts.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from herl_jax import parallel
 from herl_jax.rubrics import Rubric, RubricResult, Scorer
 from herl_jax.sampling import SampleOutput, Sampler, SamplingConfig, decode_completions
 from herl_jax.training.seeds import piece_seed
+
 
 @dataclasses.dataclass(frozen=True)
 class ScoringTask:
@@ -51,17 +53,25 @@ class ScoredSample:
 class SampledPiece:
     """One sampler call's rows of this process: ``output`` holds the completions of its prompts ``first``,
     ``first + 1``, ... of this process's list (``output.prompt_index`` counts from ``first``), ``texts`` them
-    decoded; ``seconds``: the call's wall time."""
+    decoded."""
 
     first: int
     output: SampleOutput
     texts: tuple[str, ...]
-    seconds: float
+
+    def scored(self, results: Sequence[RubricResult], prompts: Sequence[Sequence[int]]) -> list[ScoredSample]:
+        """Each row with its result; ``prompts``: this process's prompt ids (the rows' contexts)."""
+        out, samples = self.output, []
+        for row, result in enumerate(results):
+            p, n = self.first + int(out.prompt_index[row]), int(out.lengths[row])
+            samples.append(ScoredSample(p, tuple(prompts[p]), tuple(out.completion(row)),
+                                        tuple(out.logprobs[row, :n].tolist()), self.texts[row], result))
+        return samples
 
 
 @dataclasses.dataclass(frozen=True)
 class ScoredBatch:
-    """Every completion of one ``score`` call, prompt-major (``n`` per prompt), with its timings.
+    """Every completion of one ``sample_and_score`` call, prompt-major (``n`` per prompt), with its timings.
 
     sample_seconds: device time; score_seconds: host scoring time; score_wait_seconds: of which the device
     sat idle, waiting for scores."""
@@ -76,49 +86,34 @@ class ScoredBatch:
         return sum(len(s.response_ids) for s in self.samples)
 
 
-def sample(sampler: Sampler, policy, tokenizer, prompts: Sequence[Sequence[int]], sampling: SamplingConfig,
-           pad_id: int, chunks: int = 1) -> Iterator[SampledPiece]:
-    """Samples ``sampling.n`` completions per prompt of this process's ``prompts``, in up to ``chunks``
-    consecutive pieces, lazily: piece k + 1 is sampled when the consumer asks for it. One piece reproduces an
-    unchunked call exactly; piece k > 0 draws with its own seed (``seeds.piece_seed``)."""
-    for k, piece in enumerate(parallel.joint_pieces(prompts, chunks)):
-        start = time.perf_counter()
-        out = sampler(policy, piece.items, sampling.replace(seed=piece_seed(sampling.seed, k)), pad_id=pad_id)
-        seconds = time.perf_counter() - start
-        mine = out.prompts(piece.start, piece.stop)
-        yield SampledPiece(piece.first, mine, tuple(decode_completions(tokenizer, mine)), seconds)
-
-
-def score(scorer: Scorer, pieces: Iterator[SampledPiece], prompts: Sequence[Sequence[int]],
-          tasks: Sequence[ScoringTask]) -> ScoredBatch:
-    """Scores every piece's completions against ``tasks[prompt]``; ``prompts`` are the token ids the pieces
-    were sampled from (the samples' contexts). Piece k is scored on a host thread while piece k + 1 samples."""
-    scored: list[ScoredSample] = []
-    sample_seconds = score_seconds = 0.0
-
-    def score_piece(piece: SampledPiece) -> list[RubricResult]:
-        nonlocal score_seconds
-        start = time.perf_counter()
-        try:
-            rows = [piece.first + int(i) for i in piece.output.prompt_index]
-            return scorer.score_batch([tasks[r].prompt for r in rows], list(piece.texts),
-                                      [tasks[r].rubric for r in rows])
-        finally:
-            score_seconds += time.perf_counter() - start
-
-    pending = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as scoring:
-        for piece in pieces:  # each iteration samples the next piece while the thread scores the last
-            sample_seconds += piece.seconds
-            if len(piece.texts):
-                pending.append((piece, scoring.submit(score_piece, piece)))
+def sample_and_score(sampler: Sampler, scorer: Scorer, policy, tokenizer, prompts: Sequence[Sequence[int]],
+                     tasks: Sequence[ScoringTask], sampling: SamplingConfig, pad_id: int,
+                     chunks: int = 1) -> ScoredBatch:
+    """Samples ``sampling.n`` completions of each of this process's ``prompts`` (token ids) in up to ``chunks``
+    consecutive pieces and scores them against ``tasks[prompt]``; prompt-major. Each piece's scoring is
+    handed over before the next piece is sampled, and runs while it samples. One piece reproduces an unchunked
+    call exactly; piece k > 0 draws with its own seed (``seeds.piece_seed``)."""
+    scoring: list[tuple[SampledPiece, concurrent.futures.Future]] = []
+    sample_seconds = 0.0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as scorer_thread:
+        for k, piece in enumerate(parallel.joint_pieces(prompts, chunks)):
+            start = time.perf_counter()
+            out = sampler(policy, piece.items, sampling.replace(seed=piece_seed(sampling.seed, k)), pad_id=pad_id)
+            sample_seconds += time.perf_counter() - start
+            mine = out.prompts(piece.start, piece.stop)
+            if len(mine.lengths):  # scored on the thread while the next iteration samples
+                sampled = SampledPiece(piece.first, mine, tuple(decode_completions(tokenizer, mine)))
+                scoring.append((sampled, scorer_thread.submit(_score, scorer, sampled, tasks)))
         wait_start = time.perf_counter()
-        for piece, future in pending:
-            out = piece.output
-            for row, result in enumerate(future.result()):
-                p = piece.first + int(out.prompt_index[row])
-                n = int(out.lengths[row])
-                scored.append(ScoredSample(p, tuple(prompts[p]), tuple(out.completion(row)),
-                                           tuple(out.logprobs[row, :n].tolist()), piece.texts[row], result))
+        scored = [(sampled, *future.result()) for sampled, future in scoring]
         wait = time.perf_counter() - wait_start
-    return ScoredBatch(tuple(scored), sample_seconds, score_seconds, wait)
+    samples = tuple(s for sampled, results, _ in scored for s in sampled.scored(results, prompts))
+    return ScoredBatch(samples, sample_seconds, sum(seconds for _, _, seconds in scored), wait)
+
+
+def _score(scorer: Scorer, piece: SampledPiece, tasks: Sequence[ScoringTask]) -> tuple[list[RubricResult], float]:
+    """The results of a piece's rows against their prompts' tasks, and the seconds they took."""
+    start = time.perf_counter()
+    rows = [piece.first + int(i) for i in piece.output.prompt_index]
+    results = scorer.score_batch([tasks[r].prompt for r in rows], list(piece.texts), [tasks[r].rubric for r in rows])
+    return results, time.perf_counter() - start

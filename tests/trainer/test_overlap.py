@@ -1,4 +1,5 @@
-"""Chunked sampling with host scoring overlapped (sample_and_score.sample / .score), on a tiny random model."""
+"""Chunked sampling with host scoring overlapped (`sample_and_score`): on a tiny random model, which rows come
+back; with a scripted sampler and scorer, that each piece is scored while the next one samples."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from herl_jax.models import load_policy
-from herl_jax.sampling import SamplingConfig, decode_completions, generate
-from herl_jax.training.sample_and_score import ScoringTask, sample, score
+from herl_jax.sampling import SampleOutput, SamplingConfig, decode_completions, generate
+from herl_jax.training.sample_and_score import ScoringTask, sample_and_score
 
 PROMPTS = [[1, 2, 3, 4], [5, 6, 7], [8, 9, 10, 11, 12], [13, 14], [15, 16, 17, 18]]
 CONFIG = SamplingConfig(n=2, max_new_tokens=6, temperature=1.0, seed=7, prompt_bucket=8)
@@ -43,7 +44,7 @@ TASKS = [ScoringTask(f"task {i}", f"task {i}: rubric") for i in range(len(PROMPT
 def test_one_chunk_is_the_plain_sampler(policy):
     model, tokenizer = policy
     scorer = EchoScorer()
-    batch = score(scorer, sample(generate, model, tokenizer, PROMPTS, CONFIG, pad_id=0, chunks=1), PROMPTS, TASKS)
+    batch = sample_and_score(generate, scorer, model, tokenizer, PROMPTS, TASKS, CONFIG, pad_id=0, chunks=1)
     plain = generate(model, PROMPTS, CONFIG)
     texts = decode_completions(tokenizer, plain)
     assert [list(s.response_ids) for s in batch.samples] == [plain.completion(r) for r in range(10)]
@@ -59,7 +60,7 @@ def test_one_chunk_is_the_plain_sampler(policy):
 def test_chunks_cover_every_row_once_in_order(policy):
     model, tokenizer = policy
     scorer = EchoScorer()
-    batch = score(scorer, sample(generate, model, tokenizer, PROMPTS, CONFIG, pad_id=0, chunks=3), PROMPTS, TASKS)
+    batch = sample_and_score(generate, scorer, model, tokenizer, PROMPTS, TASKS, CONFIG, pad_id=0, chunks=3)
     assert len(scorer.calls) == 3
     assert [t for call in scorer.calls for t in call] == [s.text for s in batch.samples]
     assert [s.prompt for s in batch.samples] == list(np.repeat(np.arange(5), 2))
@@ -74,49 +75,63 @@ def test_chunks_cover_every_row_once_in_order(policy):
     assert [list(s.response_ids) for s in batch.samples[4:8]] != [same_seed.completion(r) for r in range(4)]
 
 
-class WaitingScorer:
-    """Signals `started` when asked to score, then returns only once `release` is set (or `timeout` has
-    passed); records, per call, whether it was released."""
+GUARD = 30.0  # seconds a handshake waits before giving up: reached only when the overlap is lost
 
-    def __init__(self, started: threading.Event, release: threading.Event, timeout: float):
-        self.started, self.release, self.timeout, self.released = started, release, timeout, []
+
+class Handshake:
+    """A scripted sampler and scorer that each record what the other had done.
+
+    The sampler, called for piece j > 0, first waits until piece j - 1's scoring has started, then records
+    (pieces whose scoring had started, pieces scored); the scorer holds piece k's scores back until the sampler
+    has been called for piece k + 1. Overlapped, neither wait lasts: the sampler records (j, j - 1). Sampled
+    all before any is scored, the sampler records (0, 0); scored before the next piece samples, (j, j). Only
+    a lost overlap waits out a GUARD, and the record, not the time, tells it."""
+
+    def __init__(self, pieces: int):
+        self.pieces, self.started, self.finished, self.seen = pieces, 0, 0, []
+        self.scoring = [threading.Event() for _ in range(pieces)]  # piece k's scoring has started
+        self.sampling = [threading.Event() for _ in range(pieces)]  # piece j's sampler call has recorded
+
+    def __call__(self, policy, prompts, config, pad_id=0) -> SampleOutput:
+        j = len(self.seen)
+        if j:
+            self.scoring[j - 1].wait(GUARD)
+        self.seen.append((self.started, self.finished))
+        self.sampling[j].set()
+        tokens = np.array([[p[0]] for p in prompts], np.int32)  # one row per prompt: its first token
+        ones = np.ones(len(prompts), np.int32)
+        return SampleOutput(tokens, np.zeros(tokens.shape, np.float32), tokens > -1, ones, ("length",) * len(prompts),
+                            np.arange(len(prompts), dtype=np.int32))
 
     def score_batch(self, prompts, texts, rubrics):
-        self.started.set()
-        self.released.append(self.release.wait(self.timeout))
-        return [None] * len(texts)
+        k = self.started
+        self.started += 1
+        self.scoring[k].set()
+        if k + 1 < self.pieces:
+            self.sampling[k + 1].wait(GUARD)
+        self.finished += 1
+        return [Result(int(t)) for t in texts]
 
 
-def test_scoring_runs_while_the_next_piece_samples(policy):
-    """Piece 1 is sampled only once piece 0's scoring has started, and piece 0's scores are held back until
-    piece 1 has been sampled. Overlapped, both waits end at once. Scored one piece after the other, or sampled
-    all before any is scored, one side waits for an event that cannot come and times out (the timeout guards
-    against a hang; nothing is timed)."""
-    model, tokenizer = policy
-    scoring_started, piece_1_sampled = threading.Event(), threading.Event()
-    waited = []  # per sampler call: whether piece 0's scoring had started (piece 0 waits for nothing)
+class Digits:  # decodes a token id as its digits
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(str(i) for i in ids)
 
-    def recording_generate(*args, **kwargs):
-        waited.append(scoring_started.wait(60.0) if waited else True)
-        out = generate(*args, **kwargs)
-        if len(waited) == 2:
-            piece_1_sampled.set()
-        return out
 
-    scorer = WaitingScorer(scoring_started, piece_1_sampled, timeout=60.0)
-    prompts, tasks = PROMPTS[:4], [ScoringTask(f"task {i}", None) for i in range(4)]
-    batch = score(scorer, sample(recording_generate, model, tokenizer, prompts, CONFIG, pad_id=0, chunks=2),
-                  prompts, tasks)
-    assert waited == [True, True]  # piece 1 sampled while piece 0 was being scored ...
-    assert scorer.released == [True, True]  # ... and before piece 0's scores were returned
-    assert [s.prompt for s in batch.samples] == [0, 0, 1, 1, 2, 2, 3, 3]
+def test_each_piece_is_scored_while_the_next_one_samples():
+    prompts, tasks = [[i] for i in range(6)], [ScoringTask(f"task {i}", None) for i in range(6)]
+    handshake = Handshake(pieces=3)
+    batch = sample_and_score(handshake, handshake, None, Digits(), prompts, tasks,
+                             SamplingConfig(n=1, max_new_tokens=1), pad_id=0, chunks=3)
+    assert handshake.seen == [(0, 0), (1, 0), (2, 1)]  # piece j sampled while piece j - 1 was being scored
+    assert [(s.prompt, s.result.score) for s in batch.samples] == [(i, i) for i in range(6)]
 
 
 def test_a_call_without_prompts_samples_nothing_and_scores_nothing(policy):
     """What a process whose share of the step is empty does (every process must still make the call)."""
     model, tokenizer = policy
     scorer = EchoScorer()
-    batch = score(scorer, sample(generate, model, tokenizer, [], CONFIG, pad_id=0, chunks=4), [], [])
+    batch = sample_and_score(generate, scorer, model, tokenizer, [], [], CONFIG, pad_id=0, chunks=4)
     assert scorer.calls == [] and batch.samples == ()
 
 
