@@ -6,6 +6,8 @@ the holder's host, pid and start time (JSON). The kernel drops the flock when th
 dies (kill -9 included), so on this host a lock file whose flock is free was left by a dead run and is
 taken over with a warning. A lock written on another host is refused whatever its flock says (its holder
 cannot be checked from here): the message names that host and the file to delete once that run is gone.
+A lock file that is a symbolic link is refused, never opened through (O_NOFOLLOW): taking it over would
+truncate whatever file it points at.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class WorkdirLock:
     def _create(self) -> int | None:
         """A new lock file, flocked; None when one exists already."""
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             return None
         except OSError as e:
@@ -92,9 +94,14 @@ class WorkdirLock:
     def _take_over(self) -> int | None:
         """The existing lock file, flocked, when its holder is gone; None when it vanished (look again)."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise WorkdirLockError(f"the lock file {self.path} is a symbolic link (to {os.readlink(self.path)}), "
+                                   f"which no run makes: remove it or use another {self.what}") from None
         holder = _read_holder(self.path)
         if holder.get("host", socket.gethostname()) != socket.gethostname():
             os.close(fd)

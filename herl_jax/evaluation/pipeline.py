@@ -37,6 +37,7 @@ from herl_jax.evaluation.grade import JUDGED, ChatJudge, Grader, grade_generatio
 from herl_jax.evaluation.report import write_report
 from herl_jax.evaluation.revision import RevisionConfig, revise
 from herl_jax.evaluation.store import GradedRecords, ResultStore, sample_records, skipped_record
+from herl_jax.own_files import child, write_file
 from herl_jax.rubrics import JudgeConfig
 from herl_jax.sampling import SamplingConfig
 from herl_jax.workdir_lock import EVALUATE_LOCK_NAME, WorkdirLock
@@ -83,16 +84,17 @@ def evaluate_policies(config: ConfigDict, policies: Sequence[tuple[str, str, Pol
         raise ValueError("the heldout benchmark reads config.heldout.file, which is empty: name a data file, "
                          "e.g. --config.heldout.file=bundled:small_if_validation.jsonl")
     output = Path(output)
+    folders = {label: child(output, label, "the checkpoint label") for label, _, _ in policies}  # before loading
     output.mkdir(parents=True, exist_ok=True)
     # One evaluation per output folder: two would interleave their records and overwrite each other's summary.
     with (WorkdirLock(output, EVALUATE_LOCK_NAME, "output folder"),
           Grader(make_judge(config.judge), config.checkers.workers, config.checkers.check_time_limit_s) as grader):
         for label, source, policy in policies:
-            path = output / label / "summary.json"
+            path = folders[label] / "summary.json"
             summary = _earlier_summary(path, label, source)
             for name in benchmarks:
                 log.info("%s: %s", label, name)
-                result = run_benchmark(name, config, limit, policy, grader, output / label / name)
+                result = run_benchmark(name, config, limit, policy, grader, folders[label] / name)
                 summary["benchmarks"][name] = {**result, "date": datetime.date.today().isoformat(),
                                                "settings": _settings(config, limit, name)}
                 _write_json(path, summary)
@@ -215,4 +217,4 @@ def _settings(config: ConfigDict, limit: int | None, benchmark: str) -> dict:
 
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_file(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -8,10 +8,12 @@ number of samples per prompt), one panel per benchmark, one colour per checkpoin
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 from herl_jax.evaluation.summarize import INSTRUCTION_FOLLOWING
+from herl_jax.own_files import write_file
 
 BENCHMARK_TITLES = {"ifeval": "IFEval", "ifbench": "IFBench", "healthbench": "HealthBench-500",
                     "writingbench": "WritingBench", "heldout": "Held-out"}
@@ -179,7 +181,9 @@ def plot(summaries: dict[str, dict], output: Path) -> list[Path]:
         fig.suptitle(title)
         fig.tight_layout()
         path = Path(output) / filename
-        fig.savefig(path, dpi=110)
+        image = io.BytesIO()  # written by write_file: savefig(path) would follow a link at path
+        fig.savefig(image, format="png", dpi=110)
+        write_file(path, image.getvalue())
         plt.close(fig)
         written.append(path)
     return written
@@ -195,8 +199,8 @@ def write_report(output: str | Path) -> dict[str, Path]:
     """Writes results.json, results.md and the plots for every checkpoint in `output`."""
     output = Path(output)
     summaries = load_summaries(output)
-    (output / "results.json").write_text(json.dumps(summaries, indent=2, ensure_ascii=False) + "\n")
-    (output / "results.md").write_text(markdown(summaries) + "\n")
+    write_file(output / "results.json", json.dumps(summaries, indent=2, ensure_ascii=False) + "\n")
+    write_file(output / "results.md", markdown(summaries) + "\n")
     paths = {"json": output / "results.json", "markdown": output / "results.md"}
     paths.update({p.stem: p for p in plot(summaries, output)})
     return paths

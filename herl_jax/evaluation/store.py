@@ -22,6 +22,7 @@ from typing import Iterable, Mapping, Sequence
 from herl_jax.evaluation.data import BenchmarkItem
 from herl_jax.evaluation.generate import Generation
 from herl_jax.evaluation.grade import GradedGeneration
+from herl_jax.own_files import open_append
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +92,7 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._torn():
             lines = "\n" + lines  # end the torn line, so it stays apart from the new records
-        with self.path.open("a", encoding="utf-8") as f:
+        with open_append(self.path) as f:
             f.write(lines)
             f.flush()
 

@@ -28,6 +28,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from herl_jax.errors import UserError
+from herl_jax.own_files import write_file
 
 log = logging.getLogger(__name__)
 
@@ -186,17 +187,14 @@ def _file_digests(step_dir: Path) -> dict[str, str]:
 
 def write_checksums(step_dir: Path) -> None:
     """Records the sha256 of every file of a finished checkpoint in STEP/herl_sha256.json (atomically)."""
-    partial = step_dir / f"{CHECKSUM_FILE}.partial"
     try:
         record = {"algorithm": "sha256", "files": _file_digests(step_dir)}
-        partial.write_text(json.dumps(record, indent=1, sort_keys=True))
-        os.replace(partial, step_dir / CHECKSUM_FILE)
+        write_file(step_dir / CHECKSUM_FILE, json.dumps(record, indent=1, sort_keys=True))
     except FileNotFoundError:  # deleted meanwhile by orbax's `keep` (keep=1): nothing to record
         return
     except OSError as e:
-        partial.unlink(missing_ok=True)
         log.warning("could not write the checksums of checkpoint %s (%s); it will be restored unverified",
-                    step_dir, e.strerror)
+                    step_dir, e.strerror or e)
 
 
 def checksum_problem(step_dir: Path) -> str | None:

@@ -7,6 +7,10 @@ import math
 from pathlib import Path
 from typing import Mapping
 
+from herl_jax.own_files import child, open_append, refuse_link, write_file
+
+METRICS_FILE = "metrics.jsonl"
+
 
 class MetricsWriter:
     """Writes scalar metrics under `directory` (tensorboard/ and metrics.jsonl); only call it on process 0."""
@@ -19,13 +23,14 @@ class MetricsWriter:
 
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / "metrics.jsonl"
+        path = self.directory / METRICS_FILE
+        refuse_link(path)  # before reading it: the run's own metrics, not a file it points at
         earlier_attempt = resume_step is not None and path.exists()
         if earlier_attempt:
             _drop_lines_after(path, resume_step)
         purge_step = resume_step + 1 if earlier_attempt else None
-        self._tb = SummaryWriter(str(self.directory / "tensorboard" / run_name), purge_step=purge_step)
-        self._jsonl = open(path, "a")
+        self._tb = SummaryWriter(str(child(self.directory / "tensorboard", run_name, "trainer.run_name")), purge_step=purge_step)
+        self._jsonl = open_append(path)
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         """Logs `metrics` (name -> number; names may hold "/" groups) at `step`."""
@@ -51,6 +56,4 @@ def _drop_lines_after(path: Path, step: int) -> None:
                 kept.append(line + "\n")
         except (ValueError, KeyError, TypeError):
             continue
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text("".join(kept))
-    partial.replace(path)
+    write_file(path, "".join(kept))

@@ -13,6 +13,7 @@ import logging
 import subprocess
 from pathlib import Path
 
+from herl_jax.own_files import write_file
 from herl_jax.training.run_config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def record_config(workdir: Path, config: dict, resuming: bool, allow_change: boo
             log.warning("the config differs from the checkpointed run's in %s: resuming with it as allowed; "
                         "the earlier one is kept in %s", shown, kept)
     if write:
-        path.write_text(json.dumps(new, indent=2))
+        write_file(path, json.dumps(new, indent=2))
 
 
 def record_git_revision(workdir: Path) -> None:
@@ -55,7 +56,7 @@ def record_git_revision(workdir: Path) -> None:
                                   cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         revision = ""
-    (workdir / "git_revision.txt").write_text((revision or "unknown") + "\n")
+    write_file(workdir / "git_revision.txt", (revision or "unknown") + "\n")
 
 
 def changed_keys(old: dict, new: dict) -> list[str]:

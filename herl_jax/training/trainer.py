@@ -24,12 +24,13 @@ from tqdm import tqdm
 from herl_jax import parallel
 from herl_jax.data import load_dataset
 from herl_jax.models import export_hf, load_policy
+from herl_jax.own_files import refuse_link, write_file
 from herl_jax.rubrics import RubricScorer
 from herl_jax.sampling import pad_id_for
 from herl_jax.training.checkpoints import Checkpointer
 from herl_jax.training.compile_cache import enable_compilation_cache
 from herl_jax.training.learner import Learner
-from herl_jax.training.metrics_writer import MetricsWriter
+from herl_jax.training.metrics_writer import METRICS_FILE, MetricsWriter
 from herl_jax.training.optim import make_optimizer
 from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.rl_step import Collector, RLStep, StepSettings, frozen_copy
@@ -82,6 +83,8 @@ class Trainer:
                       write=self.is_main)
         if self.is_main:
             record_git_revision(self.workdir)
+            for name in (METRICS_FILE, FINISHED):  # written later: a planted link is refused before anything loads
+                refuse_link(self.workdir / name)
 
     def _build(self, run) -> None:
         """Loads the data, checks what can be checked before the weights, loads the policy, builds the step,
@@ -153,7 +156,7 @@ class Trainer:
             bar.close()
             self.close()
         if self.is_main and finished:
-            (self.workdir / FINISHED).write_text(f"{self.step}\n")  # launch/sweep.py skips finished runs
+            write_file(self.workdir / FINISHED, f"{self.step}\n")  # launch/sweep.py skips finished runs
         return self.step
 
     def _train_one_step(self) -> dict[str, float]:
