@@ -12,7 +12,9 @@ launch/sweep.py, launch/multihost.py).
     (a weight or config.json file that cannot be read) and UnsupportedModelError,
     herl_jax.training.checkpoints.CheckpointError, herl_jax.parallel's MeshError,
     herl_jax.training.run_health.TrainingHalted (a run that stopped learning),
-    herl_jax.workdir_lock.WorkdirLockError (another run holds the workdir or output folder)
+    herl_jax.workdir_lock.WorkdirLockError (another run holds the workdir or output folder),
+    herl_jax.own_files.LinkedFileError (a symbolic link where a run writes a file, or a label that is not a
+    plain name)
     (launch/sweep.py reports its own SweepError the same way);
     FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError (a path given
     by the user, or one inside a workdir or model directory the user gave);
