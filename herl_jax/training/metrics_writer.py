@@ -29,7 +29,8 @@ class MetricsWriter:
         if earlier_attempt:
             _drop_lines_after(path, resume_step)
         purge_step = resume_step + 1 if earlier_attempt else None
-        self._tb = SummaryWriter(str(child(self.directory / "tensorboard", run_name, "trainer.run_name")), purge_step=purge_step)
+        runs = child(self.directory / "tensorboard", run_name, "trainer.run_name")
+        self._tb = SummaryWriter(str(runs), purge_step=purge_step)
         self._jsonl = open_append(path)
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
