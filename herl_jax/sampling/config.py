@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from herl_jax.sections import check
+
 
 @dataclasses.dataclass(frozen=True)
 class SamplingConfig:
@@ -40,7 +42,7 @@ class SamplingConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
-        checks = [
+        check(self, [
             (self.n >= 1, "n", "must be >= 1"),
             (self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1"),
             (self.temperature >= 0, "temperature", "must be >= 0 (0 = greedy)"),
@@ -51,10 +53,7 @@ class SamplingConfig:
             (self.decode_slots >= 0, "decode_slots", "must be >= 0 (0 = one static batch)"),
             (self.decode_chunk >= 1, "decode_chunk", "must be >= 1"),
             (self.cache_block >= 1, "cache_block", "must be >= 1"),
-        ]
-        for ok, name, rule in checks:
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r}: {rule}")
+        ])
 
     @property
     def greedy(self) -> bool:

@@ -32,6 +32,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from herl_jax.sections import check
+
 _LOG_RATIO_CLAMP = 20.0  # as verl: bounds exp() of log-ratios
 _LOW_VAR_KL_CLAMP = 10.0
 AGG_MODES = ("seq_mean_token_mean", "token_mean", "micro_token_mean")
@@ -52,21 +54,18 @@ class LossConfig:
     agg_mode: str = "seq_mean_token_mean"  # Eq. 9 | token_mean | micro_token_mean (public code)
 
     def __post_init__(self):
-        rules = [
-            ("clip_eps_low", 0 < self.clip_eps_low < 1, "must be in (0, 1)"),
-            ("clip_eps_high", 0 < self.clip_eps_high < math.inf, "must be > 0 and finite"),
-            ("dual_clip_c", self.dual_clip_c is None or 1 < self.dual_clip_c < math.inf,
+        check(self, [
+            (0 < self.clip_eps_low < 1, "clip_eps_low", "must be in (0, 1)"),
+            (0 < self.clip_eps_high < math.inf, "clip_eps_high", "must be > 0 and finite"),
+            (self.dual_clip_c is None or 1 < self.dual_clip_c < math.inf, "dual_clip_c",
              "must be None or > 1 and finite"),
-            ("shaping_gamma", 0 < self.shaping_gamma < math.inf, "must be > 0 and finite"),
-            ("shaping_x", self.shaping_x in ("ratio", "prob"), "expected ratio or prob"),
-            ("kl_type", self.kl_type in ("low_var_kl", "k1", "k2"), "expected low_var_kl, k1 or k2"),
-            ("kl_coef", 0 <= self.kl_coef < math.inf, "must be >= 0 and finite"),
-            ("entropy_coef", math.isfinite(self.entropy_coef), "must be finite"),
-            ("agg_mode", self.agg_mode in AGG_MODES, f"expected one of {', '.join(AGG_MODES)}"),
-        ]
-        for name, ok, rule in rules:
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r}: {rule}")
+            (0 < self.shaping_gamma < math.inf, "shaping_gamma", "must be > 0 and finite"),
+            (self.shaping_x in ("ratio", "prob"), "shaping_x", "expected ratio or prob"),
+            (self.kl_type in ("low_var_kl", "k1", "k2"), "kl_type", "expected low_var_kl, k1 or k2"),
+            (0 <= self.kl_coef < math.inf, "kl_coef", "must be >= 0 and finite"),
+            (math.isfinite(self.entropy_coef), "entropy_coef", "must be finite"),
+            (self.agg_mode in AGG_MODES, "agg_mode", f"expected one of {', '.join(AGG_MODES)}"),
+        ])
 
     @classmethod
     def from_config(cls, cfg) -> LossConfig:

@@ -26,6 +26,7 @@ from herl_jax.herl.config import HerlConfig
 from herl_jax.models.config import ATTENTION_IMPLS, DTYPES
 from herl_jax.rubrics import ScorerConfig
 from herl_jax.sampling import SamplingConfig
+from herl_jax.sections import check
 from herl_jax.training import config as train_config
 from herl_jax.training.learner import StepConfig
 from herl_jax.training.update import PPOConfig
@@ -81,9 +82,8 @@ class ModelSection:
     remat: bool = True
 
     def __post_init__(self):
-        _check([(self.dtype in DTYPES, "dtype", f"expected one of {DTYPES}"),
-                (self.attention_impl in ATTENTION_IMPLS, "attention_impl", f"expected one of {ATTENTION_IMPLS}")],
-               self)
+        check(self, [(self.dtype in DTYPES, "dtype", f"expected one of {DTYPES}"),
+                     (self.attention_impl in ATTENTION_IMPLS, "attention_impl", f"expected one of {ATTENTION_IMPLS}")])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,8 +105,8 @@ class SampleSection:
 
     def __post_init__(self):
         # The RL rule here; every other field's rule is SamplingConfig's (checked by building one).
-        _check([(math.isfinite(self.temperature) and self.temperature > 0, "temperature",
-                 "must be finite and > 0 (RL needs sampling)")], self)
+        check(self, [(math.isfinite(self.temperature) and self.temperature > 0, "temperature",
+                      "must be finite and > 0 (RL needs sampling)")])
         self.sampling(seed=0, stop_token_ids=())
 
     def sampling(self, seed: int, stop_token_ids: tuple[int, ...], n: int | None = None) -> SamplingConfig:
@@ -151,9 +151,9 @@ class TrainerSection:
     def __post_init__(self):
         positive = ("steps", "prompts_per_step", "checkpoint_every", "keep_checkpoints", "log_every",
                     "sequence_bucket", "score_overlap_chunks", "max_nonfinite_steps", "max_empty_steps")
-        _check([(getattr(self, k) >= 1, k, "must be >= 1") for k in positive]
-               + [(self.validate_every >= 0, "validate_every", "must be >= 0 (0 = never)"),
-                  (self.validation_prompts >= 0, "validation_prompts", "must be >= 0")], self)
+        check(self, [(getattr(self, k) >= 1, k, "must be >= 1") for k in positive]
+              + [(self.validate_every >= 0, "validate_every", "must be >= 0 (0 = never)"),
+                 (self.validation_prompts >= 0, "validation_prompts", "must be >= 0")])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,17 +207,17 @@ def resolve(config: ConfigDict) -> RunConfig:
 
 
 def _check_across_sections(run: RunConfig) -> None:
-    def need(ok: bool, key: str, value, rule: str) -> None:
-        if not ok:
-            raise ConfigError(f"config.{key}={value!r}: {rule}")
-
-    need(run.rollout.n >= 2, "rollout.n", run.rollout.n,
-         "a group needs at least 2 rollouts (Eq. 10 divides by the std)")
     rows = run.trainer.prompts_per_step * run.group_size
     mini, micro = run.ppo.mini_batch_size, run.step.micro_batch_size
-    need(rows % mini == 0, "train.ppo.mini_batch_size", mini,
-         f"must divide the batch of {rows} rows (trainer.prompts_per_step x group size {run.group_size})")
-    need(mini % micro == 0, "train.ppo.micro_batch_size", micro, f"must divide train.ppo.mini_batch_size={mini}")
+    try:
+        check(run.raw, [
+            (run.rollout.n >= 2, "rollout.n", "a group needs at least 2 rollouts (Eq. 10 divides by the std)"),
+            (rows % mini == 0, "train.ppo.mini_batch_size",
+             f"must divide the batch of {rows} rows (trainer.prompts_per_step x group size {run.group_size})"),
+            (mini % micro == 0, "train.ppo.micro_batch_size", f"must divide train.ppo.mini_batch_size={mini}"),
+        ])
+    except ValueError as e:  # "KEY=VALUE: rule", KEY from the top of the config
+        raise ConfigError(f"config.{e}") from None
 
 
 def _section(name: str, build, values):
@@ -248,13 +248,6 @@ def _checked_optim(optim: ConfigDict) -> ConfigDict:
         if key in optim and not (math.isfinite(optim[key]) and ok(optim[key])):
             raise ConfigError(f"config.train.optim.{key}={optim[key]!r}: {rule}")
     return optim
-
-
-def _check(rules: list[tuple[bool, str, str]], obj: Any) -> None:
-    """Raises ValueError("FIELD=VALUE: RULE") for the first rule that does not hold."""
-    for ok, name, rule in rules:
-        if not ok:
-            raise ValueError(f"{name}={getattr(obj, name)!r}: {rule}")
 
 
 def _flat_keys(config: Any, prefix: str = "") -> list[str]:
