@@ -130,7 +130,7 @@ def run_training(args) -> list[dict]:
         prompts = workload_prompts(tokenizer, name, spec)
         config = SamplingConfig(n=spec["n"], max_new_tokens=spec["new"], temperature=1.0, stop_token_ids=stop,
                                 max_prompt_len=4096, prompt_bucket=args.prompt_bucket, decode_chunk=args.chunk,
-                                cache_block=args.block)
+                                cache_block=args.block, decode_slots=0)
         slots = min(args.slots, len(prompts) * spec["n"])
         base = dict(workload=name, prompts=len(prompts), n=spec["n"], new=spec["new"],
                     prompt_tokens=[min(len(p) for p in prompts), max(len(p) for p in prompts)])

@@ -19,8 +19,9 @@ class SamplingConfig:
     power of two (at most max_prompt_len's bucket), and the number of prompts up to a power of two per
     batch shard, so similar calls reuse one compiled program (herl_jax.buckets).
     decode_slots: rows decoded at once per batch shard (fewer, in quarters, for a smaller call); a slot
-    whose row stops takes the next queued row (continuous batching). 0 = one static batch of all rows,
-    decoded until the longest stops.
+    whose row stops takes the next queued row (continuous batching, the default for every caller: the
+    trainer's rollout and revision sections, evaluation and chat take this default). 0 = one static batch of
+    all rows, decoded until the longest stops.
     decode_chunk: decode steps per jitted chunk between refills of idle slots (with decode_slots > 0).
     cache_block: granularity of the cache window a chunk attends over (with decode_slots > 0): 1, 2, 3, 4,
     6, 8, 12, ... blocks covering the prompt and the completions so far, so a step reads little more than
@@ -36,7 +37,7 @@ class SamplingConfig:
     seed: int = 0
     max_prompt_len: int = 2048
     prompt_bucket: int = 64
-    decode_slots: int = 0
+    decode_slots: int = 64
     decode_chunk: int = 16
     cache_block: int = 64
 

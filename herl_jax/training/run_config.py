@@ -98,10 +98,10 @@ class SampleSection:
     prompt_bucket: int
     n: int = 1
     # Continuous batching: rows decoded at once (0 = one static batch), steps per jitted chunk, cache window
-    # granularity (SamplingConfig documents them). The defaults are base_config()'s.
-    decode_slots: int = 64
-    decode_chunk: int = 16
-    cache_block: int = 64
+    # granularity: the sampler's defaults (SamplingConfig documents them).
+    decode_slots: int = SamplingConfig.decode_slots
+    decode_chunk: int = SamplingConfig.decode_chunk
+    cache_block: int = SamplingConfig.cache_block
 
     def __post_init__(self):
         # The RL rule here; every other field's rule is SamplingConfig's (checked by building one).

@@ -47,7 +47,8 @@ def assert_greedy(model: Decoder, prompts, out, stop: int) -> None:
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_greedy_rows_equal_the_static_batch_for_any_slot_count(family):
     model, prompts = tiny_model(family, 1), random_prompts(2)
-    config = SamplingConfig(n=3, max_new_tokens=40, temperature=0, stop_token_ids=(STOP,), prompt_bucket=16)
+    config = SamplingConfig(n=3, max_new_tokens=40, temperature=0, stop_token_ids=(STOP,), prompt_bucket=16,
+                            decode_slots=0)
     static = generate(model, prompts, config)
     assert_greedy(model, prompts, static, STOP)
     for slots, chunk, block in [(1, 7, 8), (4, 3, 16), (9, 16, 4)]:
@@ -62,7 +63,7 @@ def test_greedy_rows_equal_the_static_batch_for_any_slot_count(family):
 def test_sampled_rows_do_not_depend_on_the_slot_count():
     """Each draw's key is fixed by (seed, row, token index), so rows match the static batch's."""
     model, prompts = tiny_model("llama", 4), random_prompts(5, count=3)
-    config = SamplingConfig(n=4, max_new_tokens=24, stop_token_ids=(STOP,), prompt_bucket=8, seed=9)
+    config = SamplingConfig(n=4, max_new_tokens=24, stop_token_ids=(STOP,), prompt_bucket=8, seed=9, decode_slots=0)
     static = generate(model, prompts, config)
     assert len({tuple(t) for t in static.tokens}) == len(static.tokens)  # rows really differ
     out = generate(model, prompts, config.replace(decode_slots=5, decode_chunk=4, cache_block=8))
@@ -75,7 +76,7 @@ def test_idle_slots_take_queued_rows():
     static batch of the same rows reaches)."""
     model, prompts = tiny_model("qwen3", 7), random_prompts(8, count=8)
     config = SamplingConfig(n=4, max_new_tokens=48, temperature=0, stop_token_ids=(STOP, 5, 7, 11),
-                            prompt_bucket=16)
+                            prompt_bucket=16, decode_slots=0)
     static_out, static_stats = sample(model, prompts, config)
     out, stats = sample(model, prompts, config.replace(decode_slots=4, decode_chunk=2, cache_block=8))
     np.testing.assert_array_equal(out.tokens, static_out.tokens)
