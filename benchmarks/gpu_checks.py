@@ -80,8 +80,7 @@ def bf16_step(dry_run: bool) -> dict:
     from benchmarks.train_step import make_batch
     from herl_jax.models import Decoder, ModelConfig
     from herl_jax.models.shapes import known_model_config
-    from herl_jax.training import Learner, LossConfig, StepConfig, make_optimizer
-    from herl_jax.training.optim import default_config
+    from herl_jax.training import Learner, LearnerConfig, LossConfig, OptimConfig, PPOConfig, make_optimizer
     from herl_jax.training.run_config import TrainerSection
 
     cfg = (ModelConfig.from_hf_dict(dict(TINY_LLAMA, architectures=["LlamaForCausalLM"])) if dry_run
@@ -92,7 +91,8 @@ def bf16_step(dry_run: bool) -> dict:
     figures, logprobs = {}, {}
     for dtype in ("float32", "bfloat16"):
         model = Decoder(cfg.replace(dtype=dtype, param_dtype="float32"), nnx.Rngs(0))
-        learner = Learner(model, make_optimizer(default_config()), StepConfig(LossConfig(), micro_batch_size=2))
+        learner = Learner(model, make_optimizer(OptimConfig()),
+                          LearnerConfig.of(LossConfig(), PPOConfig(micro_batch_size=2), temperature=1.0))
         state = learner.init_state(model)
         old = learner.compute_logprobs(state.params, batch, bucket)
         logprobs[dtype] = np.asarray(old)[np.asarray(batch["loss_mask"], bool)]

@@ -140,9 +140,9 @@ class TimedRLStep:
     """The trainer's ``RLStep`` as it is, its sampler wrapped in a ``GenerateTimer`` (fresh each step)."""
 
     def __init__(self, model, tokenizer, scorer, run, pad_id: int):
-        learner = Learner(model, make_optimizer(run.optim), run.step)
+        learner = Learner(model, make_optimizer(run.optim), run.learner)
         self.state = learner.init_state(model)
-        ref_params = frozen_copy(self.state.params) if run.step.loss.kl_coef > 0 else None
+        ref_params = frozen_copy(self.state.params) if run.learner.loss.kl_coef > 0 else None
         self.settings = StepSettings.from_run(run)
         self.rl_step = RLStep(self.settings, learner, Collector(self.settings, tokenizer, scorer, pad_id), ref_params)
 

@@ -113,15 +113,15 @@ def train(dry_run: bool) -> dict:
 
     from benchmarks.train_step import make_batch
     from herl_jax.models import Decoder
-    from herl_jax.training import Learner, LossConfig, StepConfig, make_optimizer
-    from herl_jax.training.optim import default_config
+    from herl_jax.training import Learner, LearnerConfig, LossConfig, OptimConfig, PPOConfig, make_optimizer
     from herl_jax.training.run_config import TrainerSection
 
     shape = dict(rows=2, seq=32, layers=2) if dry_run else TRAIN
     bucket = TrainerSection.sequence_bucket
     cfg = _model_config(dry_run, dtype="bfloat16", param_dtype="float32", remat=True).replace(num_layers=shape["layers"])
     model = Decoder(cfg, nnx.Rngs(0))
-    learner = Learner(model, make_optimizer(default_config()), StepConfig(LossConfig(), micro_batch_size=shape["rows"]))
+    learner = Learner(model, make_optimizer(OptimConfig()),
+                      LearnerConfig.of(LossConfig(), PPOConfig(micro_batch_size=shape["rows"]), temperature=1.0))
     state = learner.init_state(model)
     batch = make_batch(types.SimpleNamespace(batch=shape["rows"], seq=shape["seq"]), cfg.vocab_size)
     old = learner.compute_logprobs(state.params, batch, bucket)

@@ -71,12 +71,6 @@ def make_batch(args, vocab_size: int) -> dict[str, np.ndarray]:
     return collate(records, pad_id=0, bucket_size=args.seq, batch_size=args.batch)
 
 
-def optim_config():
-    from herl_jax.training.optim import default_config
-
-    return default_config()
-
-
 def timed_first_step(step) -> float:
     """Seconds of the first step: compiles (JAX) or warms up (PyTorch), then runs."""
     start = time.perf_counter()
@@ -104,12 +98,12 @@ def run_jax(args) -> dict:
     from flax import nnx
 
     from herl_jax.models import Decoder
-    from herl_jax.training import Learner, LossConfig, StepConfig, make_optimizer
+    from herl_jax.training import Learner, LearnerConfig, LossConfig, OptimConfig, PPOConfig, make_optimizer
 
     cfg = model_config(args)
     model = Decoder(cfg, nnx.Rngs(0))
-    learner = Learner(model, make_optimizer(optim_config()),
-                      StepConfig(LossConfig(), micro_batch_size=args.micro_batch, logprob_chunk_size=args.chunk))
+    ppo = PPOConfig(micro_batch_size=args.micro_batch, logprob_chunk_size=args.chunk)
+    learner = Learner(model, make_optimizer(OptimConfig()), LearnerConfig.of(LossConfig(), ppo, temperature=1.0))
     state = learner.init_state(model)
     del model
     batch = make_batch(args, cfg.vocab_size)  # on the host, as the trainer hands it over
@@ -139,6 +133,7 @@ def run_torch(args) -> dict:
     import transformers
 
     from baselines.torch.loss import LossConfig
+    from herl_jax.training.config import OptimConfig
     from baselines.torch.train_step import compute_logprobs, train_step
 
     if args.torch_threads:
@@ -151,7 +146,7 @@ def run_torch(args) -> dict:
     with device:
         model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
     model.train()
-    optim = optim_config()
+    optim = OptimConfig()
     optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=(optim.b1, optim.b2), eps=optim.eps,
                                   weight_decay=optim.weight_decay, fused=device.type == "cuda")
     batch = {k: torch.from_numpy(v).to(device) for k, v in make_batch(args, config.vocab_size).items()}

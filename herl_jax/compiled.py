@@ -149,7 +149,8 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
     from herl_jax.plan import _training_length, model_config_for, sampler_calls
     from herl_jax.sampling import slots as slot_programs
     from herl_jax.sampling.sampler import refill_count
-    from herl_jax.training.learner import Learner, StepConfig
+    from herl_jax.config import validate
+    from herl_jax.training.learner import Learner
     from herl_jax.training.loss import Normalizer
     from herl_jax.training.optim import make_optimizer
 
@@ -173,13 +174,14 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
     graphdef, params = nnx.split(nnx.eval_shape(lambda: Decoder(cfg, nnx.Rngs(0))), nnx.Param)
     master = abstract(params)
     compute = abstract(params, jnp.dtype(cfg.dtype))
-    tx = make_optimizer(config.train.optim)
-    learner = Learner(nnx.merge(graphdef, master), tx, StepConfig.from_config(config.train, 1.0), rules)
+    run = validate(config)
+    tx = make_optimizer(run.optim)
+    learner = Learner(nnx.merge(graphdef, master), tx, run.learner, rules)
     param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(compute))
     fsdp = parallel.shards("embed", mesh, rules)
 
     reports = []
-    rows = config.train.ppo.micro_batch_size
+    rows = run.learner.micro_batch_size
     widths = sorted({_training_width(config, "rollout"), _training_length(config)})
     for width in widths:
         micro = {k: host((rows, width), jnp.int32) for k in ("input_ids", "attention_mask", "positions", "targets")}

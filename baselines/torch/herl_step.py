@@ -144,9 +144,9 @@ class TorchHeRLStep:
         sampler = model if autocast_dtype is None else copy.deepcopy(model).to(autocast_dtype).eval()
         self.policy = TorchPolicy(sampler, model_cfg, static_cache)
         self.reference = None
-        if run.step.loss.kl_coef > 0:  # a frozen copy of the initial policy
+        if run.learner.loss.kl_coef > 0:  # a frozen copy of the initial policy
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
-        self.loss_cfg = LossConfig(**{f.name: getattr(run.step.loss, f.name)
+        self.loss_cfg = LossConfig(**{f.name: getattr(run.learner.loss, f.name)
                                       for f in dataclasses.fields(LossConfig)})
         o = run.optim
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps,
@@ -182,7 +182,7 @@ class TorchHeRLStep:
         (ratio_max: the max) and sampler_logprob_gap, mean |sampler − old log-prob| over sampled tokens."""
         ppo, device = self.run.ppo, self.model.device
         tensors = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
-        kwargs = dict(micro_batch_size=self.run.step.micro_batch_size, temperature=self.run.step.temperature,
+        kwargs = dict(micro_batch_size=self.run.learner.micro_batch_size, temperature=self.run.learner.temperature,
                       autocast_dtype=self.autocast_dtype)
         old = compute_logprobs(self.model, tensors, **kwargs)
         ref = None if self.reference is None else compute_logprobs(self.reference, tensors, **kwargs)

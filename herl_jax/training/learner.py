@@ -1,6 +1,6 @@
 """The device side of a policy update: log-probs before the update, and one optimizer step.
 
-A ``Learner`` fixes the static parts (the model's graphdef, the optax transform, the ``StepConfig``)
+A ``Learner`` fixes the static parts (the model's graphdef, the optax transform, the ``LearnerConfig``)
 and exposes two functions that take the parameters as arguments:
 
   compute_logprobs(params, batch, bucket_size) -> [B, T]   old / reference log-probs (on the device)
@@ -33,7 +33,6 @@ differentiates the loss with respect to that copy, and accumulates the gradient 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -47,37 +46,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from herl_jax import parallel
 from herl_jax.training.logprobs import token_logprobs
-from herl_jax.training.loss import LossConfig, Normalizer, mini_batch_normalizer, policy_loss
+from herl_jax.training.config import LearnerConfig
+from herl_jax.training.loss import Normalizer, mini_batch_normalizer, policy_loss
 from herl_jax.training.micro_batches import micro_batches
 
 Batch = dict[str, jax.Array]
-
-
-@dataclasses.dataclass(frozen=True)
-class StepConfig:
-    """Static settings of the jitted functions (hashable)."""
-
-    loss: LossConfig = LossConfig()
-    micro_batch_size: int = 8  # rows per forward/backward; a mini-batch is split into micro-batches
-    temperature: float = 1.0  # divides the logits, as in sampling
-    logprob_chunk_size: int = 128  # positions per LM-head chunk (see token_logprobs)
-
-    def __post_init__(self):
-        if self.micro_batch_size < 1:
-            raise ValueError(f"ppo.micro_batch_size={self.micro_batch_size!r}: must be >= 1")
-        if self.logprob_chunk_size < 1:
-            raise ValueError(f"ppo.logprob_chunk_size={self.logprob_chunk_size!r}: must be >= 1")
-
-    @classmethod
-    def from_config(cls, cfg, temperature: float) -> StepConfig:
-        """From the ``train`` config (its ``loss`` and ``ppo`` sub-configs) and the rollouts' sampling
-        temperature, which the recomputed log-probs must use (derived, not configured)."""
-        try:
-            loss = LossConfig.from_config(cfg.loss)
-        except ValueError as e:
-            raise ValueError(f"loss.{e}") from None
-        return cls(loss=loss, micro_batch_size=cfg.ppo.micro_batch_size, temperature=temperature,
-                   logprob_chunk_size=cfg.ppo.logprob_chunk_size)
 
 
 class TrainState(NamedTuple):
@@ -106,7 +79,7 @@ def micro_batch_loss(
     old_logprobs: jax.Array,
     ref_logprobs: jax.Array | None,
     normalizer: Normalizer,
-    cfg: StepConfig,
+    cfg: LearnerConfig,
     mesh: Mesh | None = None,
     rules: parallel.Rules = parallel.DEFAULT_RULES,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -129,7 +102,7 @@ def _split_rows(tree, mesh: Mesh | None, rules: parallel.Rules):
     return jax.tree.map(lambda x: parallel.constrain(x, ("batch",) + (None,) * (x.ndim - 1), mesh, rules), tree)
 
 
-def compute_logprobs(graphdef: nnx.GraphDef, cfg: StepConfig, compute_dtype, mesh: Mesh | None,
+def compute_logprobs(graphdef: nnx.GraphDef, cfg: LearnerConfig, compute_dtype, mesh: Mesh | None,
                      rules: parallel.Rules, params: nnx.State, micro: Batch) -> jax.Array:
     """Per-token log-probs [m, W] float32 of one micro-batch's ``targets`` (input_ids, attention_mask,
     positions, targets: [m, W])."""
@@ -146,7 +119,7 @@ LOSS_KEYS = ("input_ids", "attention_mask", "positions", "targets", "loss_mask",
 
 def accumulate_gradients(
     graphdef: nnx.GraphDef,
-    cfg: StepConfig,
+    cfg: LearnerConfig,
     mesh: Mesh | None,
     rules: parallel.Rules,
     compute_params: nnx.State,
@@ -197,7 +170,7 @@ def _place(full: jax.Array, rows: jax.Array, piece: jax.Array) -> jax.Array:
 
 
 class Learner:
-    """The jitted functions for one model architecture, optimizer and ``StepConfig`` (see the module
+    """The jitted functions for one model architecture, optimizer and ``LearnerConfig`` (see the module
     docstring for ``compute_logprobs`` and ``optimizer_step``).
 
     Built from a model only for its graphdef (structure and config), its compute dtype
@@ -205,7 +178,7 @@ class Learner:
     device); parameters always travel as arguments. ``optimizer_step`` donates its state.
     """
 
-    def __init__(self, model, tx: optax.GradientTransformation, cfg: StepConfig,
+    def __init__(self, model, tx: optax.GradientTransformation, cfg: LearnerConfig,
                  rules: parallel.Rules = parallel.DEFAULT_RULES):
         self.graphdef, params = nnx.split(model, nnx.Param)
         self.tx = tx

@@ -24,60 +24,16 @@ which rows share a micro-batch (``training.micro_batches`` says which).
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from herl_jax.sections import check
+from herl_jax.training.config import LossConfig
 
 _LOG_RATIO_CLAMP = 20.0  # as verl: bounds exp() of log-ratios
 _LOW_VAR_KL_CLAMP = 10.0
-AGG_MODES = ("seq_mean_token_mean", "token_mean", "micro_token_mean")
-
-
-@dataclasses.dataclass(frozen=True)
-class LossConfig:
-    """Loss switches; hashable so it can be a static argument of jit. Defaults follow the paper."""
-
-    clip_eps_low: float = 0.2
-    clip_eps_high: float = 0.2
-    dual_clip_c: float | None = None  # public code: 3.0
-    shaping_gamma: float = 1.0  # γ of f(x) = x / (x + γ); 0.1 for medical data
-    shaping_x: str = "ratio"  # ratio: x = π_θ/π_old (paper) | prob: x = π_θ (LUFFY)
-    kl_type: str = "low_var_kl"  # low_var_kl (k3, clamped to [-10, 10]) | k1 | k2
-    kl_coef: float = 1e-4  # public code: 0 (IF) / 1e-3 (medical)
-    entropy_coef: float = 0.0  # entropy bonus; the entropy is always reported when given
-    agg_mode: str = "seq_mean_token_mean"  # Eq. 9 | token_mean | micro_token_mean (public code)
-
-    def __post_init__(self):
-        check(self, [
-            (0 < self.clip_eps_low < 1, "clip_eps_low", "must be in (0, 1)"),
-            (0 < self.clip_eps_high < math.inf, "clip_eps_high", "must be > 0 and finite"),
-            (self.dual_clip_c is None or 1 < self.dual_clip_c < math.inf, "dual_clip_c",
-             "must be None or > 1 and finite"),
-            (0 < self.shaping_gamma < math.inf, "shaping_gamma", "must be > 0 and finite"),
-            (self.shaping_x in ("ratio", "prob"), "shaping_x", "expected ratio or prob"),
-            (self.kl_type in ("low_var_kl", "k1", "k2"), "kl_type", "expected low_var_kl, k1 or k2"),
-            (0 <= self.kl_coef < math.inf, "kl_coef", "must be >= 0 and finite"),
-            (math.isfinite(self.entropy_coef), "entropy_coef", "must be finite"),
-            (self.agg_mode in AGG_MODES, "agg_mode", f"expected one of {', '.join(AGG_MODES)}"),
-        ])
-
-    @classmethod
-    def from_config(cls, cfg) -> LossConfig:
-        """From the ``loss`` sub-config (see ``default_config``)."""
-        return cls(**{f.name: cfg[f.name] for f in dataclasses.fields(cls)})
-
-
-def default_config():
-    """The ``loss`` sub-config (an ml_collections ConfigDict) with the paper's defaults."""
-    from ml_collections import ConfigDict  # lazy: device code does not otherwise need it
-
-    return ConfigDict(dataclasses.asdict(LossConfig()))
 
 
 class Normalizer(NamedTuple):

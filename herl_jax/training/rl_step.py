@@ -37,7 +37,8 @@ from herl_jax.training.run_config import RunConfig, SampleSection
 from herl_jax.training.sample_and_score import ScoredBatch, sample_and_score
 from herl_jax.training.seeds import StepSeeds
 from herl_jax.training.learner import Learner, TrainState
-from herl_jax.training.update import PPOConfig, update_policy
+from herl_jax.training.config import PPOConfig
+from herl_jax.training.update import update_policy
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,7 @@ from herl_jax.rubrics import ScorerConfig
 from herl_jax.sampling import SamplingConfig
 from herl_jax.sections import check
 from herl_jax.training import config as train_config
-from herl_jax.training.learner import StepConfig
-from herl_jax.training.update import PPOConfig
+from herl_jax.training.config import LearnerConfig, LossConfig, OptimConfig, PPOConfig
 
 
 class ConfigError(UserError, ValueError):
@@ -166,9 +165,9 @@ class RunConfig:
     rollout: SampleSection
     revision: SampleSection
     herl: HerlConfig
-    step: StepConfig  # the jitted update's static settings (loss, micro-batch, temperature)
+    learner: LearnerConfig  # the jitted update's static settings (loss, micro-batch, temperature)
     ppo: PPOConfig
-    optim: ConfigDict
+    optim: OptimConfig
     scorer: ScorerConfig
     data: DataConfig
     trainer: TrainerSection
@@ -192,13 +191,15 @@ def resolve(config: ConfigDict) -> RunConfig:
         raise ConfigError(f"unknown config keys: {unknown}")
     trainer = _section("trainer", TrainerSection, config.trainer)
     rollout = _section("rollout", SampleSection, config.rollout)
+    loss = _section("train.loss", LossConfig, config.train.loss)
+    ppo = _section("train.ppo", lambda c: PPOConfig(**dict(c), seed=trainer.seed), config.train.ppo)
     sections = dict(
         raw=config, model=_section("model", ModelSection, config.model), rollout=rollout,
         revision=_section("revision", SampleSection, config.revision),
         herl=_section("herl", HerlConfig.from_config, config.herl),
-        step=_section("train", lambda c: StepConfig.from_config(c, temperature=rollout.temperature), config.train),
-        ppo=_section("train.ppo", lambda c: PPOConfig.from_config(c, seed=trainer.seed), config.train.ppo),
-        optim=_checked_optim(config.train.optim), scorer=_section("rubrics", ScorerConfig.from_config, config.rubrics),
+        learner=LearnerConfig.of(loss, ppo, temperature=rollout.temperature), ppo=ppo,
+        optim=_section("train.optim", OptimConfig, config.train.optim),
+        scorer=_section("rubrics", ScorerConfig.from_config, config.rubrics),
         data=_section("data", DataConfig.from_config, config.data), trainer=trainer,
         mesh=_section("parallel", parallel.MeshConfig.from_config, config.parallel))
     run = RunConfig(**sections)
@@ -208,7 +209,7 @@ def resolve(config: ConfigDict) -> RunConfig:
 
 def _check_across_sections(run: RunConfig) -> None:
     rows = run.trainer.prompts_per_step * run.group_size
-    mini, micro = run.ppo.mini_batch_size, run.step.micro_batch_size
+    mini, micro = run.ppo.mini_batch_size, run.ppo.micro_batch_size
     try:
         check(run.raw, [
             (run.rollout.n >= 2, "rollout.n", "a group needs at least 2 rollouts (Eq. 10 divides by the std)"),
@@ -233,21 +234,6 @@ def _section(name: str, build, values):
             raise ConfigError(f"config.{message}" if message.startswith(name + ".")
                               else f"config.{name}.{message}") from None
         raise ConfigError(f"config.{name}: {message}") from None
-
-
-def _checked_optim(optim: ConfigDict) -> ConfigDict:
-    rules = {
-        "lr": (lambda x: x > 0, "must be finite and > 0"),
-        "max_grad_norm": (lambda x: x > 0, "must be finite and > 0"),
-        "b1": (lambda x: 0 <= x < 1, "must be in [0, 1)"),
-        "b2": (lambda x: 0 <= x < 1, "must be in [0, 1)"),
-        "eps": (lambda x: x > 0, "must be finite and > 0"),
-        "weight_decay": (lambda x: x >= 0, "must be finite and >= 0"),
-    }
-    for key, (ok, rule) in rules.items():
-        if key in optim and not (math.isfinite(optim[key]) and ok(optim[key])):
-            raise ConfigError(f"config.train.optim.{key}={optim[key]!r}: {rule}")
-    return optim
 
 
 def _flat_keys(config: Any, prefix: str = "") -> list[str]:

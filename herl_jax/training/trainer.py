@@ -108,10 +108,10 @@ class Trainer:
         self.batches = self.dataset.train_batches(run.trainer.prompts_per_step, jax.process_count(),
                                                   jax.process_index())
         self.scorer = RubricScorer(run.scorer)
-        learner = Learner(self.model, make_optimizer(run.optim), run.step)
+        learner = Learner(self.model, make_optimizer(run.optim), run.learner)
         self.state = learner.init_state(self.model)
         # A frozen copy of the initial policy (not donated with the state) for the KL term.
-        ref_params = frozen_copy(self.state.params) if run.step.loss.kl_coef > 0 else None
+        ref_params = frozen_copy(self.state.params) if run.learner.loss.kl_coef > 0 else None
         settings = StepSettings.from_run(run)
         self.rl_step = RLStep(settings, learner, Collector(settings, self.tokenizer, self.scorer,
                                                            pad_id_for(self.tokenizer)), ref_params)

@@ -2,47 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import numpy as np
 
 from herl_jax.training.seeds import shuffle_rng
 from herl_jax.training.learner import Learner, TrainState
-
-
-def default_config():
-    """The ``ppo`` sub-config (an ml_collections ConfigDict). Sizes count sequences (rows)."""
-    from ml_collections import ConfigDict  # lazy: host-only dependency
-
-    return ConfigDict(
-        dict(
-            mini_batch_size=512,  # rows per optimizer step: the paper's 64 prompts x (7 + 1) members
-            micro_batch_size=8,  # rows per forward/backward; each micro-batch is trimmed to its own length
-            epochs=1,  # passes over the batch per RL step (PPO epochs; verl's default 1)
-            logprob_chunk_size=128,  # positions per LM-head chunk
-        )
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class PPOConfig:
-    """The host loop's settings: rows per optimizer step, passes per RL step, and the shuffling seed
-    (the run's seed: each update seeds its RNG with (seed, optimizer step))."""
-
-    mini_batch_size: int = 512
-    epochs: int = 1
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("mini_batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 1")
-
-    @classmethod
-    def from_config(cls, cfg, seed: int) -> PPOConfig:
-        """From the ``ppo`` sub-config and the run's seed."""
-        return cls(mini_batch_size=cfg.mini_batch_size, epochs=cfg.epochs, seed=seed)
 
 
 def update_policy(

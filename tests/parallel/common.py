@@ -38,20 +38,17 @@ def train_batch():
 
 def step_config():
     from tests.training.tiny import LOSS
-    from herl_jax.training import StepConfig
+    from herl_jax.training import LearnerConfig
 
-    return StepConfig(LOSS, micro_batch_size=8, temperature=0.7, logprob_chunk_size=8)
+    return LearnerConfig(LOSS, micro_batch_size=8, temperature=0.7, logprob_chunk_size=8)
 
 
 def optimizer():
     """The trainer's AdamW. eps is large so one step's update is smooth in the gradient (with a tiny eps the
     first AdamW step is ~lr * sign(gradient), which flips on gradients that are zero up to rounding)."""
-    from herl_jax.training import make_optimizer
-    from herl_jax.training.optim import default_config
+    from herl_jax.training import OptimConfig, make_optimizer
 
-    cfg = default_config()
-    cfg.update(lr=1e-2, eps=1e-3)
-    return make_optimizer(cfg)
+    return make_optimizer(OptimConfig(lr=1e-2, eps=1e-3))
 
 
 def one_train_step(learner, model, batch):

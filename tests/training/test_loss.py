@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from herl_jax.training.logprobs import token_logprobs
-from herl_jax.training.loss import LossConfig, default_config, mini_batch_normalizer, policy_loss
+from herl_jax.training.config import LossConfig, default_config
+from herl_jax.training.loss import mini_batch_normalizer, policy_loss
 
 B, T, V = 6, 10, 7
 IS_REVISION = np.array([False, False, False, True, False, False])
@@ -333,11 +334,11 @@ def test_updates_raise_positive_and_lower_negative_sequences():
 
 
 def test_config_round_trip():
-    cfg = default_config()
-    assert LossConfig.from_config(cfg) == LossConfig()
+    cfg = default_config().loss
+    assert LossConfig(**cfg) == LossConfig()
     cfg.dual_clip_c = 3.0
     cfg.agg_mode = "token_mean"
-    assert LossConfig.from_config(cfg) == LossConfig(dual_clip_c=3.0, agg_mode="token_mean")
+    assert LossConfig(**cfg) == LossConfig(dual_clip_c=3.0, agg_mode="token_mean")
     with pytest.raises(ValueError):
         LossConfig(kl_type="k3")
 

@@ -11,12 +11,12 @@ import pytest
 from flax import nnx
 
 from herl_jax.training import Learner, mini_batch_normalizer, policy_loss
-from herl_jax.training.learner import StepConfig
+from herl_jax.training.config import LearnerConfig
 from tests.training.test_loss import public_micro_token_mean_loss
 from tests.training.tiny import BUCKET, LOSS, random_batch, sgd_recording_gradient, tiny_model
 
-STEP = StepConfig(dataclasses.replace(LOSS, agg_mode="micro_token_mean"), micro_batch_size=2, temperature=0.7,
-                  logprob_chunk_size=8)
+STEP = LearnerConfig(dataclasses.replace(LOSS, agg_mode="micro_token_mean"), micro_batch_size=2, temperature=0.7,
+                     logprob_chunk_size=8)
 
 
 @pytest.fixture(scope="module")

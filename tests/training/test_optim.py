@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import torch
 
-from herl_jax.training import LossConfig, StepConfig, default_config, make_optimizer
+from herl_jax.training import LearnerConfig, LossConfig, PPOConfig, default_config, make_optimizer
 
 
 def test_adamw_with_clipping_and_warmup_matches_torch():
@@ -39,11 +39,12 @@ def test_adamw_with_clipping_and_warmup_matches_torch():
     assert not np.allclose(np.asarray(ours["w"]), params["w"])
 
 
-def test_train_config_builds_the_step_config():
+def test_train_config_builds_the_learner_config():
     cfg = default_config()
     assert set(cfg) == {"loss", "optim", "ppo"}
-    assert StepConfig.from_config(cfg, temperature=1.0) == StepConfig(LossConfig(), micro_batch_size=8)
+    assert LearnerConfig.of(LossConfig(**cfg.loss), PPOConfig(**cfg.ppo), temperature=1.0) == LearnerConfig(
+        LossConfig(), micro_batch_size=8, temperature=1.0, logprob_chunk_size=128)
     cfg.loss.agg_mode = "token_mean"
     cfg.ppo.update(micro_batch_size=4, logprob_chunk_size=64)
-    assert StepConfig.from_config(cfg, temperature=0.7) == StepConfig(  # the rollouts' temperature, derived
+    assert LearnerConfig.of(LossConfig(**cfg.loss), PPOConfig(**cfg.ppo), temperature=0.7) == LearnerConfig(
         LossConfig(agg_mode="token_mean"), micro_batch_size=4, temperature=0.7, logprob_chunk_size=64)

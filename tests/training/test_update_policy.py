@@ -9,7 +9,7 @@ import pytest
 
 from herl_jax.herl import TrainingRecord, collate
 from herl_jax.training import update_policy
-from herl_jax.training.update import PPOConfig
+from herl_jax.training.config import PPOConfig
 from tests.training.tiny import BUCKET, PAD, compilations, random_batch
 
 

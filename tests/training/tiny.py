@@ -10,7 +10,7 @@ from flax import nnx
 
 from herl_jax.herl import TrainingRecord, collate
 from herl_jax.models import Decoder, ModelConfig
-from herl_jax.training import LossConfig, StepConfig, mini_batch_normalizer, policy_loss
+from herl_jax.training import LearnerConfig, LossConfig, mini_batch_normalizer, policy_loss
 
 TINY = ModelConfig(family="llama", vocab_size=32, hidden_size=16, intermediate_size=32, num_layers=2,
                    num_heads=2, num_kv_heads=1, head_dim=8)
@@ -18,7 +18,7 @@ PAD = 0
 
 # Every loss term on: asymmetric clip, dual clip, KL and entropy bonus; temperature ≠ 1.
 LOSS = LossConfig(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip_c=3.0, kl_coef=0.05, entropy_coef=0.01)
-STEP = StepConfig(LOSS, micro_batch_size=2, temperature=0.7, logprob_chunk_size=8)
+STEP = LearnerConfig(LOSS, micro_batch_size=2, temperature=0.7, logprob_chunk_size=8)
 BUCKET = 16  # random_batch's T is a multiple of it; the update's bucket_size, as the trainer's sequence_bucket
 
 
@@ -63,7 +63,7 @@ def random_batch(seed: int, n: int, batch_size: int, **kwargs):
     return collate(random_records(seed, n, **kwargs), pad_id=PAD, bucket_size=BUCKET, batch_size=batch_size)
 
 
-def full_width_loss(graphdef: nnx.GraphDef, batch, old_logprobs, ref_logprobs, step: StepConfig = STEP):
+def full_width_loss(graphdef: nnx.GraphDef, batch, old_logprobs, ref_logprobs, step: LearnerConfig = STEP):
     """params -> (loss, metrics) of the whole batch in one direct forward: full-width fp32 logits [B, T, V],
     no micro-batches, no trimming, no LM-head chunks; the reference the learner's step is checked against."""
     jb = {k: jnp.asarray(v) for k, v in batch.items()}
