@@ -172,7 +172,7 @@ def sampler_calls(config, batch_shards: int = 1) -> list[SamplerCall]:
                            section.max_new_tokens, section.decode_slots, batch_shards)
 
     calls = [call("rollouts", config.rollout, t.prompts_per_step, config.rollout.n, t.score_overlap_chunks)]
-    if HerlConfig.from_config(config.herl).variant.revise:
+    if HerlConfig(**config.herl).revises:
         candidates = min(config.herl.max_candidates, config.rollout.n)
         calls.append(call("revisions", config.revision, t.prompts_per_step * candidates, 1, t.score_overlap_chunks))
     if t.validate_every and t.validation_prompts:

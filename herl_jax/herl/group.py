@@ -59,11 +59,10 @@ def group_advantages(rewards: Sequence[float], eps: float = 1e-6) -> np.ndarray:
 def _extra_member(originals, revision, rewards, bonused, cfg, num_satisfied) -> tuple[Sample, bool]:
     """(sample, is_revision) of the member τ̃* brings: see ``assemble_group``. rewards / bonused: [N]
     the originals' rewards before / after the bonus."""
-    variant = cfg.variant
     if cfg.require_improvement and revision.reward < rewards.max() - cfg.tie_atol:
         copy = fallback_original(rewards, num_satisfied, cfg.tie_atol)
         return dataclasses.replace(originals[copy], reward=bonused[copy]), False
-    if variant.under_hindsight:
+    if cfg.under_hindsight:
         return revision, True
     q = originals[0].context_ids
     return dataclasses.replace(revision, context_ids=q, sampler_logprobs=None), True
@@ -94,8 +93,8 @@ def _check_group_inputs(originals, candidates, revisions, cfg: HerlConfig, rng, 
         raise ValueError(f"{len(originals)} originals but {len(num_satisfied)} satisfied counts")
     if cfg.group_mode == "replace" and rng is None:
         raise ValueError("group_mode='replace' needs a seeded rng")
-    if revisions and not cfg.variant.revise:
-        raise ValueError(f"variant {cfg.variant.name} does not revise, but revisions were given")
+    if revisions and not cfg.revises:
+        raise ValueError(f"variant {cfg.variant} does not revise, but revisions were given")
 
 
 def assemble_group(
@@ -125,7 +124,6 @@ def assemble_group(
     computed over the final members' rewards.
     """
     _check_group_inputs(originals, candidates, revisions, cfg, rng, num_satisfied)
-    variant = cfg.variant
 
     rewards = np.array([s.reward for s in originals], dtype=np.float64)
     members = [(s, False) for s in originals]  # (sample, is_revision)
@@ -133,7 +131,7 @@ def assemble_group(
     if revisions:
         revision_rewards = [s.reward for s in revisions]
         star = best_revision(revision_rewards)
-        bonused, bonus = signed_bonus(rewards, candidates, revision_rewards, variant.alpha)
+        bonused, bonus = signed_bonus(rewards, candidates, revision_rewards, cfg.bonus_alpha)
         extra = _extra_member(originals, revisions[star], rewards, bonused, cfg, num_satisfied)
         rewards = bonused
         used_fallback = not extra[1]

@@ -20,7 +20,7 @@ def select_candidates(
     are those with the most satisfied rubric items (``num_satisfied`` [N], when given), then the
     lowest index — a deterministic rule.
     """
-    if not cfg.variant.revise:
+    if not cfg.revises:
         return ()
     r = np.asarray(rewards, dtype=np.float64)
     if r.ndim != 1 or r.size == 0:

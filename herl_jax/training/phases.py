@@ -148,7 +148,7 @@ def choose_and_revise(rollouts: ScoredBatch, prompts: Prompts, n: int, herl: Her
         candidates = select_candidates([s.result.score for s in originals], herl,
                                        [len(s.result.satisfied) for s in originals])
         groups.append(GroupDraft(example, originals, candidates))
-        if not herl.variant.revise:
+        if not herl.revises:
             continue
         prompt_cfg = _prompt_config(herl.prompt, template_for(herl.prompt, example.template))
         for c in candidates:

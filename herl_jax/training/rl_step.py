@@ -78,7 +78,7 @@ class Collector:
         plan = phases.choose_and_revise(rollouts, prompts, s.rollout.n, s.herl, self.tokenizer,
                                         s.revision.max_prompt_len)
         revisions = ScoredBatch(())
-        if s.herl.variant.revise:
+        if s.herl.revises:
             revisions = self._sample_and_score(policy, [r.prompt_ids for r in plan.requests], plan.tasks,
                                                s.revision.sampling(seeds.revisions, stop, n=1))
         mine = phases.assemble_groups(plan, revisions, rollouts, prompts, s.herl, seeds)

@@ -196,7 +196,7 @@ def resolve(config: ConfigDict) -> RunConfig:
     sections = dict(
         raw=config, model=_section("model", ModelSection, config.model), rollout=rollout,
         revision=_section("revision", SampleSection, config.revision),
-        herl=_section("herl", HerlConfig.from_config, config.herl),
+        herl=_section("herl", HerlConfig, config.herl),
         learner=LearnerConfig.of(loss, ppo, temperature=rollout.temperature), ppo=ppo,
         optim=_section("train.optim", OptimConfig, config.train.optim),
         scorer=_section("rubrics", ScorerConfig.from_config, config.rubrics),

@@ -29,7 +29,7 @@ def _revisions(rewards):
 def _cfg(**overrides):
     cfg = default_config()
     cfg.update(overrides)
-    return HerlConfig.from_config(cfg)
+    return HerlConfig(**cfg)
 
 
 def _advantages(rewards):
@@ -191,8 +191,8 @@ def test_rlvr_rejects_revisions():
      ("herl", True, True, 0.05)],
 )
 def test_variant_table(name, revise, under_hindsight, alpha):
-    v = _cfg(variant=name).variant
-    assert (v.revise, v.under_hindsight, v.alpha) == (revise, under_hindsight, alpha)
+    cfg = _cfg(variant=name)
+    assert (cfg.revises, cfg.under_hindsight, cfg.bonus_alpha) == (revise, under_hindsight, alpha)
 
 
 def test_helpers():

@@ -9,7 +9,7 @@ from herl_jax.herl.config import HerlConfig
 def _cfg(**overrides):
     cfg = default_config()
     cfg.update(overrides)
-    return HerlConfig.from_config(cfg)
+    return HerlConfig(**cfg)
 
 
 def test_all_rollouts_tied_at_the_max_are_candidates():
