@@ -26,7 +26,7 @@ from herl_jax.herl.config import HerlConfig
 from herl_jax.models.config import ATTENTION_IMPLS, DTYPES
 from herl_jax.rubrics import ScorerConfig
 from herl_jax.sampling import SamplingConfig
-from herl_jax.sections import check
+from herl_jax.sections import check, section_config
 from herl_jax.training import config as train_config
 from herl_jax.training.config import LearnerConfig, LossConfig, OptimConfig, PPOConfig
 
@@ -36,35 +36,21 @@ class ConfigError(UserError, ValueError):
 
 
 def base_config() -> ConfigDict:
+    """Every section's defaults, from its dataclass."""
     c = ConfigDict()
-    c.model = ConfigDict(dict(
-        source="smollm2-135m-instruct",  # HF checkpoint dir, .gguf file or built-in name
-        dtype="bfloat16",  # compute dtype; master params and optimizer state stay float32
-        attention_impl="auto",  # auto | xla | cudnn
-        remat=True,  # recompute layer activations in the backward pass
-    ))
+    c.model = section_config(ModelSection())
     # Rollouts (docs/algorithm.md §8: N = 7 for HeRL, 8 for RLVR; temperature 1, top-p 1, top-k off).
-    c.rollout = ConfigDict(dict(
-        n=7, max_new_tokens=4096, temperature=1.0, top_p=1.0, top_k=0, max_prompt_len=2048, prompt_bucket=128,
-        # Continuous batching (herl_jax.sampling): at most decode_slots rows decode at once, a stopped row's
-        # slot takes the next queued one (a call with fewer rows uses one slot per row); 0 = one static batch.
-        decode_slots=64, decode_chunk=16, cache_block=64,
-    ))
-    # Revisions of the top failed rollouts; the public code samples them like the rollouts.
-    c.revision = ConfigDict(dict(
-        max_new_tokens=4096, temperature=1.0, top_p=1.0, top_k=0, max_prompt_len=8192, prompt_bucket=256,
-        decode_slots=64, decode_chunk=16, cache_block=64,
-    ))
+    c.rollout = section_config(SampleSection(n=7, prompt_bucket=128))
+    # Revisions of the top failed rollouts, one each (no `n` key), sampled like the rollouts (the public
+    # code's); their prompts (revise template + instruction + feedback + draft) are longer.
+    c.revision = section_config(SampleSection(max_prompt_len=8192, prompt_bucket=256), exclude=("n",))
     c.herl = herl.default_config()  # variant, alpha, group mode, revise-prompt templates
     c.train = train_config.default_config()  # loss (gamma, clip, KL), optim (AdamW), ppo (mini/micro-batches)
-    # Rubric scoring (herl_jax.rubrics.ScorerConfig); `judge` is None for programmatic-only rubrics, or a
-    # dict of JudgeConfig fields (base_url, model, api_key_env, ...).
-    c.rubrics = ConfigDict(dict(
-        negative_weights="healthbench", unscored="drop", workers=2, check_time_limit_s=5.0, loose=False,
-        judge=None,
-    ))
+    # Rubric scoring; `judge` is None for programmatic-only rubrics, or a dict of JudgeConfig fields
+    # (base_url, model, api_key_env, ...).
+    c.rubrics = section_config(ScorerConfig())
     c.data = data_config()
-    c.trainer = ConfigDict(dataclasses.asdict(TrainerSection()))
+    c.trainer = section_config(TrainerSection())
     # The device mesh (herl_jax.parallel): data / fsdp / tensor sizes, one of them -1 to fill every device
     # of every process. Default: FSDP over all devices (one device: no sharding).
     c.parallel = parallel.default_config()
@@ -77,8 +63,8 @@ class ModelSection:
 
     source: str = "smollm2-135m-instruct"  # HF checkpoint dir, .gguf file or built-in name
     dtype: str = "bfloat16"  # compute dtype; master params and optimizer state stay float32
-    attention_impl: str = "auto"
-    remat: bool = True
+    attention_impl: str = "auto"  # auto | xla | cudnn
+    remat: bool = True  # recompute layer activations in the backward pass
 
     def __post_init__(self):
         check(self, [(self.dtype in DTYPES, "dtype", f"expected one of {DTYPES}"),
@@ -87,17 +73,17 @@ class ModelSection:
 
 @dataclasses.dataclass(frozen=True)
 class SampleSection:
-    """How the step samples rollouts (``n`` per prompt) or revisions (one each): RL needs temperature > 0."""
+    """How the step samples rollouts (``n`` per prompt) or revisions (one each): RL needs temperature > 0.
+    The sampler's settings default to the sampler's own (SamplingConfig documents them; decode_slots,
+    decode_chunk and cache_block are continuous batching's)."""
 
-    max_new_tokens: int
-    temperature: float
-    top_p: float
-    top_k: int
-    max_prompt_len: int
-    prompt_bucket: int
     n: int = 1
-    # Continuous batching: rows decoded at once (0 = one static batch), steps per jitted chunk, cache window
-    # granularity: the sampler's defaults (SamplingConfig documents them).
+    max_new_tokens: int = 4096  # the paper's response budget
+    temperature: float = SamplingConfig.temperature
+    top_p: float = SamplingConfig.top_p
+    top_k: int = SamplingConfig.top_k
+    max_prompt_len: int = SamplingConfig.max_prompt_len
+    prompt_bucket: int = SamplingConfig.prompt_bucket
     decode_slots: int = SamplingConfig.decode_slots
     decode_chunk: int = SamplingConfig.decode_chunk
     cache_block: int = SamplingConfig.cache_block
