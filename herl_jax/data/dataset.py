@@ -21,6 +21,7 @@ from herl_jax.data.iterator import BatchIterator
 from herl_jax.data.reader import read_examples
 from herl_jax.data.split import split_examples
 from herl_jax.data.stats import ReadStats
+from herl_jax.sections import check
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED_PREFIX = "bundled:"
@@ -46,14 +47,12 @@ class DataConfig:
         for name in ("train_files", "validation_files"):  # one file may be given as a plain string
             files = getattr(self, name)
             object.__setattr__(self, name, (files,) if isinstance(files, str) else tuple(files))
-        if not self.train_files:
-            raise ValueError("data.train_files is empty")
-        if self.format not in FORMATS:
-            raise ValueError(f"data.format must be one of {sorted(FORMATS)}, got {self.format!r}")
-        if not 0.0 <= self.max_bad_fraction <= 1.0:
-            raise ValueError(f"data.max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"data.validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        check(self, [
+            (bool(self.train_files), "train_files", "must name at least one file"),
+            (self.format in FORMATS, "format", f"expected one of {sorted(FORMATS)}"),
+            (0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction", "must be in [0, 1]"),
+            (0.0 <= self.validation_fraction < 1.0, "validation_fraction", "must be in [0, 1)"),
+        ])
 
     @classmethod
     def from_config(cls, config: Any) -> DataConfig:

@@ -11,6 +11,7 @@ from typing import Any
 
 from herl_jax.rubrics.aggregate import NEGATIVE_WEIGHT_POLICIES, UNSCORED_POLICIES, NegativeWeights, UnscoredPolicy
 from herl_jax.rubrics.judge_protocol import JUDGE_MODES, JudgeMode
+from herl_jax.sections import check
 
 
 def _fields_of(cls, config: Any) -> dict[str, Any]:
@@ -40,12 +41,12 @@ class JudgeConfig:
     cache_path: str | None = None  # SQLite file; None: no cache
 
     def __post_init__(self):
-        if self.mode not in JUDGE_MODES:
-            raise ValueError(f"judge mode must be one of {JUDGE_MODES}, got {self.mode!r}")
-        if self.max_concurrency < 1 or self.max_retries < 0:
-            raise ValueError("max_concurrency must be >= 1 and max_retries >= 0")
-        if not 0 <= self.max_retry_after_s < float("inf"):
-            raise ValueError(f"max_retry_after_s must be a finite number >= 0, got {self.max_retry_after_s}")
+        check(self, [
+            (self.mode in JUDGE_MODES, "mode", f"expected one of {JUDGE_MODES}"),
+            (self.max_concurrency >= 1, "max_concurrency", "must be >= 1"),
+            (self.max_retries >= 0, "max_retries", "must be >= 0"),
+            (0 <= self.max_retry_after_s < float("inf"), "max_retry_after_s", "must be finite and >= 0"),
+        ])
 
     @classmethod
     def from_config(cls, config: Any) -> JudgeConfig:
@@ -62,19 +63,21 @@ class ScorerConfig:
     judge: JudgeConfig | None = None  # None: rubrics must be fully programmatic
 
     def __post_init__(self):
-        if self.negative_weights not in NEGATIVE_WEIGHT_POLICIES:
-            raise ValueError(f"negative_weights must be one of {NEGATIVE_WEIGHT_POLICIES}")
-        if self.unscored not in UNSCORED_POLICIES:
-            raise ValueError(f"unscored must be one of {UNSCORED_POLICIES}")
-        if not (isinstance(self.workers, int) and self.workers >= 1):
-            raise ValueError(f"workers={self.workers!r}: must be an integer >= 1")
-        if not 0 < self.check_time_limit_s < float("inf"):  # NaN fails too
-            raise ValueError(f"check_time_limit_s={self.check_time_limit_s!r}: must be > 0 and finite")
+        check(self, [
+            (self.negative_weights in NEGATIVE_WEIGHT_POLICIES, "negative_weights",
+             f"expected one of {NEGATIVE_WEIGHT_POLICIES}"),
+            (self.unscored in UNSCORED_POLICIES, "unscored", f"expected one of {UNSCORED_POLICIES}"),
+            (isinstance(self.workers, int) and self.workers >= 1, "workers", "must be an integer >= 1"),
+            (0 < self.check_time_limit_s < float("inf"), "check_time_limit_s", "must be > 0 and finite"),  # NaN fails
+        ])
 
     @classmethod
     def from_config(cls, config: Any) -> ScorerConfig:
         """A `judge` sub-config, when present, becomes a JudgeConfig."""
         values = _fields_of(cls, config)
         if values.get("judge") is not None:
-            values["judge"] = JudgeConfig.from_config(values["judge"])
+            try:
+                values["judge"] = JudgeConfig.from_config(values["judge"])
+            except ValueError as e:  # "FIELD=VALUE: rule" of the judge sub-section
+                raise ValueError(f"judge.{e}") from None
         return cls(**values)

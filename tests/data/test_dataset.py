@@ -52,11 +52,11 @@ def test_ids_must_be_unique_across_files(tmp_path):
 def test_config_errors_name_the_key():
     with pytest.raises(ValueError, match="unknown data config keys: \\['batch'\\]"):
         DataConfig.from_config({"batch": 3})
-    with pytest.raises(ValueError, match="data.format"):
+    with pytest.raises(ValueError, match="format=.csv."):
         DataConfig(format="csv")
-    with pytest.raises(ValueError, match="data.max_bad_fraction"):
+    with pytest.raises(ValueError, match="max_bad_fraction=1.5"):
         DataConfig(max_bad_fraction=1.5)
-    with pytest.raises(ValueError, match="data.validation_fraction"):
+    with pytest.raises(ValueError, match="validation_fraction=-0.1"):
         DataConfig(validation_fraction=-0.1)
-    with pytest.raises(ValueError, match="data.train_files"):
+    with pytest.raises(ValueError, match=r"train_files=\(\)"):
         DataConfig(train_files=[])
