@@ -12,7 +12,8 @@ import time
 from herl_jax.cli_errors import UsageError, run_cli
 from herl_jax.cli_flags import ArgumentParser, number
 from herl_jax.models import BUILTIN_MODELS, load_policy
-from herl_jax.sampling import SamplingConfig, chat
+from herl_jax.sampling import SamplingConfig
+from herl_jax.sampling.chat import chat
 
 MAX_SEED = 2**32 - 1
 

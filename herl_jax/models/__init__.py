@@ -1,26 +1,14 @@
-"""Policy models: one Flax NNX decoder for Llama / Qwen2 / Qwen3, with HF and GGUF loading and HF export."""
+"""Policy models: one Flax NNX decoder for Llama / Qwen2 / Qwen3, with HF and GGUF loading and HF export.
 
-from herl_jax.models.config import ModelConfig, ModelFileError, RopeScaling, UnsupportedModelError
-from herl_jax.models.decoder import Decoder
-from herl_jax.models.export import export_hf
-from herl_jax.models.kv_cache import KVCache
-from herl_jax.models.loading import (
-    BUILTIN_MODELS,
-    load_model,
-    load_policy,
-    load_tokenizer,
-)
+Names load with their module when first used (herl_jax.lazy): `herl_jax.models.config` needs no JAX.
+"""
 
-__all__ = [
-    "BUILTIN_MODELS",
-    "Decoder",
-    "KVCache",
-    "ModelConfig",
-    "ModelFileError",
-    "RopeScaling",
-    "UnsupportedModelError",
-    "export_hf",
-    "load_model",
-    "load_policy",
-    "load_tokenizer",
-]
+from herl_jax.lazy import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "config": ("ModelConfig", "ModelFileError", "RopeScaling", "UnsupportedModelError"),
+    "decoder": ("Decoder",),
+    "export": ("export_hf",),
+    "kv_cache": ("KVCache",),
+    "loading": ("BUILTIN_MODELS", "load_model", "load_policy", "load_tokenizer"),
+})

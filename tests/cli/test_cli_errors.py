@@ -17,7 +17,7 @@ INPUT_ERRORS = (
     ("herl_jax.models", "ModelFileError", ValueError),
     ("herl_jax.models", "UnsupportedModelError", ValueError),
     ("herl_jax.training.checkpoints", "CheckpointError", RuntimeError),
-    ("herl_jax.parallel.mesh", "MeshError", ValueError),
+    ("herl_jax.parallel.config", "MeshError", ValueError),
     ("herl_jax.training.run_health", "TrainingHalted", RuntimeError),
     ("herl_jax.workdir_lock", "WorkdirLockError", RuntimeError),
 )

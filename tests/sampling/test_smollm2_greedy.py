@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from herl_jax.sampling import SamplingConfig, chat, encode_chats, generate, stop_ids_for
+from herl_jax.sampling import SamplingConfig, encode_chats, generate, stop_ids_for
+from herl_jax.sampling.chat import chat
 
 QUESTIONS = [
     "What is the capital of Japan?",
