@@ -12,8 +12,8 @@ update's temperature is the rollouts', its shuffling seed the run's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-import re
 from typing import Any
 
 from ml_collections import ConfigDict
@@ -26,13 +26,16 @@ from herl_jax.herl.config import HerlConfig
 from herl_jax.models.config import ATTENTION_IMPLS, DTYPES
 from herl_jax.rubrics import ScorerConfig
 from herl_jax.sampling import SamplingConfig
-from herl_jax.sections import check, section_config
+from herl_jax.sections import build_section, check, section_config
 from herl_jax.training import config as train_config
 from herl_jax.training.config import LearnerConfig, LossConfig, OptimConfig, PPOConfig
 
 
 class ConfigError(UserError, ValueError):
     """An unknown key or an invalid value in the training config."""
+
+
+_section = functools.partial(build_section, ConfigError)
 
 
 def base_config() -> ConfigDict:
@@ -205,21 +208,6 @@ def _check_across_sections(run: RunConfig) -> None:
         ])
     except ValueError as e:  # "KEY=VALUE: rule", KEY from the top of the config
         raise ConfigError(f"config.{e}") from None
-
-
-def _section(name: str, build, values):
-    """``build(values)``, its ValueError/TypeError as one ConfigError naming ``config.NAME.FIELD``. A dataclass
-    as ``build`` gets the section's keys as keyword arguments."""
-    try:
-        if isinstance(build, type):
-            return build(**dict(values))
-        return build(values)
-    except (ValueError, TypeError) as e:
-        message = str(e)
-        if re.match(r"[\w.]+=", message):  # "FIELD=VALUE: rule", possibly already under the section's name
-            raise ConfigError(f"config.{message}" if message.startswith(name + ".")
-                              else f"config.{name}.{message}") from None
-        raise ConfigError(f"config.{name}: {message}") from None
 
 
 def _flat_keys(config: Any, prefix: str = "") -> list[str]:
