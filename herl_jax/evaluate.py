@@ -20,7 +20,7 @@ from pathlib import Path
 from absl import app, flags
 
 from herl_jax.cli_flags import define_config_file
-from herl_jax.evaluation.data import BENCHMARKS, HELDOUT, PAPER_BENCHMARKS
+from herl_jax.evaluation.data import BENCHMARKS, PAPER_BENCHMARKS
 
 _DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "evaluate.py"
 _CONFIG = define_config_file("config", str(_DEFAULT_CONFIG), "evaluation config file")
@@ -37,26 +37,21 @@ def main(argv: list[str]) -> None:
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {argv[1:]}")
+    from herl_jax.evaluation.config import BenchmarkError
     from herl_jax.evaluation.pipeline import evaluate
 
-    unknown = sorted(set(_BENCHMARKS.value) - set(BENCHMARKS))
-    if unknown:
-        raise UsageError(f"--benchmarks: unknown benchmarks {unknown}; expected some of {list(BENCHMARKS)}")
-    if not _BENCHMARKS.value:
-        raise UsageError(f"--benchmarks: no benchmark named; expected some of {list(BENCHMARKS)}")
     if _LIMIT.value is not None and _LIMIT.value < 1:
         raise UsageError(f"--limit={_LIMIT.value}: must be >= 1 (omit it to evaluate every example)")
-    config = _CONFIG.value
-    if HELDOUT in _BENCHMARKS.value and not config.heldout.file:
-        raise UsageError("--benchmarks heldout: name the held-out data file with --config.heldout.file=PATH "
-                         "(bundled:NAME for a shipped file) and, if not hir, --config.heldout.format=ifeval")
+    checkpoints = [c for spec in _CHECKPOINTS.value or () for c in spec.split(",") if c]
+    if _CHECKPOINTS.value and not checkpoints:
+        raise UsageError("--checkpoint: no policy named")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
     # JAX logs each accelerator backend it looks for and does not find ("Unable to initialize backend 'tpu'").
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    checkpoints = [c for spec in (_CHECKPOINTS.value or [config.model.source]) for c in spec.split(",") if c]
-    if not checkpoints:
-        raise UsageError("--checkpoint: no policy named")
-    paths = evaluate(config, checkpoints, _BENCHMARKS.value, _OUTPUT.value, limit=_LIMIT.value)  # a rerun resumes
+    try:  # a rerun resumes
+        paths = evaluate(_CONFIG.value, checkpoints, _BENCHMARKS.value, _OUTPUT.value, limit=_LIMIT.value)
+    except BenchmarkError as e:  # raised before anything is evaluated
+        raise UsageError(str(e)) from None
     print(Path(paths["markdown"]).read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")

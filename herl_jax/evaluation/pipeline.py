@@ -20,6 +20,7 @@ judge is configured.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -30,16 +31,16 @@ from typing import Sequence
 from ml_collections import ConfigDict
 
 from herl_jax.evaluation import summarize
-from herl_jax.evaluation.config import validate
-from herl_jax.evaluation.data import BENCHMARKS, HELDOUT, BenchmarkItem, load_benchmark
+from herl_jax.evaluation.config import EvalConfig, resolve
+from herl_jax.evaluation.data import HELDOUT, BenchmarkItem, load_benchmark
 from herl_jax.evaluation.generate import Policy, encode, generate_responses, length_sorted_batches
 from herl_jax.evaluation.grade import JUDGED, ChatJudge, Grader, grade_generations
 from herl_jax.evaluation.report import write_report
 from herl_jax.evaluation.revision import RevisionConfig, revise
 from herl_jax.evaluation.store import GradedRecords, ResultStore, sample_records, skipped_record
 from herl_jax.own_files import child, write_file
-from herl_jax.rubrics import JudgeConfig
 from herl_jax.sampling import SamplingConfig
+from herl_jax.training.run_config import ModelSection
 from herl_jax.workdir_lock import EVALUATE_LOCK_NAME, WorkdirLock
 
 log = logging.getLogger(__name__)
@@ -59,44 +60,39 @@ def parse_checkpoint(spec: str) -> tuple[str, str]:
     return (path.stem if path.suffix == ".gguf" else path.name) or spec, spec
 
 
-def make_judge(config: ConfigDict) -> ChatJudge | None:
-    """A ChatJudge for `config.judge`, or None when no endpoint is configured."""
-    return ChatJudge(JudgeConfig(**config.to_dict())) if config.base_url else None
-
-
 def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequence[str], output: str | Path,
              limit: int | None = None) -> dict[str, Path]:
-    """Evaluates every checkpoint (`LABEL=SOURCE` or `SOURCE`, loaded when first sampled) and writes the report
-    of `output`."""
-    policies = [(label, source, Policy(lambda source=source: _load(source, config.model)))
-                for label, source in map(parse_checkpoint, checkpoints)]
-    return evaluate_policies(config, policies, benchmarks, output, limit)
+    """Evaluates every checkpoint (`LABEL=SOURCE` or `SOURCE`, loaded when first sampled; none:
+    config.model.source) and writes the report of `output`."""
+    run = resolve(config, benchmarks)
+    policies = [(label, source, Policy(lambda source=source: _load(source, run.model)))
+                for label, source in map(parse_checkpoint, checkpoints or [run.model.source])]
+    return _evaluate(run, policies, output, limit)
 
 
 def evaluate_policies(config: ConfigDict, policies: Sequence[tuple[str, str, Policy]], benchmarks: Sequence[str],
                       output: str | Path, limit: int | None = None) -> dict[str, Path]:
     """`evaluate` of policies already built: each (label, source, policy), its results under `output`/label."""
-    validate(config)
-    unknown = set(benchmarks) - set(BENCHMARKS)
-    if unknown:
-        raise ValueError(f"unknown benchmarks {sorted(unknown)}; expected some of {list(BENCHMARKS)}")
-    if HELDOUT in benchmarks and not config.heldout.file:  # before any policy loads
-        raise ValueError("the heldout benchmark reads config.heldout.file, which is empty: name a data file, "
-                         "e.g. --config.heldout.file=bundled:small_if_validation.jsonl")
+    return _evaluate(resolve(config, benchmarks), policies, output, limit)
+
+
+def _evaluate(run: EvalConfig, policies: Sequence[tuple[str, str, Policy]], output: str | Path,
+              limit: int | None) -> dict[str, Path]:
     output = Path(output)
     folders = {label: child(output, label, "the checkpoint label") for label, _, _ in policies}  # before loading
     output.mkdir(parents=True, exist_ok=True)
+    judge = ChatJudge(run.judge) if run.judge else None
     # One evaluation per output folder: two would interleave their records and overwrite each other's summary.
     with (WorkdirLock(output, EVALUATE_LOCK_NAME, "output folder"),
-          Grader(make_judge(config.judge), config.checkers.workers, config.checkers.check_time_limit_s) as grader):
+          Grader(judge, run.checkers.workers, run.checkers.check_time_limit_s) as grader):
         for label, source, policy in policies:
             path = folders[label] / "summary.json"
             summary = _earlier_summary(path, label, source)
-            for name in benchmarks:
+            for name in run.benchmarks:
                 log.info("%s: %s", label, name)
-                result = run_benchmark(name, config, limit, policy, grader, folders[label] / name)
+                result = run_benchmark(name, run, limit, policy, grader, folders[label] / name)
                 summary["benchmarks"][name] = {**result, "date": datetime.date.today().isoformat(),
-                                               "settings": _settings(config, limit, name)}
+                                               "settings": _settings(run, limit, name)}
                 _write_json(path, summary)
     return write_report(output)
 
@@ -118,40 +114,39 @@ def _canonical(source: str) -> str:
     return str(Path(source).resolve()) if Path(source).exists() else source
 
 
-def _load(source: str, model_config: ConfigDict):
+def _load(source: str, model: ModelSection):
     from herl_jax.models import load_policy
 
-    return load_policy(source, dtype=model_config.dtype, attention_impl=model_config.attention_impl)
+    return load_policy(source, dtype=model.dtype, attention_impl=model.attention_impl)
 
 
-def run_benchmark(name: str, config: ConfigDict, limit: int | None, policy: Policy, grader: Grader,
+def run_benchmark(name: str, run: EvalConfig, limit: int | None, policy: Policy, grader: Grader,
                   folder: Path) -> dict:
     """One benchmark's summary: Pass@1, and pass@k and guided revision when configured."""
     if name in JUDGED and grader.judge is None:
         message = NO_JUDGE.format(name=name)
         log.warning(message)
         return {"skipped": "no judge", "message": message}
-    items = load_benchmark(name, limit, config.heldout.to_dict())
+    items = load_benchmark(name, limit, dataclasses.asdict(run.heldout))
     result, seconds = {}, {}
     start = time.monotonic()
-    greedy = SamplingConfig(n=1, temperature=0.0, **config.greedy.to_dict())
-    pass1 = collect(name, items, policy, grader, ResultStore(folder / "pass1.jsonl"), greedy, config.batch_size,
+    pass1 = collect(name, items, policy, grader, ResultStore(folder / "pass1.jsonl"), run.greedy, run.batch_size,
                     loose=True)
-    result["pass@1"] = summarize.pass1(name, pass1, config.healthbench.bootstrap_samples)
+    result["pass@1"] = summarize.pass1(name, pass1, run.healthbench.bootstrap_samples)
     seconds["pass@1"] = time.monotonic() - start
     has_rubric = all(item.rubric is not None for item in items)
-    if not has_rubric and (config.passk.n or config.revision.rounds):
+    if not has_rubric and (run.passk.n or run.revision.rounds):
         result["note"] = f"{name} has no binary rubric: no pass@k or guided revision"
-    if has_rubric and config.passk.n:
+    if has_rubric and run.passk.n:
         start = time.monotonic()
         passk_store = ResultStore(folder / "passk.jsonl")
-        passk = collect(name, items[:config.passk.limit or None], policy, grader, passk_store,
-                        _sampling(config, n=config.passk.n), config.batch_size)
-        result["pass@k"] = summarize.passk(passk, config.passk.ks, config.success_threshold)
+        passk = collect(name, items[:run.passk.limit or None], policy, grader, passk_store,
+                        run.sampling.replace(n=run.passk.n), run.batch_size)
+        result["pass@k"] = summarize.passk(passk, run.passk.ks, run.success_threshold)
         seconds["pass@k"] = time.monotonic() - start
-        if config.revision.rounds:
+        if run.revision.rounds:
             start = time.monotonic()
-            result["revision"] = _revision(name, items[:config.revision.limit or None], config, policy, grader,
+            result["revision"] = _revision(name, items[:run.revision.limit or None], run, policy, grader,
                                            folder, passk_store)
             seconds["revision"] = time.monotonic() - start
     result["seconds_this_run"] = seconds
@@ -184,35 +179,32 @@ def collect(benchmark: str, items: Sequence[BenchmarkItem], policy: Policy, grad
     return store.results(items)
 
 
-def _revision(name: str, items: Sequence[BenchmarkItem], config: ConfigDict, policy: Policy, grader: Grader,
+def _revision(name: str, items: Sequence[BenchmarkItem], run: EvalConfig, policy: Policy, grader: Grader,
               folder: Path, passk_store: ResultStore) -> dict:
     """Guided revision's curves, and pass@k / best-of-k at the same budget (k samples = k rounds) on the
     same items."""
-    prompt = ConfigDict(config.revision.prompt.to_dict())
-    prompt.template = config.revision.templates[name]
-    revision_config = RevisionConfig(rounds=config.revision.rounds, chains=config.revision.chains,
-                                     success_threshold=config.success_threshold,
-                                     max_prompt_len=config.revision.max_prompt_len, prompt=prompt)
-    records = revise(name, items, policy, grader, ResultStore(folder / "revision.jsonl"), _sampling(config, n=1),
-                     revision_config, config.batch_size)
-    rounds = config.revision.rounds
-    result = summarize.revision(GradedRecords.of(records), rounds, config.success_threshold)
-    same = summarize.passk(passk_store.results(items), range(1, rounds + 1), config.success_threshold)
+    section = run.revision
+    prompt = ConfigDict(section.prompt.to_dict())
+    prompt.template = section.templates[name]
+    revision_config = RevisionConfig(rounds=section.rounds, chains=section.chains,
+                                     success_threshold=run.success_threshold,
+                                     max_prompt_len=section.max_prompt_len, prompt=prompt)
+    records = revise(name, items, policy, grader, ResultStore(folder / "revision.jsonl"), run.sampling,
+                     revision_config, run.batch_size)
+    result = summarize.revision(GradedRecords.of(records), section.rounds, run.success_threshold)
+    same = summarize.passk(passk_store.results(items), range(1, section.rounds + 1), run.success_threshold)
     return {**result, "pass@k": same.get("pass@k", {}), "best_of_k": same.get("best_of_k", {})}
 
 
-def _sampling(config: ConfigDict, n: int) -> SamplingConfig:
-    return SamplingConfig(n=n, **config.sampling.to_dict())
-
-
-def _settings(config: ConfigDict, limit: int | None, benchmark: str) -> dict:
-    """What the numbers depend on (no secrets: the judge's key never enters the config)."""
+def _settings(run: EvalConfig, limit: int | None, benchmark: str) -> dict:
+    """What the numbers depend on, as configured (no secrets: the judge's key never enters the config)."""
+    config = run.raw
     return {"limit": limit, "model": config.model.to_dict(), "greedy": config.greedy.to_dict(),
             "sampling": config.sampling.to_dict(), "passk": config.passk.to_dict(),
             "revision": {k: v for k, v in config.revision.to_dict().items() if k != "prompt"},
             "success_threshold": config.success_threshold,
             **({"heldout": config.heldout.to_dict()} if benchmark == HELDOUT else {}),
-            "judge": {k: config.judge[k] for k in ("base_url", "model")} if config.judge.base_url else None}
+            "judge": {"base_url": run.judge.base_url, "model": run.judge.model} if run.judge else None}
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -24,7 +24,10 @@ def _fields_of(cls, config: Any) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class JudgeConfig:
-    """An OpenAI-compatible endpoint: OpenAI itself, or e.g. a vLLM server at http://host:8000/v1."""
+    """An OpenAI-compatible endpoint: OpenAI itself, or e.g. a vLLM server at http://host:8000/v1.
+
+    One set of defaults serves every judge, training's (`rubrics.judge`) and evaluation's (`judge`): each
+    asks for a short JSON verdict, so one request budget (retries, timeout, max_tokens) fits both."""
 
     base_url: str
     model: str

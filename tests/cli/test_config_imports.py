@@ -19,14 +19,17 @@ import sys
 from herl_jax.cli_flags import define_config_file, parse_flags
 flag = define_config_file("config", None, "config file")
 parse_flags(["prog", "--config", sys.argv[1]])
-from herl_jax.config import validate
-validate(flag.value)
+if sys.argv[1] == "configs/evaluate.py":
+    from herl_jax.evaluation.config import resolve
+else:
+    from herl_jax.config import validate as resolve
+resolve(flag.value)
 print([name for name in {HEAVY!r} if name in sys.modules])
 """
 
 
 @pytest.mark.parametrize("config", ["configs/demo.py", "configs/paper.py:qwen2.5-7b,herl,medical",
-                                    "configs/small.py:rlvr"])
+                                    "configs/small.py:rlvr", "configs/evaluate.py"])
 def test_loading_and_checking_a_config_imports_no_jax(config):
     done = subprocess.run([sys.executable, "-c", LOAD, config], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from herl_jax.evaluation.config import EvalConfigError, default_config, validate
+from herl_jax.evaluation.config import EvalConfigError, default_config, resolve
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,7 +80,7 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message, status):
     ({"revision.rounds": 2, "passk.n": 2, "revision.templates.ifeval": "nope"}, "revision.templates"),
     ({"judge.base_url": "http://127.0.0.1:1/v1"}, "judge.model"),
     ({"judge.base_url": "http://127.0.0.1:1/v1", "judge.model": "m", "judge.max_retry_after_s": -1.0},
-     "judge: max_retry_after_s"),
+     "judge.max_retry_after_s"),
     ({"batch_size": 0}, "batch_size"),
     ({"greedy.decode_slots": -1}, "greedy.decode_slots"),
     ({"sampling.decode_chunk": 0}, "sampling.decode_chunk"),
@@ -89,5 +89,5 @@ def test_invalid_values_are_refused_naming_the_key(overrides, key):
     c = default_config()
     c.update_from_flattened_dict(overrides)
     with pytest.raises(EvalConfigError, match=f"config.{key}"):
-        validate(c)
-    validate(default_config())
+        resolve(c)
+    resolve(default_config())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from herl_jax.evaluation.config import EvalConfigError, default_config, validate
+from herl_jax.evaluation.config import EvalConfigError, default_config, resolve
 from herl_jax.evaluation.pipeline import evaluate_policies
 from tests.evaluation.helpers import ScriptedPolicy
 
@@ -74,7 +74,7 @@ def test_a_format_without_programmatic_rubrics_is_refused():
     c = default_config()
     c.heldout.format = "rar"
     with pytest.raises(EvalConfigError, match="config.heldout.format"):
-        validate(c)
+        resolve(c)
 
 
 def test_cli_without_a_file_says_how_to_name_one(tmp_path):
