@@ -17,6 +17,7 @@ import os
 from typing import Any, Mapping
 
 from herl_jax.errors import UserError
+from herl_jax.sections import check
 
 ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
@@ -79,11 +80,9 @@ class ModelConfig:
             raise UnsupportedModelError(
                 f"unknown model family {self.family!r}; supported: {sorted(ARCHITECTURES.values())}"
             )
-        for name in ("param_dtype", "dtype"):
-            if getattr(self, name) not in DTYPES:
-                raise ValueError(f"{name}={getattr(self, name)!r}; expected one of {DTYPES}")
-        if self.attention_impl not in ATTENTION_IMPLS:
-            raise ValueError(f"attention_impl={self.attention_impl!r}; expected one of {ATTENTION_IMPLS}")
+        check(self, [(getattr(self, name) in DTYPES, name, f"expected one of {DTYPES}")
+                     for name in ("param_dtype", "dtype")]
+              + [(self.attention_impl in ATTENTION_IMPLS, "attention_impl", f"expected one of {ATTENTION_IMPLS}")])
         if self.num_heads % self.num_kv_heads:
             raise UnsupportedModelError(
                 f"num_attention_heads={self.num_heads} is not a multiple of "
