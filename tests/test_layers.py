@@ -12,7 +12,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "herl_jax"
 FLOORS = {
     "errors": -1,  # UserError, the base of every floor's input errors: imports nothing
-    "buckets": 0, "workdir_lock": 0, "own_files": 0, "chat_tokens": 0,  # helpers of every floor (the stdlib and errors only)
+    # helpers of every floor (the stdlib and errors only)
+    "buckets": 0, "workdir_lock": 0, "own_files": 0, "chat_tokens": 0, "sections": 0, "lazy": 0,
     "parallel": 1, "rubrics": 1,
     "models": 2, "herl": 2, "data": 2,
     "sampling": 3,

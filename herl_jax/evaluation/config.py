@@ -18,7 +18,7 @@ from herl_jax.herl import prompts
 from herl_jax.rubrics.config import JudgeConfig, ScorerConfig
 from herl_jax.sampling.config import SamplingConfig
 from herl_jax.sections import build_section, check, section_config
-from herl_jax.training.run_config import ModelSection
+from herl_jax.models.config import ModelSection
 
 
 class EvalConfigError(UserError, ValueError):

@@ -40,7 +40,7 @@ from herl_jax.evaluation.revision import RevisionConfig, revise
 from herl_jax.evaluation.store import GradedRecords, ResultStore, sample_records, skipped_record
 from herl_jax.own_files import child, write_file
 from herl_jax.sampling import SamplingConfig
-from herl_jax.training.run_config import ModelSection
+from herl_jax.models.config import ModelSection
 from herl_jax.workdir_lock import EVALUATE_LOCK_NAME, WorkdirLock
 
 log = logging.getLogger(__name__)

@@ -240,3 +240,17 @@ def _reject_unsupported_fields(hf: Mapping[str, Any], family: str) -> None:
         )
     if hf.get("quantization_config"):
         raise UnsupportedModelError("quantized checkpoints (quantization_config) are not supported")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    """The `model` config section (training and evaluation): which policy to load and how it computes."""
+
+    source: str = "smollm2-135m-instruct"  # HF checkpoint dir, .gguf file or built-in name
+    dtype: str = "bfloat16"  # compute dtype; master params and optimizer state stay float32
+    attention_impl: str = "auto"  # auto | xla | cudnn
+    remat: bool = True  # recompute layer activations in the backward pass
+
+    def __post_init__(self):
+        check(self, [(self.dtype in DTYPES, "dtype", f"expected one of {DTYPES}"),
+                     (self.attention_impl in ATTENTION_IMPLS, "attention_impl", f"expected one of {ATTENTION_IMPLS}")])

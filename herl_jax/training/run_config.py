@@ -23,7 +23,7 @@ from herl_jax.data import DataConfig
 from herl_jax.data import default_config as data_config
 from herl_jax.errors import UserError
 from herl_jax.herl.config import HerlConfig
-from herl_jax.models.config import ATTENTION_IMPLS, DTYPES
+from herl_jax.models.config import ModelSection
 from herl_jax.rubrics import ScorerConfig
 from herl_jax.sampling import SamplingConfig
 from herl_jax.sections import build_section, check, section_config
@@ -58,20 +58,6 @@ def base_config() -> ConfigDict:
     # of every process. Default: FSDP over all devices (one device: no sharding).
     c.parallel = parallel.default_config()
     return c
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSection:
-    """Which policy to load and how it computes."""
-
-    source: str = "smollm2-135m-instruct"  # HF checkpoint dir, .gguf file or built-in name
-    dtype: str = "bfloat16"  # compute dtype; master params and optimizer state stay float32
-    attention_impl: str = "auto"  # auto | xla | cudnn
-    remat: bool = True  # recompute layer activations in the backward pass
-
-    def __post_init__(self):
-        check(self, [(self.dtype in DTYPES, "dtype", f"expected one of {DTYPES}"),
-                     (self.attention_impl in ATTENTION_IMPLS, "attention_impl", f"expected one of {ATTENTION_IMPLS}")])
 
 
 @dataclasses.dataclass(frozen=True)
