@@ -136,23 +136,45 @@ class _Compiler:
                              memory.temp_size_in_bytes, seconds, ideal), outputs
 
 
+@dataclasses.dataclass(frozen=True)
+class _Model:
+    """A config's model on the mesh, abstract: its graph, float32 master and compute-dtype parameters
+    (ShapeDtypeStructs carrying their shardings), and how to describe more abstract arrays."""
+
+    cfg: object
+    graphdef: object
+    params: object  # nnx.State of ShapeDtypeStructs, unsharded
+    master: object
+    compute: object
+    mesh: object
+    rules: object
+
+    def host(self, shape, dtype):
+        """An abstract array replicated on the mesh (what the host hands a program)."""
+        import jax
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=NamedSharding(self.mesh, PartitionSpec()))
+
+    def abstract(self, tree, dtype=None):
+        """`tree` as abstract arrays laid out by the rules (in `dtype` if given)."""
+        import jax
+
+        from herl_jax import parallel
+
+        shardings = parallel.tree_shardings(tree, self.mesh, self.rules)
+        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, dtype or x.dtype, sharding=s), tree, shardings)
+
+
 def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Path) -> tuple[list[ProgramReport], dict]:
     """The reports of every program of `config` on `num_devices` devices, and the programs' counts."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
     from flax import nnx
-    from jax.sharding import NamedSharding, PartitionSpec
 
     from herl_jax import parallel
     from herl_jax.models import Decoder
-    from herl_jax.plan import _training_length, model_config_for, sampler_calls
-    from herl_jax.sampling import slots as slot_programs
-    from herl_jax.sampling.sampler import refill_count
-    from herl_jax.config import validate
-    from herl_jax.training.learner import Learner
-    from herl_jax.training.loss import Normalizer
-    from herl_jax.training.optim import make_optimizer
+    from herl_jax.plan import model_config_for
 
     m = config.model
     cfg, _ = model_config_for(m.source, dtype=m.dtype, param_dtype="float32", attention_impl=m.attention_impl,
@@ -160,81 +182,101 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
     if layers:
         cfg = dataclasses.replace(cfg, num_layers=layers)
     mesh = parallel.make_mesh(parallel.MeshConfig.from_config(config.parallel), jax.devices()[:num_devices])
-    rules = parallel.DEFAULT_RULES
-    replicated = NamedSharding(mesh, PartitionSpec())
-    compile_one = _Compiler(dump_dir, num_devices)
-
-    def abstract(tree, dtype=None):
-        shardings = parallel.tree_shardings(tree, mesh, rules)
-        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, dtype or x.dtype, sharding=s), tree, shardings)
-
-    def host(shape, dtype):
-        return jax.ShapeDtypeStruct(shape, dtype, sharding=replicated)
-
     graphdef, params = nnx.split(nnx.eval_shape(lambda: Decoder(cfg, nnx.Rngs(0))), nnx.Param)
-    master = abstract(params)
-    compute = abstract(params, jnp.dtype(cfg.dtype))
-    run = validate(config)
-    tx = make_optimizer(run.optim)
-    learner = Learner(nnx.merge(graphdef, master), tx, run.learner, rules)
-    param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(compute))
-    fsdp = parallel.shards("embed", mesh, rules)
+    model = _Model(cfg, graphdef, params, None, None, mesh, parallel.DEFAULT_RULES)
+    model = dataclasses.replace(model, master=model.abstract(params), compute=model.abstract(params, jnp.dtype(cfg.dtype)))
+    compile_one = _Compiler(dump_dir, num_devices)
+    sampler_reports, shards = _sampler_reports(config, model, compile_one)
+    return _training_reports(config, model, compile_one) + sampler_reports, program_counts(config, shards)
 
-    reports = []
-    rows = run.learner.micro_batch_size
-    widths = sorted({_training_width(config, "rollout"), _training_length(config)})
-    for width in widths:
+
+def _training_reports(config, model: _Model, compile_one: _Compiler) -> list[ProgramReport]:
+    """The learner's programs: a micro-batch forward + backward and its log-probs at each training width,
+    and the optimizer step."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from herl_jax import parallel
+    from herl_jax.config import validate
+    from herl_jax.plan import _training_length
+    from herl_jax.training.learner import Learner
+    from herl_jax.training.loss import Normalizer
+    from herl_jax.training.optim import make_optimizer
+
+    run, host = validate(config), model.host
+    tx = make_optimizer(run.optim)
+    learner = Learner(nnx.merge(model.graphdef, model.master), tx, run.learner, model.rules)
+    param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(model.compute))
+    ideal = fsdp_ideal_bytes(param_bytes, parallel.shards("embed", model.mesh, model.rules))
+    reports, rows = [], run.learner.micro_batch_size
+    for width in sorted({_training_width(config, "rollout"), _training_length(config)}):
         micro = {k: host((rows, width), jnp.int32) for k in ("input_ids", "attention_mask", "positions", "targets")}
+        inputs = dict(micro)
         micro.update(loss_mask=host((rows, width), jnp.bool_), advantages=host((rows,), jnp.float32),
                      is_revision=host((rows,), jnp.bool_))
         logp = host((rows, width), jnp.float32)
         normalizer = Normalizer(*(host((), jnp.float32) for _ in Normalizer._fields))
         shape = f"{rows} rows x {width}"
-        reports.append(compile_one("train micro-batch", shape, learner._accumulate, compute, master, micro, logp,
-                                   logp, normalizer, ideal=fsdp_ideal_bytes(param_bytes, fsdp))[0])
-        inputs = {k: micro[k] for k in ("input_ids", "attention_mask", "positions", "targets")}
-        reports.append(compile_one("log-probs", shape, learner._compute_logprobs, compute, inputs,
-                                   ideal=fsdp_ideal_bytes(param_bytes, fsdp) / 3)[0])
-    opt_state = jax.eval_shape(tx.init, params)
-    state = type(learner.state_shardings)(master, abstract(opt_state), host((), jnp.int32))
-    reports.append(compile_one("optimizer step", "all parameters", learner._apply, state, master,
+        reports.append(compile_one("train micro-batch", shape, learner._accumulate, model.compute, model.master, micro,
+                                   logp, logp, normalizer, ideal=ideal)[0])
+        reports.append(compile_one("log-probs", shape, learner._compute_logprobs, model.compute, inputs,
+                                   ideal=ideal / 3)[0])
+    state = type(learner.state_shardings)(model.master, model.abstract(jax.eval_shape(tx.init, model.params)),
+                                          host((), jnp.int32))
+    reports.append(compile_one("optimizer step", "all parameters", learner._apply, state, model.master,
                                host((), jnp.float32))[0])
+    return reports
 
-    decode = parallel.decode_rules(rules)
+
+def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[list[ProgramReport], int]:
+    """The sampler's programs in the decode layout: the weight copy, and per sampler call its prefill,
+    refill and decode step (with the step's predicted time); and the batch shards they run on."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+
+    from herl_jax import parallel
+    from herl_jax.plan import sampler_calls
+    from herl_jax.sampling import slots as slot_programs
+    from herl_jax.sampling.sampler import refill_count
+
+    cfg, graphdef, mesh, host = model.cfg, model.graphdef, model.mesh, model.host
+    decode = parallel.decode_rules(model.rules)
     shards = parallel.shards("batch", mesh, decode)
-    sample_state = nnx.State(dict(compute.items()))
+    state = nnx.State(dict(model.compute.items()))
     weights_report, weights = compile_one("decode weights copy", "all parameters", slot_programs.decode_weights,
-                                          graphdef, sample_state, mesh=mesh, rules=decode)
-    reports.append(weights_report)
+                                          graphdef, state, mesh=mesh, rules=decode)
+    reports = [weights_report]
+    key = jax.eval_shape(lambda: jax.random.key(0))
     for call in sampler_calls(config, shards):
         section = config.rollout if call.name != "revisions" else config.revision
         ids = host((call.padded_prompts, call.prompt_len), jnp.int32)
         pieces = slot_programs.prefill_pieces(call.padded_prompts, call.prompt_len, shards)
         prefill_report, prompts = compile_one(
             "prefill", f"{call.name}: {call.padded_prompts} prompts x {call.prompt_len}, {pieces} pieces",
-            slot_programs.prefill, graphdef, sample_state, weights, ids, ids, pieces=pieces, mesh=mesh, rules=decode)
-        reports.append(prefill_report)
+            slot_programs.prefill, graphdef, state, weights, ids, ids, pieces=pieces, mesh=mesh, rules=decode)
         _, slots = compile_one("empty slots", "", slot_programs.empty_slots, cfg=cfg, num_slots=call.slots,
                                cache_len=call.prompt_len + call.max_new, max_new=call.max_new,
                                pad_id=0, mesh=mesh, rules=decode)
         settings = slot_programs.DrawSettings(section.temperature, section.top_k, section.top_p, (0,), call.max_new)
-        key = jax.eval_shape(lambda: jax.random.key(0))
         count = refill_count(section.decode_slots, call.slots)
         assign = host((count,), jnp.int32)
-        reports.append(compile_one("refill", f"{call.name}: {count} of {call.slots} slots", slot_programs.refill,
-                                   slots, prompts, assign, assign, assign, key, settings=settings, mesh=mesh,
-                                   rules=decode)[0])
+        refill_report = compile_one("refill", f"{call.name}: {count} of {call.slots} slots", slot_programs.refill,
+                                    slots, prompts, assign, assign, assign, key, settings=settings, mesh=mesh,
+                                    rules=decode)[0]
         window = call.prompt_len + call.max_new
         step = compile_one("decode step", f"{call.name}: {call.slots} slots, window {window}",
-                           slot_programs.decode_chunk, graphdef, sample_state, weights, slots, key, np.int32(1),
+                           slot_programs.decode_chunk, graphdef, state, weights, slots, key, np.int32(1),
                            settings=settings, steps=section.decode_chunk, window=window, mesh=mesh, rules=decode,
                            per="decode step")[0]
         # Read per step: this device's weights, and its rows' keys and values over the (largest) window.
         rows_here = math.ceil(call.slots / shards)
         kv_read = rows_here * window * cfg.num_layers * 2 * cfg.num_kv_heads * cfg.head_dim * jnp.dtype(cfg.dtype).itemsize
         predicted, roofline = decode_step_time(weights_report.output_bytes + kv_read, step.collectives, step.bytes_sent)
-        reports.append(dataclasses.replace(step, predicted_s=predicted, roofline_s=roofline))
-    return reports, program_counts(config, shards)
+        reports += [prefill_report, refill_report, dataclasses.replace(step, predicted_s=predicted, roofline_s=roofline)]
+    return reports, shards
 
 
 def _training_width(config, section: str) -> int:

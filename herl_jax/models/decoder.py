@@ -265,24 +265,9 @@ class Decoder(nnx.Module):
         the dense mask; padding positions' outputs differ (and are not to be read)."""
         cfg = self.cfg
         attention_mask = attention_mask.astype(jnp.int32)
-        batch, t = input_ids.shape
-        lengths = None
-        if right_padded:
-            if cache is not None:
-                raise ValueError("right_padded is for a forward without a cache")
-            if _lengths_form(_attention_impl(cfg)):
-                # An all-padding row (the collate's filler rows) gets length 1, so no kernel is asked for
-                # an empty softmax: its position 0 attends to its own padding key, a finite output that,
-                # like every padding position's, nothing reads.
-                lengths = jnp.maximum(attention_mask.sum(axis=1), 1)
-        if cache is None:
-            key_valid = attention_mask.astype(bool)
-            slot = jnp.arange(t)[None, :]
-            start_len = jnp.zeros((batch,), jnp.int32)
-        else:
-            slot = cache.index[:, None] + jnp.arange(t)  # [B, T]
-            key_valid = write_rows(cache.key_valid, attention_mask.astype(bool), cache.index)
-            start_len = cache.lengths
+        t = input_ids.shape[1]
+        lengths = _causal_lengths(cfg, attention_mask, right_padded, cache)
+        slot, key_valid, start_len = _key_slots(attention_mask, cache)
         if positions is None:
             positions = jnp.maximum(start_len[:, None] + jnp.cumsum(attention_mask, axis=1) - 1, 0)
         window = key_valid.shape[1] if window is None else window
@@ -337,6 +322,30 @@ def _attention_impl(cfg: ModelConfig) -> str:
         return cfg.attention_impl
     on_gpu = jax.default_backend() == "gpu"
     return "cudnn" if on_gpu and cfg.dtype in ("bfloat16", "float16") else "xla"
+
+
+def _causal_lengths(cfg: ModelConfig, attention_mask, right_padded: bool, cache) -> jax.Array | None:
+    """Per-row lengths [B] for attention by causal mask type and lengths, where the caller declares its rows
+    right-padded and the implementation takes that form (`_lengths_form`); else None: the dense mask.
+
+    An all-padding row (the collate's filler rows) gets length 1, so no kernel is asked for an empty
+    softmax: its position 0 attends to its own padding key, a finite output that, like every padding
+    position's, nothing reads."""
+    if not right_padded:
+        return None
+    if cache is not None:
+        raise ValueError("right_padded is for a forward without a cache")
+    return jnp.maximum(attention_mask.sum(axis=1), 1) if _lengths_form(_attention_impl(cfg)) else None
+
+
+def _key_slots(attention_mask, cache: KVCache | None):
+    """(slot [B or 1, T]: the cache slot of each new token, key_valid [B, S]: which slots hold keys,
+    start_len [B]: tokens each row had before) for new tokens with attention_mask [B, T] (int32)."""
+    batch, t = attention_mask.shape
+    if cache is None:
+        return jnp.arange(t)[None, :], attention_mask.astype(bool), jnp.zeros((batch,), jnp.int32)
+    slot = cache.index[:, None] + jnp.arange(t)
+    return slot, write_rows(cache.key_valid, attention_mask.astype(bool), cache.index), cache.lengths
 
 
 def _lengths_form(impl: str) -> bool:
