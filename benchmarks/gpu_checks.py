@@ -80,7 +80,7 @@ def bf16_step(dry_run: bool) -> dict:
     from benchmarks.train_step import make_batch
     from herl_jax.models import Decoder, ModelConfig
     from herl_jax.models.shapes import known_model_config
-    from herl_jax.training import Learner, LearnerConfig, LossConfig, OptimConfig, PPOConfig, make_optimizer
+    from herl_jax.learner import Learner, LearnerConfig, LossConfig, OptimConfig, PPOConfig, make_optimizer
     from herl_jax.training.run_config import TrainerSection
 
     cfg = (ModelConfig.from_hf_dict(dict(TINY_LLAMA, architectures=["LlamaForCausalLM"])) if dry_run

@@ -9,7 +9,7 @@
                                                        28 layers, 3.0B params: fp32 master weights, AdamW
                                                        state, gradients and a bf16 sampling copy take
                                                        ~20 bytes/param on either side, 150 GB for all 28)
-A step is the trainer's own ``RLStep`` (herl_jax/training/rl_step.py), timed as it is: sample N per prompt -> score with the bundled data's programmatic
+A step is the trainer's own ``RLStep`` (herl_jax/step/rl_step.py), timed as it is: sample N per prompt -> score with the bundled data's programmatic
 rubrics -> revise each group's best rollout -> score -> assemble groups -> old log-probs -> one PPO
 mini-batch update (AdamW), from configs/demo.py with the sizes above. Both sides run the very same host
 code (``rl_step.Collector`` with its ``sampler``); only the device work differs:
@@ -63,8 +63,8 @@ from herl_jax.models.shapes import KNOWN_MODELS, known_model_config  # noqa: E40
 from herl_jax.rubrics import RubricScorer  # noqa: E402
 from herl_jax.sampling import generate  # noqa: E402
 from herl_jax.sampling import pad_id_for  # noqa: E402
-from herl_jax.training import Learner, make_optimizer  # noqa: E402
-from herl_jax.training.rl_step import Collector, RLStep, StepSettings, frozen_copy  # noqa: E402
+from herl_jax.learner import Learner, make_optimizer  # noqa: E402
+from herl_jax.step.rl_step import Collector, RLStep, StepSettings, frozen_copy  # noqa: E402
 
 BUILTIN = "smollm2-135m-instruct"
 DEFAULTS = {

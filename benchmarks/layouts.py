@@ -113,7 +113,7 @@ def train(dry_run: bool) -> dict:
 
     from benchmarks.train_step import make_batch
     from herl_jax.models import Decoder
-    from herl_jax.training import Learner, LearnerConfig, LossConfig, OptimConfig, PPOConfig, make_optimizer
+    from herl_jax.learner import Learner, LearnerConfig, LossConfig, OptimConfig, PPOConfig, make_optimizer
     from herl_jax.training.run_config import TrainerSection
 
     shape = dict(rows=2, seq=32, layers=2) if dry_run else TRAIN

@@ -98,7 +98,7 @@ def run_jax(args) -> dict:
     from flax import nnx
 
     from herl_jax.models import Decoder
-    from herl_jax.training import Learner, LearnerConfig, LossConfig, OptimConfig, PPOConfig, make_optimizer
+    from herl_jax.learner import Learner, LearnerConfig, LossConfig, OptimConfig, PPOConfig, make_optimizer
 
     cfg = model_config(args)
     model = Decoder(cfg, nnx.Rngs(0))
@@ -133,7 +133,7 @@ def run_torch(args) -> dict:
     import transformers
 
     from baselines.torch.loss import LossConfig
-    from herl_jax.training.config import OptimConfig
+    from herl_jax.learner.config import OptimConfig
     from baselines.torch.train_step import compute_logprobs, train_step
 
     if args.torch_threads:

@@ -200,9 +200,9 @@ def _training_reports(config, model: _Model, compile_one: _Compiler) -> list[Pro
     from herl_jax import parallel
     from herl_jax.config import validate
     from herl_jax.plan import _training_length
-    from herl_jax.training.learner import Learner
-    from herl_jax.training.loss import Normalizer
-    from herl_jax.training.optim import make_optimizer
+    from herl_jax.learner.learner import Learner
+    from herl_jax.learner.loss import Normalizer
+    from herl_jax.learner.optim import make_optimizer
 
     run, host = validate(config), model.host
     tx = make_optimizer(run.optim)

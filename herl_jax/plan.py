@@ -32,7 +32,7 @@ from herl_jax.models import Decoder, KVCache, ModelConfig
 from herl_jax.models.decoder import outside_layers
 from herl_jax.models.loading import resolve_source
 from herl_jax.models.shapes import KNOWN_MODELS, find_known_model, known_model_config
-from herl_jax.training.optim import make_optimizer
+from herl_jax.learner.optim import make_optimizer
 
 GIB = 1024**3
 

@@ -17,10 +17,12 @@ FLOORS = {
     "parallel": 1, "rubrics": 1,
     "models": 2, "herl": 2, "data": 2,
     "sampling": 3,
-    "training": 4, "evaluation": 4,
-    "reporting": 5,  # the report over finished runs: an entry point's package
+    "learner": 4, "evaluation": 4,  # the policy update (device code and its host driver); evaluation
+    "step": 5,  # one RL step: sample, score, revise, assemble, update
+    "training": 6,  # the run's lifecycle: run config, trainer loop, checkpoints, logs, health
+    "reporting": 7,  # the report over finished runs: an entry point's package
 }
-TOP = 5  # entry points and anything not listed (train.py, evaluate.py, config.py, ...)
+TOP = 7  # entry points and anything not listed (train.py, evaluate.py, config.py, ...)
 
 
 def _unit(module: str) -> str:

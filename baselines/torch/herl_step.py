@@ -30,9 +30,9 @@ from baselines.torch.train_step import compute_logprobs, train_step
 from herl_jax.buckets import prompt_bucket_len
 from herl_jax.models import ModelConfig
 from herl_jax.sampling import SampleOutput, SamplingConfig
-from herl_jax.training.rl_step import Collector, StepSettings, collate_step, step_metrics as rl_step_metrics
+from herl_jax.step.rl_step import Collector, StepSettings, collate_step, step_metrics as rl_step_metrics
 from herl_jax.training.run_config import RunConfig
-from herl_jax.training.seeds import shuffle_rng
+from herl_jax.learner.seeds import shuffle_rng
 
 
 @dataclasses.dataclass
@@ -126,7 +126,7 @@ def torch_generate(policy: TorchPolicy, prompts: Sequence[Sequence[int]], config
 
 
 class TorchHeRLStep:
-    """Our RL step (``herl_jax.training.rl_step.RLStep``), with PyTorch doing the device work.
+    """Our RL step (``herl_jax.step.rl_step.RLStep``), with PyTorch doing the device work.
 
     model: a transformers causal LM with float32 parameters on its device (trained in place).
     model_cfg: our ModelConfig of it (stop ids). run: the typed run config (``herl_jax.config.validate``).

@@ -1,6 +1,6 @@
 """The HeRL policy loss in PyTorch, as a careful PyTorch user would write it (the speed baseline).
 
-Same switches and conventions as ``herl_jax.training.loss`` but written independently from the
+Same switches and conventions as ``herl_jax.learner.loss`` but written independently from the
 equations (docs/algorithm.md §3, §7): per loss token, ρ = exp(logp − old_logp);
   original rows:  −min(ρA, clip(ρ, 1−ε_low, 1+ε_high)A), capped at −cA for A < 0 with dual clip c;
   revision rows:  −f(x)A, f(x) = x/(x+γ), x = ρ ("ratio") or exp(logp) ("prob"), unclipped;

@@ -36,7 +36,7 @@ class GenerateTimer:
 
 def step_metrics(timer: GenerateTimer, metrics: dict[str, float]) -> dict[str, float]:
     """The timings and counts both frameworks report for a step, from the step's metrics
-    (``herl_jax.training.rl_step.step_metrics``, which both sides compute) and the generate timer."""
+    (``herl_jax.step.rl_step.step_metrics``, which both sides compute) and the generate timer."""
     out = {
         "rollout_seconds": timer.seconds["rollout"], "rollout_tokens": timer.tokens["rollout"],
         "revision_seconds": timer.seconds["revision"], "revision_tokens": timer.tokens["revision"],

@@ -1,6 +1,6 @@
 """Exchanging host values (prompt lists, scored groups) between the processes of a multi-process run.
 
-Each process does the host work for its own share of a step's data (see herl_jax.training.rl_step);
+Each process does the host work for its own share of a step's data (see herl_jax.step.rl_step);
 these collectives let every process see what the others made of theirs, and `joint_pieces` joins their
 shares into the batches of a call they make together. With one process they return at once, without
 touching JAX's distributed runtime.

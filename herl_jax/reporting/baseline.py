@@ -3,7 +3,7 @@
   python -m herl_jax.reporting.baseline --config configs/small.py --output DIR [--config.KEY=VALUE ...]
 
 Greedy replies of `model.source` to the first `trainer.validation_prompts` validation examples of the
-training config, scored by its rubric scorer: `herl_jax.training.held_out.score_held_out`, the trainer's
+training config, scored by its rubric scorer: `herl_jax.step.held_out.score_held_out`, the trainer's
 `validation/*` path, which logs only means. Writes DIR/baseline.json: the mean reward and success rate with
 their standard errors, the pass rate of each instruction id, and one record per prompt (id, reward, each
 item met or not, reply).
@@ -70,7 +70,7 @@ def measure(config) -> dict:
     from herl_jax.models import load_policy
     from herl_jax.rubrics import RubricScorer
     from herl_jax.sampling import generate, pad_id_for
-    from herl_jax.training.held_out import score_held_out
+    from herl_jax.step.held_out import score_held_out
     from herl_jax.training.run_config import resolve
 
     run = resolve(config)

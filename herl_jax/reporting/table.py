@@ -5,7 +5,7 @@ Runs pool into one configuration when their config.json files differ only in `tr
 stats.py); every run that is not finished gets a row of its own with its status and its latest numbers,
 so nothing is dropped and no half-trained run moves a mean.
 
-Per run (metrics.jsonl, training/rl_step.py's names):
+Per run (metrics.jsonl, step/rl_step.py's names):
 - validation reward / success rate, final: the last logged `validation/reward_mean` / `validation/success_rate`;
   best: their maximum over the run;
 - revision rate, gain, success: the mean over logged steps of `revision/rate`, `revision/gain` and

@@ -1,19 +1,14 @@
-"""Training: the run config (run_config; the train section's dataclasses in config), one RL step's host
-phases and sampling (phases, sample_and_score, held_out, rl_step), the learner (learner: jitted log-probs and
-optimizer step; micro_batches, update: the PPO loop on the host), and the trainer loop with its checkpoints,
-logs and health checks (trainer). Exported here: what a policy update needs (the train section's config,
-token_logprobs, the loss, the optimizer, Learner, update_policy).
+"""Training: the run's lifecycle. The run config (run_config: every section composed, checked once), the checks
+before any model loads (preflight), the trainer loop (trainer) with its checkpoints, compilation cache, metrics
+log, run record and health checks. One RL step is herl_jax.step's; the policy update herl_jax.learner's.
+Exported here: what starts a run.
 
-Names load with their module when first used (herl_jax.lazy): the config modules need no JAX.
+Names load with their module when first used (herl_jax.lazy): the config module needs no JAX.
 """
 
 from herl_jax.lazy import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
-    "config": ("LearnerConfig", "LossConfig", "OptimConfig", "PPOConfig", "default_config"),
-    "learner": ("Learner", "TrainState"),
-    "logprobs": ("token_logprobs",),
-    "loss": ("Normalizer", "mini_batch_normalizer", "policy_loss"),
-    "optim": ("make_optimizer",),
-    "update": ("update_policy",),
+    "run_config": ("ConfigError", "RunConfig", "base_config", "resolve"),
+    "trainer": ("Trainer",),
 })

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Any
 
 from ml_collections import ConfigDict
@@ -23,13 +22,12 @@ from herl_jax.data import DataConfig
 from herl_jax.data import default_config as data_config
 from herl_jax.errors import UserError
 from herl_jax.herl.config import HerlConfig
+from herl_jax.learner import config as train_config
+from herl_jax.learner.config import LearnerConfig, LossConfig, OptimConfig, PPOConfig
 from herl_jax.models.config import ModelSection
 from herl_jax.rubrics import ScorerConfig
-from herl_jax.sampling import SamplingConfig
 from herl_jax.sections import build_section, check, section_config
-from herl_jax.training import config as train_config
-from herl_jax.training.config import LearnerConfig, LossConfig, OptimConfig, PPOConfig
-
+from herl_jax.step.config import SampleSection
 
 class ConfigError(UserError, ValueError):
     """An unknown key or an invalid value in the training config."""
@@ -58,38 +56,6 @@ def base_config() -> ConfigDict:
     # of every process. Default: FSDP over all devices (one device: no sharding).
     c.parallel = parallel.default_config()
     return c
-
-
-@dataclasses.dataclass(frozen=True)
-class SampleSection:
-    """How the step samples rollouts (``n`` per prompt) or revisions (one each): RL needs temperature > 0.
-    The sampler's settings default to the sampler's own (SamplingConfig documents them; decode_slots,
-    decode_chunk and cache_block are continuous batching's)."""
-
-    n: int = 1
-    max_new_tokens: int = 4096  # the paper's response budget
-    temperature: float = SamplingConfig.temperature
-    top_p: float = SamplingConfig.top_p
-    top_k: int = SamplingConfig.top_k
-    max_prompt_len: int = SamplingConfig.max_prompt_len
-    prompt_bucket: int = SamplingConfig.prompt_bucket
-    decode_slots: int = SamplingConfig.decode_slots
-    decode_chunk: int = SamplingConfig.decode_chunk
-    cache_block: int = SamplingConfig.cache_block
-
-    def __post_init__(self):
-        # The RL rule here; every other field's rule is SamplingConfig's (checked by building one).
-        check(self, [(math.isfinite(self.temperature) and self.temperature > 0, "temperature",
-                      "must be finite and > 0 (RL needs sampling)")])
-        self.sampling(seed=0, stop_token_ids=())
-
-    def sampling(self, seed: int, stop_token_ids: tuple[int, ...], n: int | None = None) -> SamplingConfig:
-        """The sampler's settings for one call (``n`` overrides the section's, e.g. 1 for greedy validation)."""
-        return SamplingConfig(n=self.n if n is None else n, max_new_tokens=self.max_new_tokens,
-                              temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                              stop_token_ids=stop_token_ids, seed=seed, max_prompt_len=self.max_prompt_len,
-                              prompt_bucket=self.prompt_bucket, decode_slots=self.decode_slots,
-                              decode_chunk=self.decode_chunk, cache_block=self.cache_block)
 
 
 @dataclasses.dataclass(frozen=True)

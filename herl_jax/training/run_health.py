@@ -1,7 +1,7 @@
 """When a run must stop as failed rather than train on: steps that learn nothing, in a row.
 
 - Non-finite: an optimizer update whose loss or gradient norm is not finite is skipped on the device (the
-  state stays the previous one, bit for bit; herl_jax.training.learner) and counted in the step's
+  state stays the previous one, bit for bit; herl_jax.learner.learner) and counted in the step's
   `train/skipped_nonfinite`. After `trainer.max_nonfinite_steps` RL steps in a row with a skipped update,
   the run stops.
 - Empty: a step with no trainable group (every prompt skipped or every sample dropped, e.g. the judge down)

@@ -23,17 +23,17 @@ from tqdm import tqdm
 
 from herl_jax import parallel
 from herl_jax.data import load_dataset
+from herl_jax.learner.learner import Learner
+from herl_jax.learner.optim import make_optimizer
 from herl_jax.models import export_hf, load_policy
 from herl_jax.own_files import refuse_link, write_file
 from herl_jax.rubrics import RubricScorer
 from herl_jax.sampling import pad_id_for
+from herl_jax.step.rl_step import Collector, RLStep, StepSettings, frozen_copy
 from herl_jax.training.checkpoints import Checkpointer
 from herl_jax.training.compile_cache import enable_compilation_cache
-from herl_jax.training.learner import Learner
 from herl_jax.training.metrics_writer import METRICS_FILE, MetricsWriter
-from herl_jax.training.optim import make_optimizer
 from herl_jax.training.preflight import check_before_loading
-from herl_jax.training.rl_step import Collector, RLStep, StepSettings, frozen_copy
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth
 from herl_jax.training.run_record import record_config, record_git_revision

@@ -38,7 +38,7 @@ def train_batch():
 
 def step_config():
     from tests.training.tiny import LOSS
-    from herl_jax.training import LearnerConfig
+    from herl_jax.learner import LearnerConfig
 
     return LearnerConfig(LOSS, micro_batch_size=8, temperature=0.7, logprob_chunk_size=8)
 
@@ -46,7 +46,7 @@ def step_config():
 def optimizer():
     """The trainer's AdamW. eps is large so one step's update is smooth in the gradient (with a tiny eps the
     first AdamW step is ~lr * sign(gradient), which flips on gradients that are zero up to rounding)."""
-    from herl_jax.training import OptimConfig, make_optimizer
+    from herl_jax.learner import OptimConfig, make_optimizer
 
     return make_optimizer(OptimConfig(lr=1e-2, eps=1e-3))
 

@@ -32,7 +32,7 @@ from jax.experimental import multihost_utils  # noqa: E402
 
 from herl_jax.models import export_hf, load_model  # noqa: E402
 from herl_jax.sampling import SamplingConfig, generate  # noqa: E402
-from herl_jax.training import Learner  # noqa: E402
+from herl_jax.learner import Learner  # noqa: E402
 from herl_jax.training.checkpoints import Checkpointer  # noqa: E402
 from tests.parallel.common import (  # noqa: E402
     PROMPTS, max_difference, one_train_step, optimizer, step_config, tiny_model, train_batch,

@@ -13,8 +13,8 @@ from jax._src.cudnn import fused_attention_stablehlo
 
 from herl_jax import parallel
 from herl_jax.sampling import slots as slot_programs
-from herl_jax.training import Learner
-from herl_jax.training.loss import Normalizer, mini_batch_normalizer
+from herl_jax.learner import Learner
+from herl_jax.learner.loss import Normalizer, mini_batch_normalizer
 from tests.training.tiny import STEP, random_batch, tiny_model
 
 CUDA = ("cuda",)

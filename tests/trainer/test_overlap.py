@@ -10,7 +10,7 @@ import pytest
 
 from herl_jax.models import load_policy
 from herl_jax.sampling import SampleOutput, SamplingConfig, decode_completions, generate
-from herl_jax.training.sample_and_score import ScoringTask, sample_and_score
+from herl_jax.step.sample_and_score import ScoringTask, sample_and_score
 
 PROMPTS = [[1, 2, 3, 4], [5, 6, 7], [8, 9, 10, 11, 12], [13, 14], [15, 16, 17, 18]]
 CONFIG = SamplingConfig(n=2, max_new_tokens=6, temperature=1.0, seed=7, prompt_bucket=8)

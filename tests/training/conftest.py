@@ -2,7 +2,7 @@
 
 import pytest
 
-from herl_jax.training import Learner
+from herl_jax.learner import Learner
 from tests.training.tiny import STEP, random_batch, sgd_recording_gradient, tiny_model
 
 

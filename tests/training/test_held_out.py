@@ -14,8 +14,8 @@ from herl_jax.data import Example
 from herl_jax.models import load_tokenizer
 from herl_jax.rubrics import ItemVerdict, Rubric, RubricItem, RubricResult
 from herl_jax.sampling import SampleOutput
-from herl_jax.training.held_out import score_held_out
-from herl_jax.training.rl_step import Collector, StepSettings
+from herl_jax.step.held_out import score_held_out
+from herl_jax.step.rl_step import Collector, StepSettings
 
 RUBRIC = Rubric((RubricItem("item 0"), RubricItem("item 1")))
 # example id -> (reward, or None for a dropped reply; items met); "e" is never sampled: its prompt is too long

@@ -8,8 +8,8 @@ import pytest
 
 from herl_jax import parallel
 from herl_jax.herl import collate
-from herl_jax.training import Learner, mini_batch_normalizer
-from herl_jax.training.learner import micro_batch_loss, response_hidden
+from herl_jax.learner import Learner, mini_batch_normalizer
+from herl_jax.learner.learner import micro_batch_loss, response_hidden
 from tests.training.tiny import (BUCKET, PAD, STEP, full_width_loss, random_batch, random_records,
                                  sgd_recording_gradient, tiny_model)
 

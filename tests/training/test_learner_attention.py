@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from herl_jax.models import decoder
-from herl_jax.training import Learner
+from herl_jax.learner import Learner
 from tests.training.tiny import BUCKET, STEP, sgd_recording_gradient, tiny_model
 
 LENGTHS = (16, 11, 1, 0, 6, 15)  # right-padded rows of 16 columns; row 3 is all padding

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 
 from herl_jax.herl import TrainingRecord, collate
-from herl_jax.training.micro_batches import micro_batches
+from herl_jax.learner.micro_batches import micro_batches
 from tests.training.tiny import PAD, STEP, compilations, full_width_loss
 
 BUCKET = 8

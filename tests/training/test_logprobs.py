@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from herl_jax.training.logprobs import token_logprobs
+from herl_jax.learner.logprobs import token_logprobs
 
 
 def _numpy_reference(hidden, lm_head, targets, temperature):

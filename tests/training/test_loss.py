@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from herl_jax.training.logprobs import token_logprobs
-from herl_jax.training.config import LossConfig, default_config
-from herl_jax.training.loss import mini_batch_normalizer, policy_loss
+from herl_jax.learner.logprobs import token_logprobs
+from herl_jax.learner.config import LossConfig, default_config
+from herl_jax.learner.loss import mini_batch_normalizer, policy_loss
 
 B, T, V = 6, 10, 7
 IS_REVISION = np.array([False, False, False, True, False, False])

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from herl_jax.training import Learner, mini_batch_normalizer, policy_loss
-from herl_jax.training.config import LearnerConfig
+from herl_jax.learner import Learner, mini_batch_normalizer, policy_loss
+from herl_jax.learner.config import LearnerConfig
 from tests.training.test_loss import public_micro_token_mean_loss
 from tests.training.tiny import BUCKET, LOSS, random_batch, sgd_recording_gradient, tiny_model
 

@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import torch
 
-from herl_jax.training import LearnerConfig, LossConfig, PPOConfig, default_config, make_optimizer
+from herl_jax.learner import LearnerConfig, LossConfig, PPOConfig, default_config, make_optimizer
 
 
 def test_adamw_with_clipping_and_warmup_matches_torch():

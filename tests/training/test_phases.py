@@ -15,7 +15,7 @@ from herl_jax.data import Example
 from herl_jax.models import load_tokenizer
 from herl_jax.rubrics import ItemVerdict, Rubric, RubricItem, RubricResult
 from herl_jax.sampling import SampleOutput
-from herl_jax.training.rl_step import Collector, StepSettings, step_metrics
+from herl_jax.step.rl_step import Collector, StepSettings, step_metrics
 
 ALPHA, N, EPS = 0.3, 4, 1e-6
 RUBRIC = Rubric(tuple(RubricItem(f"item {j}") for j in range(3)))

@@ -13,7 +13,7 @@ import transformers
 from baselines.torch import loss as torch_loss
 from baselines.torch import train_step as torch_step
 from herl_jax.models.hf_layout import tensor_specs
-from herl_jax.training import LossConfig, mini_batch_normalizer, policy_loss, token_logprobs
+from herl_jax.learner import LossConfig, mini_batch_normalizer, policy_loss, token_logprobs
 from tests.training.tiny import BUCKET, LOSS, STEP, random_batch
 
 B, T, D, V = 6, 12, 8, 40

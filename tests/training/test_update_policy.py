@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from herl_jax.herl import TrainingRecord, collate
-from herl_jax.training import update_policy
-from herl_jax.training.config import PPOConfig
+from herl_jax.learner import update_policy
+from herl_jax.learner.config import PPOConfig
 from tests.training.tiny import BUCKET, PAD, compilations, random_batch
 
 

@@ -10,7 +10,7 @@ from flax import nnx
 
 from herl_jax.herl import TrainingRecord, collate
 from herl_jax.models import Decoder, ModelConfig
-from herl_jax.training import LearnerConfig, LossConfig, mini_batch_normalizer, policy_loss
+from herl_jax.learner import LearnerConfig, LossConfig, mini_batch_normalizer, policy_loss
 
 TINY = ModelConfig(family="llama", vocab_size=32, hidden_size=16, intermediate_size=32, num_layers=2,
                    num_heads=2, num_kv_heads=1, head_dim=8)

@@ -18,9 +18,9 @@ import time
 from typing import Sequence
 
 from herl_jax import parallel
+from herl_jax.learner.seeds import piece_seed
 from herl_jax.rubrics import Rubric, RubricResult, Scorer
 from herl_jax.sampling import SampleOutput, Sampler, SamplingConfig, decode_completions
-from herl_jax.training.seeds import piece_seed
 
 
 @dataclasses.dataclass(frozen=True)

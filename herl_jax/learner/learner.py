@@ -11,7 +11,7 @@ sampler_logprobs, sampler_mask [B, T]; advantages, is_revision [B]. Hidden state
 Old and reference log-probs stay on the device from ``compute_logprobs`` through every optimizer step:
 the update gathers each micro-batch's rows and columns of them there (``take``).
 
-Micro-batches (``training.micro_batches``): the rows are sorted by length and cut into micro-batches of
+Micro-batches (``learner.micro_batches``): the rows are sorted by length and cut into micro-batches of
 ``micro_batch_size`` rows, each trimmed to its own longest row rounded up to ``bucket_size`` (the trainer's
 ``trainer.sequence_bucket``), so rollouts are not padded to the length of a long revise prompt. Log-probs
 are one jitted forward per micro-batch; a step is one jitted forward/backward per micro-batch, whose
@@ -45,10 +45,10 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from herl_jax import parallel
-from herl_jax.training.logprobs import token_logprobs
-from herl_jax.training.config import LearnerConfig
-from herl_jax.training.loss import Normalizer, mini_batch_normalizer, policy_loss
-from herl_jax.training.micro_batches import micro_batches
+from herl_jax.learner.logprobs import token_logprobs
+from herl_jax.learner.config import LearnerConfig
+from herl_jax.learner.loss import Normalizer, mini_batch_normalizer, policy_loss
+from herl_jax.learner.micro_batches import micro_batches
 
 Batch = dict[str, jax.Array]
 

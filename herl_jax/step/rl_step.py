@@ -28,17 +28,17 @@ from herl_jax.buckets import round_up
 from herl_jax.data import Example
 from herl_jax.herl import collate
 from herl_jax.herl.config import HerlConfig
+from herl_jax.learner.config import PPOConfig
+from herl_jax.learner.learner import Learner, TrainState
+from herl_jax.learner.seeds import StepSeeds
+from herl_jax.learner.update import update_policy
 from herl_jax.rubrics import Scorer
 from herl_jax.sampling import Sampler, generate, stop_ids_for
-from herl_jax.training import phases
-from herl_jax.training.held_out import score_held_out
-from herl_jax.training.phases import Experience
-from herl_jax.training.run_config import RunConfig, SampleSection
-from herl_jax.training.sample_and_score import ScoredBatch, sample_and_score
-from herl_jax.training.seeds import StepSeeds
-from herl_jax.training.learner import Learner, TrainState
-from herl_jax.training.config import PPOConfig
-from herl_jax.training.update import update_policy
+from herl_jax.step import phases
+from herl_jax.step.config import SampleSection
+from herl_jax.step.held_out import score_held_out
+from herl_jax.step.phases import Experience
+from herl_jax.step.sample_and_score import ScoredBatch, sample_and_score
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ class StepSettings:
     run_seed: int
 
     @classmethod
-    def from_run(cls, run: RunConfig) -> StepSettings:
+    def from_run(cls, run) -> StepSettings:
+        """From the run's config (herl_jax.training.run_config.RunConfig, a floor above this one)."""
         t = run.trainer
         return cls(run.rollout, run.revision, run.herl, run.ppo, t.sequence_bucket, t.score_overlap_chunks, t.seed)
 

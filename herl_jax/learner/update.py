@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from herl_jax.training.seeds import shuffle_rng
-from herl_jax.training.learner import Learner, TrainState
+from herl_jax.learner.seeds import shuffle_rng
+from herl_jax.learner.learner import Learner, TrainState
 
 
 def update_policy(
@@ -26,7 +26,7 @@ def update_policy(
     row before the first update and stay on the device; each mini-batch gathers its rows there.
     ``ref_params`` must not share buffers with ``state``, which each step donates. ``bucket_size`` (the
     trainer's ``trainer.sequence_bucket``): micro-batches of rows of similar length, each trimmed to its
-    longest row rounded up to a multiple of it (``training.micro_batches``).
+    longest row rounded up to a multiple of it (``learner.micro_batches``).
     Metrics: the mean over the steps of each step metric (ratio_max: the max; skipped_nonfinite: the sum,
     the number of optimizer steps whose non-finite update was skipped).
     """

@@ -18,9 +18,9 @@ from herl_jax.data import Example
 from herl_jax.herl import Sample, TrainingRecord, assemble_group, revise_prompt_ids, select_candidates
 from herl_jax.herl.config import HerlConfig
 from herl_jax.herl.prompts import template_for
+from herl_jax.learner.seeds import StepSeeds
 from herl_jax.sampling import encode_chats
-from herl_jax.training.sample_and_score import ScoredBatch, ScoredSample, ScoringTask
-from herl_jax.training.seeds import StepSeeds
+from herl_jax.step.sample_and_score import ScoredBatch, ScoredSample, ScoringTask
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ AGG_MODES = ("seq_mean_token_mean", "token_mean", "micro_token_mean")
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """The ``train.loss`` section (training/loss.py); hashable so it can be a static argument of jit.
+    """The ``train.loss`` section (learner/loss.py); hashable so it can be a static argument of jit.
     Defaults follow the paper."""
 
     clip_eps_low: float = 0.2
@@ -43,7 +43,7 @@ class LossConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """The ``train.optim`` section: AdamW after global-norm clipping (training/optim.py); lr as in the paper
+    """The ``train.optim`` section: AdamW after global-norm clipping (learner/optim.py); lr as in the paper
     (Table 4b)."""
 
     lr: float = 1e-6
@@ -87,7 +87,7 @@ class PPOConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LearnerConfig:
-    """The learner's static settings (training/learner.py; hashable: its jitted functions' static argument),
+    """The learner's static settings (learner/learner.py; hashable: its jitted functions' static argument),
     derived from the ``train`` section and the rollouts' temperature by `of`."""
 
     loss: LossConfig

@@ -14,9 +14,9 @@ from herl_jax import parallel
 from herl_jax.data import Example
 from herl_jax.rubrics import Scorer
 from herl_jax.sampling import Sampler, stop_ids_for
-from herl_jax.training.phases import encode_prompts
-from herl_jax.training.run_config import SampleSection
-from herl_jax.training.sample_and_score import ScoredSample, sample_and_score
+from herl_jax.step.config import SampleSection
+from herl_jax.step.phases import encode_prompts
+from herl_jax.step.sample_and_score import ScoredSample, sample_and_score
 
 
 @dataclasses.dataclass(frozen=True)

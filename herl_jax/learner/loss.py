@@ -19,7 +19,7 @@ have the same size, and weights every sequence equally (as verl does) when they 
 n being the loss tokens of THIS micro-batch and K = num_micro_batches, so the sum over micro-batches is
 the MEAN over micro-batches of their token means: verl's token-mean loss with gradient accumulation
 (each micro-batch's loss divided by the number of micro-batches). Unlike the two above it depends on
-which rows share a micro-batch (``training.micro_batches`` says which).
+which rows share a micro-batch (``learner.micro_batches`` says which).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from herl_jax.training.config import LossConfig
+from herl_jax.learner.config import LossConfig
 
 _LOG_RATIO_CLAMP = 20.0  # as verl: bounds exp() of log-ratios
 _LOW_VAR_KL_CLAMP = 10.0
