@@ -1,6 +1,5 @@
 """The command line and its config file: flags and --config overrides reach the run; bad values are named."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
