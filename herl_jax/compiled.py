@@ -158,12 +158,16 @@ class _Model:
 
     def abstract(self, tree, dtype=None):
         """`tree` as abstract arrays laid out by the rules (in `dtype` if given)."""
-        import jax
+        return _abstract(tree, self.mesh, self.rules, dtype)
 
-        from herl_jax import parallel
 
-        shardings = parallel.tree_shardings(tree, self.mesh, self.rules)
-        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, dtype or x.dtype, sharding=s), tree, shardings)
+def _abstract(tree, mesh, rules, dtype=None):
+    import jax
+
+    from herl_jax import parallel
+
+    shardings = parallel.tree_shardings(tree, mesh, rules)
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, dtype or x.dtype, sharding=s), tree, shardings)
 
 
 def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Path) -> tuple[list[ProgramReport], dict]:
@@ -183,8 +187,9 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
         cfg = dataclasses.replace(cfg, num_layers=layers)
     mesh = parallel.make_mesh(parallel.MeshConfig.from_config(config.parallel), jax.devices()[:num_devices])
     graphdef, params = nnx.split(nnx.eval_shape(lambda: Decoder(cfg, nnx.Rngs(0))), nnx.Param)
-    model = _Model(cfg, graphdef, params, None, None, mesh, parallel.DEFAULT_RULES)
-    model = dataclasses.replace(model, master=model.abstract(params), compute=model.abstract(params, jnp.dtype(cfg.dtype)))
+    rules = parallel.DEFAULT_RULES
+    model = _Model(cfg, graphdef, params, _abstract(params, mesh, rules),
+                   _abstract(params, mesh, rules, jnp.dtype(cfg.dtype)), mesh, rules)
     compile_one = _Compiler(dump_dir, num_devices)
     sampler_reports, shards = _sampler_reports(config, model, compile_one)
     return _training_reports(config, model, compile_one) + sampler_reports, program_counts(config, shards)

@@ -143,7 +143,8 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
             request[: len(part)] = [queue.popleft() for _ in part]
             slots, held = slot_programs.refill(slots, prompt_cache, dest, request // config.n, request, base_key,
                                                settings=settings, mesh=mesh, rules=rules)
-            ended.append((*held, np.pad(served[part], (0, refill_size - len(part)), constant_values=-1)))
+            if (served[part] >= 0).any():  # rows ended in these slots: their completions come to the host
+                ended.append((*held, np.pad(served[part], (0, refill_size - len(part)), constant_values=-1)))
             served[part] = request[: len(part)]
         active[idle], step[idle] = True, 1
         if not active.any():
