@@ -76,9 +76,12 @@ def script_env(devices: int) -> dict[str, str]:
     """The environment of a check script: `devices` CPU devices, the repository importable.
 
     XLA's CPU backend optimizes less (compiles about twice as fast); every comparison a script makes is
-    between two programs it compiled itself under the same flags."""
+    between two programs it compiled itself under the same flags. A collective's devices are threads of one
+    process; on two loaded cores (the test suite's other worker, a run's other processes) one of them can
+    reach a rendezvous long after the others, so XLA's 40 s give-up is raised to the scripts' own limit."""
     flags = [f"--xla_force_host_platform_device_count={devices}", "--xla_backend_optimization_level=0",
-             "--xla_llvm_disable_expensive_passes=true"]
+             "--xla_llvm_disable_expensive_passes=true", "--xla_cpu_collective_call_terminate_timeout_seconds=600",
+             "--xla_cpu_collective_timeout_seconds=600"]
     return dict(os.environ, XLA_FLAGS=" ".join(flags), JAX_PLATFORMS="cpu",
                 PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
 
