@@ -40,6 +40,8 @@ SKIPPED = {
     "(tests/trainer/test_multi_process_signals.py runs two such processes on 127.0.0.1)",
     "python -m herl_jax.compiled ": "compiles the paper's 7B programs at full depth for 8 devices (minutes); "
     "tests/parallel/test_compiled_programs.py runs the same command at 2 layers and checks its figures",
+    "bash scripts/table3.sh": "trains 18 small-scale runs one after another (hours); each is the sweep command "
+    "of docs/results.md, which runs here in smoke form",
     "for ": "shell loop syntax; the loop's body runs on its own, its variable set by SUBSTITUTIONS",
     "done": "shell loop syntax (see `for `)",
 }
@@ -52,6 +54,7 @@ def substitutions(tmp: Path, model: Path, train_file: Path) -> list[tuple[str, s
     return [
         (r"\$variant\b", "herl"),  # docs/results.md's loops: one variant, and that sweep's seed-0 run
         (r"\$run\b", "runs/small/herl/seed=0"),
+        (r"runs/table3\b", "runs/small"),  # scripts/table3.sh is skipped; its report reads the smoke sweep's runs
         (r"--reference variant=\w+", "--reference variant=herl"),  # the one variant the smoke sweep ran
         (r"--output docs/", f"--output {tmp}/docs/"),
         (r"/ckpt/[\w.-]+", str(model)),
