@@ -17,7 +17,7 @@ from herl_jax.evaluation.data import BENCHMARKS, HELDOUT, PAPER_BENCHMARKS
 from herl_jax.herl import prompts
 from herl_jax.rubrics.config import JudgeConfig, ScorerConfig
 from herl_jax.sampling.config import SamplingConfig
-from herl_jax.sections import build_section, check, section_config
+from herl_jax.sections import build_section, check, defaults_config, section_config
 from herl_jax.models.config import ModelSection
 
 
@@ -134,7 +134,7 @@ def default_config() -> ConfigDict:
     # LLM judge for HealthBench and WritingBench: any OpenAI-compatible endpoint (JudgeConfig's defaults);
     # base_url "" = none, and those benchmarks are skipped. The key is read from the environment variable
     # named by api_key_env.
-    c.judge = section_config(JudgeConfig(base_url="", model=""), exclude=("mode", "cache_path"))
+    c.judge = defaults_config(JudgeConfig, exclude=("mode", "cache_path"), base_url="", model="")
     c.healthbench = section_config(HealthBenchSection())
     return c
 
