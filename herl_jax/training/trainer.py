@@ -167,6 +167,8 @@ class Trainer:
         self.step += 1
         if t.validate_every and self.step % t.validate_every == 0:
             metrics.update(self.held_out_metrics())
+            # the validation replies' scoring, under its own name, so the next step's counts are its own
+            metrics.update({f"validation/{k}": v for k, v in self.scorer.take_stats().items()})
         if self.writer and self.step % t.log_every == 0:
             self.writer.write(self.step, metrics)
         self.health.observe(self.step, metrics)  # raises TrainingHalted: the last checkpoint stays the last
