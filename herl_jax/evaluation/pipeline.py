@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ml_collections import ConfigDict
 
@@ -61,11 +61,14 @@ def parse_checkpoint(spec: str) -> tuple[str, str]:
 
 
 def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequence[str], output: str | Path,
-             limit: int | None = None) -> dict[str, Path]:
+             limit: int | None = None, load: Callable[[str, ModelSection], tuple] | None = None) -> dict[str, Path]:
     """Evaluates every checkpoint (`LABEL=SOURCE` or `SOURCE`, loaded when first sampled; none:
-    config.model.source) and writes the report of `output`."""
+    config.model.source) and writes the report of `output`.
+
+    load(source, model section) -> (model, tokenizer): how a SOURCE loads; default `load_source`."""
     run = resolve(config, benchmarks)
-    policies = [(label, source, Policy(lambda source=source: _load(source, run.model)))
+    load = load or load_source
+    policies = [(label, source, Policy(lambda source=source: load(source, run.model)))
                 for label, source in map(parse_checkpoint, checkpoints or [run.model.source])]
     return _evaluate(run, policies, output, limit)
 
@@ -114,7 +117,8 @@ def _canonical(source: str) -> str:
     return str(Path(source).resolve()) if Path(source).exists() else source
 
 
-def _load(source: str, model: ModelSection):
+def load_source(source: str, model: ModelSection):
+    """(model, tokenizer) of a HF checkpoint folder, a .gguf file or a built-in name, as the section says."""
     from herl_jax.models import load_policy
 
     return load_policy(source, dtype=model.dtype, attention_impl=model.attention_impl)

@@ -77,6 +77,8 @@ class TrainerSection:
     checkpoint_every: int = 25
     keep_checkpoints: int = 3
     export_final: bool = True  # write the final policy as a HF checkpoint to WORKDIR/export
+    # Also keep the policy of the best validation step so far in WORKDIR/export_best (replaced at each new best).
+    export_best: bool = False
     run_name: str = "train"  # TensorBoard run name (WORKDIR/tensorboard/RUN_NAME); sweeps set one per run
     # JAX's persistent compilation cache, shared by reruns and a sweep's runs ("" = off; training/compile_cache.py)
     compilation_cache_dir: str = "~/.cache/herl-jax/xla"

@@ -23,7 +23,7 @@ CONFIG_FILE = "config.json"
 # whether it exports. None of them changes what a step computes.
 RESUMABLE_KEYS = ("trainer.steps", "trainer.log_every", "trainer.validate_every", "trainer.validation_prompts",
                   "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.export_final",
-                  "trainer.allow_config_change", "trainer.compilation_cache_dir")
+                  "trainer.export_best", "trainer.allow_config_change", "trainer.compilation_cache_dir")
 _SECRET_SUFFIXES = ("api_key", "apikey", "secret", "password", "token")
 
 

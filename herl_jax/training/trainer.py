@@ -13,6 +13,7 @@ before the weights load is checked first (preflight.py); a run that stops learni
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from pathlib import Path
@@ -25,7 +26,7 @@ from herl_jax import parallel
 from herl_jax.data import load_dataset
 from herl_jax.learner.learner import Learner
 from herl_jax.learner.optim import make_optimizer
-from herl_jax.models import export_hf, load_policy
+from herl_jax.models import load_policy
 from herl_jax.own_files import refuse_link, write_file
 from herl_jax.rubrics import RubricScorer
 from herl_jax.sampling import pad_id_for
@@ -36,12 +37,14 @@ from herl_jax.training.metrics_writer import METRICS_FILE, MetricsWriter
 from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth
+from herl_jax.training.run_policy import VALIDATION_REWARD, validation_rewards, write_export
 from herl_jax.training.run_record import record_config, record_git_revision
 from herl_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
 
 FINISHED = "FINISHED"  # the marker of a run that reached trainer.steps (launch/sweep.py, herl_jax.reporting)
+EXPORT, EXPORT_BEST = "export", "export_best"  # the final policy; the best validation step's (trainer.export_best)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -83,7 +86,8 @@ class Trainer:
                       write=self.is_main)
         if self.is_main:
             record_git_revision(self.workdir)
-            for name in (METRICS_FILE, FINISHED):  # written later: a planted link is refused before anything loads
+            # Written later: a planted link is refused before anything loads.
+            for name in (METRICS_FILE, FINISHED, EXPORT, EXPORT_BEST):
                 refuse_link(self.workdir / name)
 
     def _build(self, run) -> None:
@@ -124,6 +128,8 @@ class Trainer:
         # it crashed before its first checkpoint) is redone, so its lines are dropped.
         self.writer = (MetricsWriter(self.workdir, run.trainer.run_name, resume_step=self.step)
                        if self.is_main else None)
+        # The best validation reward up to the restored step (metrics.jsonl is in the shared workdir).
+        self._best_validation = max(validation_rewards(self.workdir, up_to=self.step).values(), default=-math.inf)
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> int:
@@ -150,8 +156,8 @@ class Trainer:
             else:
                 self.health.check_end(self.step)
                 if t.export_final:  # every process gathers the sharded weights; process 0 writes them
-                    export_hf(self.policy(), self.workdir / "export", self.tokenizer)
-                    log.info("exported the final policy to %s", self.workdir / "export")
+                    self._export(EXPORT)
+                    log.info("exported the final policy to %s", self.workdir / EXPORT)
         finally:
             bar.close()
             self.close()
@@ -171,6 +177,7 @@ class Trainer:
             metrics.update({f"validation/{k}": v for k, v in self.scorer.take_stats().items()})
         if self.writer and self.step % t.log_every == 0:
             self.writer.write(self.step, metrics)
+        self._keep_if_best(metrics.get(VALIDATION_REWARD))
         self.health.observe(self.step, metrics)  # raises TrainingHalted: the last checkpoint stays the last
         if self.step % t.checkpoint_every == 0 or self.step == t.steps:
             self.save()
@@ -187,6 +194,22 @@ class Trainer:
     def policy(self):
         """The current policy as a Decoder with float32 parameters."""
         return nnx.merge(self.rl_step.learner.graphdef, self.state.params)
+
+    def _keep_if_best(self, validation_reward: float | None) -> None:
+        """Under trainer.export_best, exports the policy to WORKDIR/export_best when its validation reward beats
+        every earlier one (the same on every process: validation is gathered)."""
+        if (not self.run_config.trainer.export_best or validation_reward is None
+                or not validation_reward > self._best_validation):  # NaN too
+            return
+        self._best_validation = validation_reward
+        self._export(EXPORT_BEST, {VALIDATION_REWARD: validation_reward})
+        log.info("step %d: best validation reward so far (%.4f), exported to %s", self.step, validation_reward,
+                 self.workdir / EXPORT_BEST)
+
+    def _export(self, name: str, details: dict | None = None) -> None:
+        """The current policy as a HF directory WORKDIR/NAME (run_policy.write_export), on every process."""
+        record = {"workdir": str(self.workdir.absolute()), "step": self.step, **(details or {})}
+        write_export(self.policy(), self.tokenizer, self.workdir / name, record)
 
     # ------------------------------------------------------------------------------ checkpoints
     def save(self) -> None:

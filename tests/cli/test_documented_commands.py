@@ -7,8 +7,8 @@ or listed in SKIPPED with the reason; a new command that is neither fails `test_
 so the docs cannot rot. The smoke form is the command with exactly these changes, and no others:
 SUBSTITUTIONS (user paths -> the tiny test model, data and a temporary directory; a sweep's grid cut to its
 first value per key) and, appended, SMOKE_TRAIN_FLAGS (one small step) or SMOKE_EVALUATE_FLAGS. Commands run
-in the order the docs show them, in one temporary directory: the README's `evaluate` reads the export its
-demo `train` wrote.
+in the order the docs show them, in one temporary directory: the README's `export` and `evaluate` read the
+checkpoint and the export its demo `train` wrote.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ SHELL_TAGS = ("bash", "sh", "shell", "console")
 
 # Commands (matched from their start) that run here, after SUBSTITUTIONS.
 RUNNABLE = ("python -m herl_jax.train ", "python -m herl_jax.evaluate ", "python -m herl_jax.plan ",
-            "python launch/sweep.py ", "python -m herl_jax.reporting.baseline ", "python -m herl_jax.report ")
+            "python launch/sweep.py ", "python -m herl_jax.reporting.baseline ", "python -m herl_jax.report ",
+            "python -m herl_jax.export ")
 TRAINING_CONFIG = ("herl_jax.train", "herl_jax.reporting.baseline")  # take SMOKE_TRAIN_FLAGS
 # Commands (matched from their start) that cannot run on a CPU test machine, and why.
 SKIPPED = {
