@@ -127,7 +127,7 @@ def run_benchmark(name: str, run: EvalConfig, limit: int | None, policy: Policy,
         message = NO_JUDGE.format(name=name)
         log.warning(message)
         return {"skipped": "no judge", "message": message}
-    items = load_benchmark(name, limit, dataclasses.asdict(run.heldout))
+    items = load_benchmark(name, limit, _options(run, name))
     result, seconds = {}, {}
     start = time.monotonic()
     pass1 = collect(name, items, policy, grader, ResultStore(folder / "pass1.jsonl"), run.greedy, run.batch_size,
@@ -196,6 +196,13 @@ def _revision(name: str, items: Sequence[BenchmarkItem], run: EvalConfig, policy
     return {**result, "pass@k": same.get("pass@k", {}), "best_of_k": same.get("best_of_k", {})}
 
 
+def _options(run: EvalConfig, name: str) -> dict | None:
+    """The config section of a benchmark read from a file (heldout, a release's), as a dict; else None."""
+    if name == HELDOUT:
+        return dataclasses.asdict(run.heldout)
+    return dataclasses.asdict(run.releases[name]) if name in run.releases else None
+
+
 def _settings(run: EvalConfig, limit: int | None, benchmark: str) -> dict:
     """What the numbers depend on, as configured (no secrets: the judge's key never enters the config)."""
     config = run.raw
@@ -203,7 +210,7 @@ def _settings(run: EvalConfig, limit: int | None, benchmark: str) -> dict:
             "sampling": config.sampling.to_dict(), "passk": config.passk.to_dict(),
             "revision": {k: v for k, v in config.revision.to_dict().items() if k != "prompt"},
             "success_threshold": config.success_threshold,
-            **({"heldout": config.heldout.to_dict()} if benchmark == HELDOUT else {}),
+            **({benchmark: _options(run, benchmark)} if _options(run, benchmark) else {}),
             "judge": {"base_url": run.judge.base_url, "model": run.judge.model} if run.judge else None}
 
 
