@@ -11,7 +11,7 @@ Every benchmark becomes a list of `BenchmarkItem`s in the dataset's own order:
 | heldout      | a training-format data file (config.heldout)    | programmatic: the file's checkers         |
 
 MulDimIF, LLMEval-Med, MATH-500, GPQA and MMLU-Pro are read from the user's copy of their public release,
-named in the config (`config.muldimif.file`, ...): `release_data` reads them.
+named in the config (`config.muldimif.file`, ...): `release_data.load_release` reads them.
 
 The package is located without being imported (its `__init__` imports tasks we do not run). `heldout` is
 the user's own held-out prompts (e.g. a training run's validation file), read by herl_jax.data's reader in
@@ -158,15 +158,10 @@ def heldout_items(file: str, format: str) -> list[BenchmarkItem]:
 
 def load_benchmark(name: str, limit: int | None = None, options: Mapping[str, Any] | None = None
                    ) -> list[BenchmarkItem]:
-    """The first `limit` items of benchmark `name` (all when `limit` is None or 0). `options`: the benchmark's
-    config section, for those read from a file: heldout's {"file", "format"}, a release's {"file", ...}."""
+    """The first `limit` items of benchmark `name` (all when `limit` is None or 0), but for those read from a
+    release's file (`release_data.load_release`). `options`: heldout's {"file", "format"} (config.heldout)."""
     if name == HELDOUT:
         items = heldout_items(**(options or {"file": "", "format": "hir"}))
-        return items[:limit] if limit else items
-    if name in RELEASE_FILES:
-        from herl_jax.evaluation.release_data import READERS  # imports this module's BenchmarkItem
-
-        items = READERS[name](Path(options["file"]).expanduser(), options)
         return items[:limit] if limit else items
     if name not in _BUILDERS:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)}")

@@ -191,5 +191,12 @@ def mmlu_pro(path: Path, options: Mapping) -> list:
     return items
 
 
-READERS: dict[str, Callable[[Path, Mapping], list]] = {
+READERS: dict[str, Callable[[Path, Mapping], list[BenchmarkItem]]] = {
     "muldimif": muldimif, "llmeval_med": llmeval_med, "math500": math500, "gpqa": gpqa, "mmlu_pro": mmlu_pro}
+
+
+def load_release(name: str, limit: int | None, options: Mapping[str, Any]) -> list[BenchmarkItem]:
+    """The first `limit` items (all when None or 0) of benchmark `name`, read from `options["file"]` (its
+    config section: {"file", ...})."""
+    items = READERS[name](Path(options["file"]).expanduser(), options)
+    return items[:limit] if limit else items

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from herl_jax.evaluation.config import default_config
-from herl_jax.evaluation.data import load_benchmark
+from herl_jax.evaluation.release_data import load_release
 from herl_jax.evaluation.pipeline import evaluate_policies
 from tests.evaluation.helpers import ScriptedPolicy
 from tests.rubrics.openai_stub import OpenAIStub, Reply, user_text
@@ -140,7 +140,7 @@ def test_each_benchmark_is_read_graded_and_tabled(tmp_path, files, monkeypatch):
 
 def test_llmeval_med_later_rounds_follow_the_earlier_ones(files):
     c = default_config()
-    items = {i.id: i for i in load_benchmark("llmeval_med", None, {**c.llmeval_med.to_dict(), "file": str(files["llmeval_med"])})}
+    items = {i.id: i for i in load_release("llmeval_med", None, {**c.llmeval_med.to_dict(), "file": str(files["llmeval_med"])})}
     assert [m["content"] for m in items["医疗知识/1/2"].messages] == [
         "You are a helpful assistant.", "What lowers fever?", "Paracetamol lowers fever.", "And for a child?"]
     assert [m["role"] for m in items["医疗知识/1/2"].messages] == ["system", "user", "assistant", "user"]
