@@ -62,7 +62,8 @@ class RevisionSection:
     max_prompt_len: int = 8192  # revise prompt = template + instruction + feedback + draft
     # The revise template of each benchmark with a binary rubric (a key of prompt.templates).
     templates: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(
-        ifeval="instruction", ifbench="instruction", heldout="instruction", healthbench="rubric"))
+        ifeval="instruction", ifbench="instruction", heldout="instruction", muldimif="instruction",
+        healthbench="rubric"))
     prompt: Any = dataclasses.field(default_factory=prompts.default_config)  # training's revise prompt (herl.prompt)
 
     def __post_init__(self):
