@@ -75,6 +75,7 @@ def get_config(variant: str = "herl"):
 
 
 def rl_config(variant: str):
+    """The RL variants' config, which the offline ones start from (same model, validation, lr and steps)."""
     c = base_config()
     c.model.dtype = "float32"  # CPUs have no fast bf16 matmul
     c.model.remat = False
