@@ -103,3 +103,16 @@ def test_dpo_loss_stays_finite_for_huge_margins():
     assert float(loss) == pytest.approx(0.0, abs=1e-6) and float(metrics["reward_accuracy"]) == 1.0
     loss, _ = dpo_loss(ref.astype(np.float32), logp.astype(np.float32), mask, normalizer, 1.0)
     assert np.isfinite(float(loss)) and float(loss) > 1e3
+
+
+def test_micro_batches_keep_each_dpo_pair_together_and_in_order():
+    """Pairs (2k, 2k + 1) of very different lengths: sorted by their longer row, never split or swapped."""
+    from herl_jax.learner.micro_batches import micro_batches
+
+    lengths = [9, 1, 2, 3, 8, 2, 1, 1]  # pairs: (9, 1), (2, 3), (8, 2), (1, 1)
+    mask = np.arange(T)[None, :] < np.array(lengths)[:, None]
+    batch = {"attention_mask": mask, "input_ids": np.zeros((B, T), np.int32)}
+    rows = np.concatenate([r for r, _ in micro_batches(batch, 4, 1, rows_together=2)])
+    assert rows.tolist() == [6, 7, 2, 3, 4, 5, 0, 1]
+    with pytest.raises(ValueError, match="blocks of 2"):
+        micro_batches(batch, 3, 1, rows_together=2)
