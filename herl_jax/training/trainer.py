@@ -3,6 +3,8 @@
 Each step is `RLStep` (rl_step.py), which reads like the paper's Figure 3:
   examples -> sample N rollouts -> score -> revise the top failed ones -> score the revisions
   -> assemble groups -> old / reference log-probs -> PPO update(s)
+or, for the SFT and DPO baselines (train.objective.kind), `OfflineStep` (offline_step.py) on given responses,
+with everything else the same: model loading, sharding, validation, checkpoints, resume, signals, metrics.
 and the trainer adds what a run needs around it: data, validation, logging, checkpoints and signals.
 Runs resume from the newest readable checkpoint in WORKDIR/checkpoints; SIGTERM or Ctrl-C (once or more, to
 the process or its whole group) finishes the current step, saves, and exits cleanly. What can be checked
@@ -30,6 +32,7 @@ from herl_jax.models import load_policy
 from herl_jax.own_files import refuse_link, write_file
 from herl_jax.rubrics import RubricScorer
 from herl_jax.sampling import pad_id_for
+from herl_jax.step.offline_step import OfflineStep
 from herl_jax.step.rl_step import Collector, RLStep, StepSettings, frozen_copy
 from herl_jax.training.checkpoints import Checkpointer
 from herl_jax.training.compile_cache import enable_compilation_cache
@@ -114,11 +117,14 @@ class Trainer:
         self.scorer = RubricScorer(run.scorer)
         learner = Learner(self.model, make_optimizer(run.optim), run.learner)
         self.state = learner.init_state(self.model)
-        # A frozen copy of the initial policy (not donated with the state) for the KL term.
-        ref_params = frozen_copy(self.state.params) if run.learner.loss.kl_coef > 0 else None
+        objective = run.learner.objective
+        # A frozen copy of the initial policy (not donated with the state) for the KL term, or DPO's reference.
+        needs_reference = objective.kind == "dpo" or (not objective.offline and run.learner.loss.kl_coef > 0)
+        ref_params = frozen_copy(self.state.params) if needs_reference else None
         settings = StepSettings.from_run(run)
-        self.rl_step = RLStep(settings, learner, Collector(settings, self.tokenizer, self.scorer,
-                                                           pad_id_for(self.tokenizer)), ref_params)
+        collector = Collector(settings, self.tokenizer, self.scorer, pad_id_for(self.tokenizer))
+        self.train_step = (OfflineStep(learner, collector, objective, run.trainer.sequence_bucket, ref_params)
+                           if objective.offline else RLStep(settings, learner, collector, ref_params))
         self.health = RunHealth(run.trainer.max_nonfinite_steps, run.trainer.max_empty_steps)
         self.checkpointer = Checkpointer(self.workdir / "checkpoints", keep=run.trainer.keep_checkpoints)
         self.step = 0
@@ -140,7 +146,8 @@ class Trainer:
             # Left by an earlier, shorter run of this workdir (trainer.steps raised since): no longer finished,
             # so that a stop before the new last step leaves a run that launch/sweep.py and the report resume.
             (self.workdir / FINISHED).unlink(missing_ok=True)
-        bar = tqdm(total=t.steps, initial=self.step, desc="herl", unit="step", disable=not self.is_main)
+        bar = tqdm(total=t.steps, initial=self.step, desc=self.run_config.learner.objective.kind, unit="step",
+                   disable=not self.is_main)
         try:
             while self.step < t.steps and not self._stop_agreed():
                 metrics = self._train_one_step()
@@ -166,9 +173,9 @@ class Trainer:
         return self.step
 
     def _train_one_step(self) -> dict[str, float]:
-        """One RL step, its metrics logged, the run's health checked, and a checkpoint when one is due."""
+        """One training step, its metrics logged, the run's health checked, and a checkpoint when one is due."""
         t = self.run_config.trainer
-        self.state, metrics = self.rl_step(self.state, next(self.batches), self.step)
+        self.state, metrics = self.train_step(self.state, next(self.batches), self.step)
         metrics.update(self.scorer.take_stats())  # judge failures by kind, zeroed samples, timeouts
         self.step += 1
         if t.validate_every and self.step % t.validate_every == 0:
@@ -188,12 +195,12 @@ class Trainer:
         examples = self.dataset.validation[: self.run_config.trainer.validation_prompts]
         if not examples:
             return {}
-        return self.rl_step.collector.held_out(self.rl_step.sampling_policy(self.state.params), examples,
-                                               self.run_config.herl.success_threshold)
+        return self.train_step.collector.held_out(self.train_step.sampling_policy(self.state.params), examples,
+                                                  self.run_config.herl.success_threshold)
 
     def policy(self):
         """The current policy as a Decoder with float32 parameters."""
-        return nnx.merge(self.rl_step.learner.graphdef, self.state.params)
+        return nnx.merge(self.train_step.learner.graphdef, self.state.params)
 
     def _keep_if_best(self, validation_reward: float | None) -> None:
         """Under trainer.export_best, exports the policy to WORKDIR/export_best when its validation reward beats
