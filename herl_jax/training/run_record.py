@@ -22,6 +22,7 @@ CONFIG_FILE = "config.json"
 # Keys that may change when a run resumes: how long it runs, how often it logs, validates and saves, and
 # whether it exports. None of them changes what a step computes.
 RESUMABLE_KEYS = ("trainer.steps", "trainer.log_every", "trainer.validate_every", "trainer.validation_prompts",
+                  "trainer.log_samples_every", "trainer.log_samples_groups",
                   "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.export_final",
                   "trainer.allow_config_change", "trainer.compilation_cache_dir")
 _SECRET_SUFFIXES = ("api_key", "apikey", "secret", "password", "token")

@@ -24,15 +24,17 @@ from tqdm import tqdm
 from herl_jax import parallel
 from herl_jax.data import load_dataset
 from herl_jax.learner.learner import Learner
+from herl_jax.learner.seeds import StepSeeds
 from herl_jax.learner.optim import make_optimizer
 from herl_jax.models import export_hf, load_policy
 from herl_jax.own_files import refuse_link, write_file
 from herl_jax.rubrics import RubricScorer
 from herl_jax.sampling import pad_id_for
+from herl_jax.step.group_samples import sample_rows
 from herl_jax.step.rl_step import Collector, RLStep, StepSettings, frozen_copy
 from herl_jax.training.checkpoints import Checkpointer
 from herl_jax.training.compile_cache import enable_compilation_cache
-from herl_jax.training.metrics_writer import METRICS_FILE, MetricsWriter
+from herl_jax.training.metrics_writer import METRICS_FILE, SAMPLES_FILE, MetricsWriter
 from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth
@@ -83,7 +85,7 @@ class Trainer:
                       write=self.is_main)
         if self.is_main:
             record_git_revision(self.workdir)
-            for name in (METRICS_FILE, FINISHED):  # written later: a planted link is refused before anything loads
+            for name in (METRICS_FILE, SAMPLES_FILE, FINISHED):  # written later: a planted link is refused before anything loads
                 refuse_link(self.workdir / name)
 
     def _build(self, run) -> None:
@@ -162,13 +164,17 @@ class Trainer:
     def _train_one_step(self) -> dict[str, float]:
         """One RL step, its metrics logged, the run's health checked, and a checkpoint when one is due."""
         t = self.run_config.trainer
-        self.state, metrics = self.rl_step(self.state, next(self.batches), self.step)
+        keep_groups = t.logs_samples_at(self.step + 1)  # the same on every process: the groups are gathered
+        self.state, metrics, groups = self.rl_step(self.state, next(self.batches), self.step, keep_groups)
         metrics.update(self.scorer.take_stats())  # judge failures by kind, zeroed samples, timeouts
         self.step += 1
         if t.validate_every and self.step % t.validate_every == 0:
             metrics.update(self.held_out_metrics())
         if self.writer and self.step % t.log_every == 0:
             self.writer.write(self.step, metrics)
+        if self.writer and groups:  # the step just done, numbered from 0 in its seeds
+            rows = sample_rows(groups, self.tokenizer, t.log_samples_groups, StepSeeds(t.seed, self.step - 1))
+            self.writer.write_samples(self.step, rows)
         self.health.observe(self.step, metrics)  # raises TrainingHalted: the last checkpoint stays the last
         if self.step % t.checkpoint_every == 0 or self.step == t.steps:
             self.save()

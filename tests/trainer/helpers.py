@@ -64,17 +64,27 @@ def purge_steps(directory: Path) -> list[int]:
 def tensorboard_scalars(directory: Path) -> dict[str, dict[int, float]]:
     """tag -> {step: value} as TensorBoard shows it: a session START event at step s hides the values logged
     before it at steps >= s (TensorBoard's purge)."""
+    return _tensorboard_values(directory, "simple_value", lambda value: value.simple_value)
+
+
+def tensorboard_texts(directory: Path) -> dict[str, dict[int, str]]:
+    """tag -> {step: text} of the text summaries, as TensorBoard shows them (purged as the scalars)."""
+    return _tensorboard_values(directory, "tensor", lambda value: value.tensor.string_val[0].decode())
+
+
+def _tensorboard_values(directory: Path, kind: str, read) -> dict[str, dict]:
     from tensorboardX.proto import event_pb2
 
-    scalars: dict[str, dict[int, float]] = {}
+    values_of: dict[str, dict] = {}
     for event in _events(directory):
         if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
-            for values in scalars.values():
+            for values in values_of.values():
                 for step in [s for s in values if s >= event.step]:
                     del values[step]
         for value in event.summary.value:
-            scalars.setdefault(value.tag, {})[event.step] = value.simple_value
-    return scalars
+            if value.WhichOneof("value") == kind:
+                values_of.setdefault(value.tag, {})[event.step] = read(value)
+    return values_of
 
 
 def checkpoint_steps(workdir: Path) -> list[int]:

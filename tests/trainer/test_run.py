@@ -19,7 +19,7 @@ from herl_jax.training.trainer import Trainer
 from tests.trainer.conftest import config_arg
 from tests.trainer.helpers import (VALIDATION_KEYS, LogRecorder, assert_step_metrics, assert_trees_equal,
                                    checkpoint_steps, files_containing, leaves, purge_steps,
-                                   read_metrics, tensorboard_scalars)
+                                   read_metrics, tensorboard_scalars, tensorboard_texts)
 from tests.trainer.tiny_config import get_config
 
 SECRET_ENV = "HERL_TEST_UNUSED_JUDGE_KEY"
@@ -115,6 +115,63 @@ def _params(model):
     return nnx.state(model, nnx.Param)
 
 
+def read_samples(workdir) -> list[dict]:
+    path = workdir / "samples.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _eq10(rewards, eps=1e-6) -> np.ndarray:
+    """Eq. 10 re-derived in float64: (r − mean) / (unbiased std + ε)."""
+    r = np.asarray(rewards, np.float64)
+    return (r - r.sum() / r.size) / (np.sqrt(((r - r.mean()) ** 2).sum() / (r.size - 1)) + eps)
+
+
+def test_samples_log_agrees_with_the_step_metrics(two_steps, secret, tmp_path):
+    """The samples log of the validation step (log_samples_every=-1: validate_every=2) holds every group of
+    step 2 (2 prompts, log_samples_groups=4): its rewards, bonuses and gains give the step's logged metrics, its
+    advantages are Eq. 10 of its members' rewards, and neither it nor its rendering holds the judge's key."""
+    from herl_jax.samples import main as render
+
+    trainer, workdir, _, _ = two_steps
+    rows = read_samples(workdir)
+    assert [r["step"] for r in rows] == [2, 2]
+    [metrics] = [m for m in read_metrics(workdir) if m["step"] == 2]
+    alpha = trainer.run_config.herl.bonus_alpha
+
+    originals = [[s["reward"] for s in row["rollouts"]] for row in rows]
+    assert metrics["reward/mean"] == pytest.approx(np.mean(sum(originals, [])), abs=1e-12)
+    assert metrics["reward/max"] == pytest.approx(np.mean([max(r) for r in originals]), abs=1e-12)
+    revised = [row for row in rows if row["joined"]]
+    assert metrics["revision/rate"] == len(revised) / len(rows)
+    assert revised, "the hindsight path did not run at step 2"
+    bonuses = [rev["bonus"] for row in rows for rev in row["revisions"] if rev["bonus"] is not None]
+    assert metrics["revision/bonus"] == pytest.approx(np.mean(bonuses), abs=1e-12)
+    best = [[rev["reward"] for rev in row["revisions"] if rev["best"]][0] for row in revised]
+    gains = [b - max(s["reward"] for s in row["rollouts"]) for b, row in zip(best, revised)]
+    assert metrics["revision/gain"] == pytest.approx(np.mean(gains), abs=1e-12)
+    assert metrics["samples/train_rows"] == sum(len(row["members"]) for row in rows)
+
+    for row in rows:
+        members = row["members"]
+        np.testing.assert_allclose([m["advantage"] for m in members], _eq10([m["reward"] for m in members]),
+                                   rtol=0, atol=1e-9)
+        for rev in row["revisions"]:  # Eq. 8 on each candidate: r + α (r̃ − r)
+            before = row["rollouts"][rev["candidate"]]["reward"]
+            assert rev["bonus"] == pytest.approx(alpha * (rev["reward"] - before), abs=1e-12)
+            [member] = [m for m in members if (m["source"], m["index"]) == ("rollout", rev["candidate"])]
+            assert member["reward"] == pytest.approx(before + rev["bonus"], abs=1e-12)
+            assert "<|im_start|>user" in rev["revise_prompt"] and row["rollouts"][rev["candidate"]]["text"] in \
+                rev["revise_prompt"]
+
+    texts = tensorboard_texts(workdir / "tensorboard" / "train")["samples/text_summary"]
+    assert list(texts) == [2]
+    assert all(row["prompt"] in texts[2] and row["rollouts"][0]["text"] in texts[2] for row in rows)
+
+    assert render([str(workdir), "--output", str(tmp_path / "samples.html")]) == 0
+    assert render([str(workdir), "--step", "2", "--output", str(tmp_path / "samples.md")]) == 0
+    assert files_containing(workdir, secret) == [] and files_containing(tmp_path, secret) == []
+
+
 def test_resume_reproduces_the_uninterrupted_run(two_steps, make_config, tmp_path):
     """4 steps straight == 2 steps, a new Trainer on the same workdir, 2 more: identical state."""
     _, first_half, _, _ = two_steps
@@ -139,6 +196,8 @@ def test_resume_reproduces_the_uninterrupted_run(two_steps, make_config, tmp_pat
     for key in ("reward/mean", "revision/rate", "train/loss", "train/grad_norm"):
         assert [m[key] for m in resumed_lines] == [m[key] for m in straight_lines], key
     assert checkpoint_steps(resumed_dir) == checkpoint_steps(tmp_path / "straight") == [2, 3, 4]
+    assert [r["step"] for r in read_samples(resumed_dir)] == [2, 2, 4, 4]  # validate_every=2
+    assert read_samples(resumed_dir) == read_samples(tmp_path / "straight")
 
 
 def test_a_finished_run_given_more_steps_and_stopped_early_is_not_finished(two_steps, make_config, tmp_path):
@@ -184,6 +243,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(two_steps, mak
     assert checkpoint_steps(workdir) == [1, 2]
     lines = read_metrics(workdir)
     assert [m["step"] for m in lines] == [1, 2]  # the redone step is logged once
+    assert read_samples(workdir) == read_samples(source)  # its samples once, the same groups again
     assert purge_steps(workdir / "tensorboard" / "train") == [2]  # TensorBoard hides the first step 2
     assert sorted(tensorboard_scalars(workdir / "tensorboard" / "train")["reward/mean"]) == [1, 2]
     with caplog.at_level(logging.WARNING, logger="herl_jax.training.checkpoints"):
