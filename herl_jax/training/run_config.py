@@ -82,6 +82,9 @@ class TrainerSection:
     keep_checkpoints: int = 3
     export_final: bool = True  # write the final policy as a HF checkpoint to WORKDIR/export
     run_name: str = "train"  # TensorBoard run name (WORKDIR/tensorboard/RUN_NAME); sweeps set one per run
+    # Weights & Biases project that also receives the metrics, samples and config ("" = off; the optional extra
+    # `wandb`; training/wandb_log.py). WANDB_MODE=offline writes the run under WORKDIR/wandb without a network.
+    wandb_project: str = ""
     # JAX's persistent compilation cache, shared by reruns and a sweep's runs ("" = off; training/compile_cache.py)
     compilation_cache_dir: str = "~/.cache/herl-jax/xla"
     # A run stops as failed (exit 1, no FINISHED, no export) after this many steps in a row whose update was

@@ -22,7 +22,7 @@ CONFIG_FILE = "config.json"
 # Keys that may change when a run resumes: how long it runs, how often it logs, validates and saves, and
 # whether it exports. None of them changes what a step computes.
 RESUMABLE_KEYS = ("trainer.steps", "trainer.log_every", "trainer.validate_every", "trainer.validation_prompts",
-                  "trainer.log_samples_every", "trainer.log_samples_groups",
+                  "trainer.log_samples_every", "trainer.log_samples_groups", "trainer.wandb_project",
                   "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.export_final",
                   "trainer.allow_config_change", "trainer.compilation_cache_dir")
 _SECRET_SUFFIXES = ("api_key", "apikey", "secret", "password", "token")
@@ -33,7 +33,7 @@ def record_config(workdir: Path, config: dict, resuming: bool, allow_change: boo
     whose recorded config differs, refuses (ConfigError) unless `allow_change`. `write=False` only checks
     (processes other than the first)."""
     path = workdir / CONFIG_FILE
-    new = json.loads(json.dumps(redact(config), default=str))
+    new = redacted(config)
     old = _read(path) if resuming else None
     changed = [] if old is None else changed_keys(old, new)
     if changed:
@@ -66,6 +66,11 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     a, b = _flatten(old), _flatten(new)
     return sorted(k for k in a.keys() | b.keys() if a.get(k, _MISSING) != b.get(k, _MISSING)
                   and k not in RESUMABLE_KEYS)
+
+
+def redacted(config: dict) -> dict:
+    """The run's config as it is recorded (config.json, the trackers): secrets redacted, plain JSON values."""
+    return json.loads(json.dumps(redact(config), default=str))
 
 
 def redact(tree):

@@ -1,5 +1,6 @@
 """The samples log's rows (step/group_samples.py) for reading: Markdown (TensorBoard's text tab, `herl_jax.samples
---output FILE.md`) and a standalone HTML page (`--output FILE.html`).
+--output FILE.md`), a standalone HTML page (`--output FILE.html`), and a table of one line per rollout or revision
+(Weights & Biases' Table).
 
 Per group: the prompt, the training group as a table (where each member came from, its reward before and after
 the bonus, its advantage), then each rollout and revision with its reward and rubric items, the unmet ones
@@ -53,13 +54,18 @@ def _outcome(row: dict[str, Any]) -> str:
     return how + where
 
 
+def _sample_name(kind: str, k: int, sample: dict[str, Any]) -> str:
+    """"rollout 2", "revision 0 of rollout 1"."""
+    return f"rollout {k}" if kind == "rollout" else f"revision {k} of rollout {sample['candidate']}"
+
+
 def _sample_heading(row: dict[str, Any], kind: str, k: int, sample: dict[str, Any]) -> str:
-    """The plain-text heading of a rollout or revision: its number, reward and role."""
+    """The plain-text heading of a rollout or revision: its name, reward and role."""
+    heading = f"{_sample_name(kind, k, sample)}: reward {_number(sample['reward'])}"
     if kind == "rollout":
-        return f"rollout {k}: reward {_number(sample['reward'])}" + (" (candidate)" if k in row["candidates"] else "")
+        return heading + (" (candidate)" if k in row["candidates"] else "")
     bonus = "" if sample["bonus"] is None else f", bonus {sample['bonus']:+.4f} on rollout {sample['candidate']}"
-    return (f"revision {k} of rollout {sample['candidate']}: reward {_number(sample['reward'])}{bonus}"
-            + (" (τ̃*)" if sample["best"] else ""))
+    return heading + bonus + (" (τ̃*)" if sample["best"] else "")
 
 
 def _samples(row: dict[str, Any]):
@@ -148,3 +154,24 @@ def _group_html(row: dict[str, Any]) -> str:
         parts.append(f"<pre>{_e(sample['text'])}</pre></div>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------- table
+TABLE_COLUMNS = ("step", "prompt_id", "prompt", "sample", "text", "reward", "met", "unmet", "bonus",
+                 "reward_after_bonus", "advantage", "group", "revise_prompt")
+
+
+def to_table(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """One line per rollout and revision of every row, in TABLE_COLUMNS order: met / unmet as item ids ("1, 3");
+    bonus for a revision (on its candidate's reward); reward_after_bonus and advantage for a sample that is a
+    member of the training group (None else); group: what the group's revision did."""
+    lines = []
+    for row in rows:
+        member = {(m["source"], m["index"]): m for m in row["members"]}
+        for kind, k, sample in _samples(row):
+            m = member.get((kind, k), {})
+            lines.append([row["step"], row["prompt_id"], row["prompt"], _sample_name(kind, k, sample),
+                          sample["text"], sample["reward"], ", ".join(map(str, sample["met"])),
+                          ", ".join(map(str, sample["unmet"])), sample.get("bonus"), m.get("reward"),
+                          m.get("advantage"), _outcome(row), sample.get("revise_prompt", "")])
+    return lines

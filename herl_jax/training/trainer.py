@@ -38,7 +38,7 @@ from herl_jax.training.metrics_writer import METRICS_FILE, SAMPLES_FILE, Metrics
 from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth
-from herl_jax.training.run_record import record_config, record_git_revision
+from herl_jax.training.run_record import record_config, record_git_revision, redacted
 from herl_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ class Trainer:
         self._saved_step = self.step
         # Opened after the resume: what an earlier attempt logged past the restored step (past step 0 when
         # it crashed before its first checkpoint) is redone, so its lines are dropped.
-        self.writer = (MetricsWriter(self.workdir, run.trainer.run_name, resume_step=self.step)
+        self.writer = (MetricsWriter(self.workdir, run.trainer.run_name, resume_step=self.step,
+                                     wandb_project=run.trainer.wandb_project, config=redacted(run.raw.to_dict()))
                        if self.is_main else None)
 
     # ------------------------------------------------------------------------------------------ run

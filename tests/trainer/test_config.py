@@ -186,3 +186,12 @@ def test_samples_are_logged_at_each_validation_step_by_default():
     assert steps(validate_every=0) == []
     assert steps(validate_every=4, log_samples_every=3) == [3, 6, 9, 12]
     assert steps(validate_every=4, log_samples_every=0) == []
+
+
+def test_a_wandb_project_without_the_wandb_package_fails_before_the_model(tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else find_spec(name, *a))
+    c = _demo_without_model()
+    c.trainer.wandb_project = "herl"
+    with pytest.raises(ConfigError, match=r"^config\.trainer\.wandb_project='herl': .*pip install 'herl-jax\[wandb\]'"):
+        Trainer(c, tmp_path / "run")  # the model source is missing too: the package is checked first

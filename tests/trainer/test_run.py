@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -19,17 +20,34 @@ from herl_jax.training.trainer import Trainer
 from tests.trainer.conftest import config_arg
 from tests.trainer.helpers import (VALIDATION_KEYS, LogRecorder, assert_step_metrics, assert_trees_equal,
                                    checkpoint_steps, files_containing, leaves, purge_steps,
-                                   read_metrics, tensorboard_scalars, tensorboard_texts)
+                                   read_metrics, tensorboard_scalars, tensorboard_texts, wandb_offline_runs)
 from tests.trainer.tiny_config import get_config
 
 SECRET_ENV = "HERL_TEST_UNUSED_JUDGE_KEY"
 
 
 @pytest.fixture(scope="module")
-def make_config(tiny_checkpoint, hir_files):
+def wandb_offline(tmp_path_factory):
+    """Weights & Biases without a network: every run's files stay on disk (WORKDIR/wandb, W&B's own folders
+    in a temporary directory)."""
+    home = tmp_path_factory.mktemp("wandb_home")
+    env = dict(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(home), WANDB_CACHE_DIR=str(home / "cache"),
+               WANDB_DATA_DIR=str(home / "data"), WANDB_CONFIG_DIR=str(home / "config"))
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield home
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def make_config(tiny_checkpoint, hir_files, wandb_offline):
     def make(steps: int = 2, **trainer):
         c = get_config(config_arg(tiny_checkpoint, hir_files, "hir"))
-        c.trainer.update(steps=steps, **trainer)
+        c.trainer.update(steps=steps, wandb_project="herl-test", **trainer)
         # A judge that is configured but never called (every item is programmatic): its key must stay out
         # of the workdir all the same.
         c.rubrics.judge = dict(base_url="http://127.0.0.1:9/v1", model="unused", api_key_env=SECRET_ENV)
@@ -83,6 +101,32 @@ def test_two_step_run_logs_checkpoints_and_exports(two_steps, tiny_checkpoint, s
 
     final = leaves(trainer.state.params)
     assert any(not np.array_equal(a, b) for a, b in zip(initial, final)), "two updates left the policy unchanged"
+
+
+def test_wandb_offline_run_holds_the_same_scalars_samples_and_config(two_steps, secret, wandb_offline):
+    """trainer.wandb_project under WANDB_MODE=offline: W&B's own transaction log, read back, holds the finite
+    values of metrics.jsonl at each step, step 2's samples as a table of its rollouts and revisions, and the
+    config of config.json (redacted: the judge key's variable name, never its value)."""
+    _, workdir, _, _ = two_steps
+    [run] = wandb_offline_runs(workdir / "wandb")
+    assert (workdir / "wandb_run_id").read_text().strip() == run["id"] and run["name"] == "train"
+    for line in read_metrics(workdir):
+        logged = run["history"][line["step"]]
+        finite = {k: v for k, v in line.items() if k != "step" and math.isfinite(v)}
+        assert {k: logged[k] for k in finite} == pytest.approx(finite, abs=1e-6), line["step"]
+        assert not [k for k in line if k != "step" and not math.isfinite(line[k]) and k in logged]
+
+    config = {k: v for k, v in run["config"].items() if k != "_wandb"}
+    assert config == json.loads((workdir / "config.json").read_text())
+    assert config["rubrics"]["judge"]["api_key_env"] == SECRET_ENV
+
+    table = run["files"] / run["history"][2]["samples.path"]
+    logged = json.loads(table.read_text())
+    text = logged["columns"].index("text")
+    assert sorted(line[text] for line in logged["data"]) == sorted(
+        s["text"] for row in read_samples(workdir) for s in row["rollouts"] + row["revisions"])
+    assert "samples.path" not in run["history"][1]  # samples only at the validation step
+    assert files_containing(workdir, secret) == [] and files_containing(wandb_offline, secret) == []
 
 
 def test_export_matches_the_final_policy(two_steps):
@@ -198,6 +242,8 @@ def test_resume_reproduces_the_uninterrupted_run(two_steps, make_config, tmp_pat
     assert checkpoint_steps(resumed_dir) == checkpoint_steps(tmp_path / "straight") == [2, 3, 4]
     assert [r["step"] for r in read_samples(resumed_dir)] == [2, 2, 4, 4]  # validate_every=2
     assert read_samples(resumed_dir) == read_samples(tmp_path / "straight")
+    first, second = wandb_offline_runs(resumed_dir / "wandb")  # W&B: the same run, continued
+    assert first["id"] == second["id"] and sorted(first["history"]) == [1, 2] and sorted(second["history"]) == [3, 4]
 
 
 def test_a_finished_run_given_more_steps_and_stopped_early_is_not_finished(two_steps, make_config, tmp_path):
