@@ -1,8 +1,8 @@
 """One RL step: sample, score, revise, assemble, update. The step's sample sections (config), its host phases
 (phases: encode the prompts, choose and revise, assemble the groups), sampling and scoring in overlapping pieces
-(sample_and_score), the held-out validation (held_out), and the step as one object (rl_step: the Collector of
-its experience, the RLStep that collates it and updates the policy through herl_jax.learner). Exported here:
-what runs a step.
+(sample_and_score), the held-out validation (held_out), the step as one object (rl_step: the Collector of
+its experience, the RLStep that collates it and updates the policy through herl_jax.learner), and a few of its
+groups as text for the samples log (group_samples). Exported here: what runs a step.
 
 Names load with their module when first used (herl_jax.lazy): the config module needs no JAX.
 """

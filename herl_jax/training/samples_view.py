@@ -21,7 +21,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 70rem; margin: 1rem auto;
 section {{ border-top: 2px solid #888; margin-top: 2rem; }}
 pre {{ white-space: pre-wrap; background: #f4f4f4; padding: .5rem; border-radius: 4px; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .2rem .6rem; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
+td:nth-child(-n+2), th:nth-child(-n+2) {{ text-align: left; }}
 .unmet {{ background: #ffd0d0; font-weight: bold; }} .met {{ color: #2a7a2a; }} .unscored {{ color: #888; }}
 .sample {{ margin: 1rem 0; }}
 </style></head><body>
@@ -46,12 +46,17 @@ def _member_source(row: dict[str, Any], member: dict[str, Any]) -> str:
 
 
 def _outcome(row: dict[str, Any]) -> str:
-    """What the group's revision did: joined, lost to a copy, replaced a slot, or nothing was revised."""
+    """What the group's revision did (joined, lost to a copy, replaced a slot, or nothing was revised), and
+    whether the group has no gradient (every member's reward equal)."""
     if row["joined"] is None:
-        return "revised, every revision dropped" if row["revisions"] else "not revised"
-    how = "the revision joined" if row["joined"] == "revision" else f"a copy of rollout {row['copy_of']} joined"
-    where = f", replacing member {row['replaced_slot']}" if row["replaced_slot"] is not None else ", appended"
-    return how + where
+        outcome = "revised, every revision dropped" if row["revisions"] else "not revised"
+    else:
+        how = "the revision joined" if row["joined"] == "revision" else f"a copy of rollout {row['copy_of']} joined"
+        outcome = how + (f", replacing member {row['replaced_slot']}" if row["replaced_slot"] is not None
+                         else ", appended")
+    if len({m["reward"] for m in row["members"]}) == 1:
+        outcome += "; every member's reward is equal: no gradient"
+    return outcome
 
 
 def _sample_name(kind: str, k: int, sample: dict[str, Any]) -> str:
@@ -96,7 +101,7 @@ def _items_markdown(row: dict[str, Any], sample: dict[str, Any]) -> str:
     parts = [f"**UNMET {j}. {_md(text[j])}**" for j in sample["unmet"]]
     parts += [f"met {j}. {_md(text[j])}" for j in sample["met"]]
     parts += [f"unscored {j}. {_md(text[j])}" for j in sample["unscored"]]
-    return " · ".join(parts) or "no rubric item scored"
+    return "\n".join(f"- {part}" for part in parts) or "no rubric item scored"
 
 
 def _group_markdown(row: dict[str, Any]) -> str:

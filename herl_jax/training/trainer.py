@@ -85,7 +85,8 @@ class Trainer:
                       write=self.is_main)
         if self.is_main:
             record_git_revision(self.workdir)
-            for name in (METRICS_FILE, SAMPLES_FILE, FINISHED):  # written later: a planted link is refused before anything loads
+            # Written later: a planted link is refused before anything loads.
+            for name in (METRICS_FILE, SAMPLES_FILE, FINISHED):
                 refuse_link(self.workdir / name)
 
     def _build(self, run) -> None:

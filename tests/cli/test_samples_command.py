@@ -50,7 +50,8 @@ class _Page(HTMLParser):
 
 @pytest.fixture
 def workdir(tmp_path):
-    other = {**ROW, "step": 5, "prompt_id": "later"}
+    flat = [{**m, "reward": 0.5, "advantage": 0.0} for m in ROW["members"]]  # no gradient
+    other = {**ROW, "step": 5, "prompt_id": "later", "members": flat}
     (tmp_path / "samples.jsonl").write_text(json.dumps(ROW) + "\n" + json.dumps(other) + "\n" + '{"step": 7, "torn')
     return tmp_path
 
@@ -77,6 +78,9 @@ def test_markdown_fences_the_texts(workdir, subprocess_env):
     assert result.returncode == 0, result.stderr
     md = result.stdout
     assert md.count("### step ") == 2  # both steps; the torn last line skipped
+    assert "### step 3, prompt p\\<1\\>: the revision joined, appended\n" in md
+    assert "### step 5, prompt later: the revision joined, appended; every member's reward is equal: no gradient\n" \
+        in md
     assert f"```text\n{ATTACK}\n```" in md  # fenced: a renderer shows it as code
     assert "````text\nOwls ```fly``` at night\n````" in md  # a longer fence than the text's backticks
     assert "**UNMET 2. mentions \\<b\\>owls\\</b\\>**" in md  # inline text escaped, unmet in bold

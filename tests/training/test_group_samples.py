@@ -6,6 +6,7 @@ and the seeded choice that prefers revised groups."""
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -119,6 +120,7 @@ def test_the_choice_prefers_revised_groups_and_is_seeded(tokenizer):
     assert all(choose_groups(groups, 2, StepSeeds(s, 5)) == choose_groups(groups, 2, StepSeeds(s, 5)) for s in range(3))
 
 
-def test_groups_are_kept_only_when_asked(tokenizer):
-    experience, _, _ = _run(tokenizer)
-    assert experience.groups == ()
+def test_groups_are_kept_only_when_asked_and_travel_between_processes(tokenizer):
+    assert _run(tokenizer)[0].groups == ()
+    groups = _run(tokenizer, keep_groups=True)[0].groups
+    assert len(groups) == 4 and pickle.loads(pickle.dumps(groups)) == groups  # parallel.allgather_objects pickles
