@@ -9,7 +9,8 @@ The run resumes from WORKDIR/checkpoints when it holds one, with the same config
 --allow_config_change; trainer.steps and how often it logs, validates and saves may change). SIGTERM or
 Ctrl-C saves the current step and exits 0. A run that stops learning (non-finite updates, no trainable group,
 steps in a row) exits 1 without FINISHED or export. Logs: WORKDIR/tensorboard (TensorBoard),
-WORKDIR/metrics.jsonl, WORKDIR/train.log; the final policy is exported to WORKDIR/export (HF format).
+WORKDIR/metrics.jsonl, WORKDIR/samples.jsonl (a few groups as text: python -m herl_jax.samples WORKDIR),
+WORKDIR/train.log; the final policy is exported to WORKDIR/export (HF format).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What a training run can check before its weights load, so a bad setting fails in seconds, not after the
 model loaded and step 1 sampled: rubric needs vs the judge config, the judge's key variable, the mesh vs the
-devices, the compute dtype vs the platform, and prompt + generation lengths vs the model's context window.
+devices, the compute dtype vs the platform, prompt + generation lengths vs the model's context window, and a W&B
+project vs the wandb package.
 
 Each check raises one ConfigError naming the config key and the rule. The data is loaded by the caller
 first (cheap; its errors are DataError lines of their own) and passed in.
@@ -8,6 +9,7 @@ first (cheap; its errors are DataError lines of their own) and passed in.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -24,6 +26,7 @@ def check_before_loading(run: RunConfig, dataset: Dataset) -> None:
     check_judge(run, dataset)
     run.mesh.shape(jax.device_count())  # MeshError names the parallel.* key
     check_dtype(run.model.dtype, jax.default_backend())
+    check_trackers(run)
     check_context(run, model_config_of(run.model.source))
 
 
@@ -42,6 +45,14 @@ def check_judge(run: RunConfig, dataset: Dataset) -> None:
         raise ConfigError(f"config.rubrics.judge.api_key_env={judge.api_key_env!r}: the environment variable "
                           f"${judge.api_key_env} is not set or empty (for a local server without auth, set it "
                           "to any value, e.g. EMPTY)")
+
+
+def check_trackers(run: RunConfig) -> None:
+    """A W&B project needs the optional extra `wandb`."""
+    project = run.trainer.wandb_project
+    if project and importlib.util.find_spec("wandb") is None:
+        raise ConfigError(f"config.trainer.wandb_project={project!r}: logging to Weights & Biases needs the wandb "
+                          "package (pip install 'herl-jax[wandb]'); leave the key empty to log to TensorBoard only")
 
 
 def check_dtype(dtype: str, platform: str) -> None:
