@@ -213,8 +213,9 @@ def _record_keys(run: EvalConfig, benchmark: str, weights: str) -> dict[str, str
     """Each stage's records key: the weights, and what makes and grades that stage's responses (the limit
     only picks items, pass@k's ks only summarize, so neither is in a key)."""
     config = run.raw
-    common = {"model": config.model.to_dict(), "options": _options(run, benchmark), "check_time_limit_s": config.checkers.check_time_limit_s,
-              "judge": {"base_url": run.judge.base_url, "model": run.judge.model} if run.judge else None}
+    common = {"model": config.model.to_dict(), "options": _options(run, benchmark),
+              "check_time_limit_s": config.checkers.check_time_limit_s,
+              "judge_model": run.judge.model if run.judge else None}  # where it is served does not matter
     passk = {"sampling": config.sampling.to_dict(), "n": config.passk.n}
     return {"pass1": records_key(weights, {**common, "greedy": config.greedy.to_dict()}),
             "passk": records_key(weights, {**common, **passk}),

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from herl_jax.herl import Sample
 from herl_jax.learner.seeds import StepSeeds
 from herl_jax.step.phases import GroupTrace
-from herl_jax.step.sample_and_score import ScoredSample
 
 
 def choose_groups(groups: Sequence[GroupTrace], count: int, seeds: StepSeeds) -> list[int]:
@@ -71,21 +71,21 @@ def group_row(trace: GroupTrace, tokenizer, step: int) -> dict[str, Any]:
     }
 
 
-def _scored(sample: ScoredSample) -> dict[str, Any]:
+def _scored(sample: Sample) -> dict[str, Any]:
     result = sample.result
-    return {"text": sample.text, "reward": result.score, "met": [j for j, _ in result.satisfied],
+    return {"text": sample.text, "reward": sample.reward, "met": [j for j, _ in result.satisfied],
             "unmet": [j for j, _ in result.unmet], "unscored": [j for j, _ in result.unscored]}
 
 
 def _members(trace: GroupTrace, best: int | None) -> list[dict[str, Any]]:
     """Each training-group member: where it came from, its reward before and after the bonus, its advantage."""
     originals, group = trace.draft.originals, trace.group
-    sources = [("rollout", i, originals[i].result.score) for i in range(len(originals))]
+    sources = [("rollout", i, originals[i].reward) for i in range(len(originals))]
     if best is not None:
         if group.fallback_copy is None:
-            extra = ("revision", best, trace.revisions[best][1].result.score)
+            extra = ("revision", best, trace.revisions[best][1].reward)
         else:
-            extra = ("copy", group.fallback_copy, originals[group.fallback_copy].result.score)
+            extra = ("copy", group.fallback_copy, originals[group.fallback_copy].reward)
         if group.replaced_slot is None:
             sources.append(extra)
         else:

@@ -20,7 +20,7 @@ from herl_jax.herl.config import HerlConfig
 from herl_jax.herl.prompts import template_for
 from herl_jax.learner.seeds import StepSeeds
 from herl_jax.sampling import encode_chats
-from herl_jax.step.sample_and_score import ScoredBatch, ScoredSample, ScoringTask
+from herl_jax.step.sample_and_score import ScoredBatch, ScoringTask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +42,7 @@ class GroupDraft:
     positions into ``originals``."""
 
     example: Example
-    originals: tuple[ScoredSample, ...]
+    originals: tuple[Sample, ...]
     candidates: tuple[int, ...]
     dropped: int = 0
 
@@ -80,7 +80,7 @@ class GroupTrace:
     order, and the group itself (records, τ̃*, bonus, fallback copy, replaced slot)."""
 
     draft: GroupDraft
-    revisions: tuple[tuple[RevisionRequest, ScoredSample], ...]
+    revisions: tuple[tuple[RevisionRequest, Sample], ...]
     group: Group
 
 
@@ -148,19 +148,23 @@ def choose_and_revise(rollouts: ScoredBatch, prompts: Prompts, n: int, herl: Her
                       max_revise_prompt_len: int) -> RevisionPlan:
     """Per prompt: its scored originals, I_top (Eq. 5) and a revise prompt (q, H_i) for each candidate.
 
-    rollouts: ``n`` samples per prompt of ``prompts``, prompt-major. Revise prompts longer than
-    ``max_revise_prompt_len`` are not sampled (counted); the variant decides whether anything is revised."""
+    rollouts: ``n`` samples per prompt of ``prompts``, each grouped by its prompt index. Revise prompts longer
+    than ``max_revise_prompt_len`` are not sampled (counted); the variant decides whether anything is revised."""
+    by_prompt: dict[int, list[Sample]] = {}
+    for sample in rollouts.samples:
+        by_prompt.setdefault(sample.prompt, []).append(sample)
     groups, requests = [], []
     dropped = skipped = long_prompts = 0
     for p, example in enumerate(prompts.examples):
-        originals = tuple(s for s in rollouts.samples[p * n : (p + 1) * n] if not s.dropped)
-        dropped += n - len(originals)
+        sampled = by_prompt.get(p, [])
+        originals = tuple(s for s in sampled if not s.dropped)
+        dropped += len(sampled) - len(originals)
         if len(originals) < 2:
             skipped += 1
             continue
-        candidates = select_candidates([s.result.score for s in originals], herl,
+        candidates = select_candidates([s.reward for s in originals], herl,
                                        [len(s.result.satisfied) for s in originals])
-        groups.append(GroupDraft(example, originals, candidates, n - len(originals)))
+        groups.append(GroupDraft(example, originals, candidates, len(sampled) - len(originals)))
         if not herl.revises:
             continue
         prompt_cfg = _prompt_config(herl.prompt, template_for(herl.prompt, example.template))
@@ -177,19 +181,21 @@ def assemble_groups(plan: RevisionPlan, revisions: ScoredBatch, rollouts: Scored
                     herl: HerlConfig, seeds: StepSeeds) -> Experience:
     """Each group's members, bonus (Eq. 8) and advantages (Eq. 10), and the step's counts.
 
-    revisions: one sample per request of ``plan``, in order (empty when nothing was revised)."""
+    revisions: one sample per request of ``plan``, its prompt index the request's (none when nothing was
+    revised)."""
     scored: dict[int, list[tuple[int, Sample]]] = {}
-    sampled: dict[int, list[tuple[RevisionRequest, ScoredSample]]] = {}
-    for request, revision in zip(plan.requests, revisions.samples):
+    sampled: dict[int, list[tuple[RevisionRequest, Sample]]] = {}
+    for revision in revisions.samples:
+        request = plan.requests[revision.prompt]
         sampled.setdefault(request.group, []).append((request, revision))
         if not revision.dropped:
-            scored.setdefault(request.group, []).append((request.candidate, _as_sample(revision)))
+            scored.setdefault(request.group, []).append((request.candidate, revision))
     records: list[TrainingRecord] = []
     traces: list[GroupTrace] = []
     rewards, group_max, gains, revision_best, bonus = [], [], [], [], []
     revised = fallbacks = zero_variance = 0
     for g, draft in enumerate(plan.groups):
-        originals = [_as_sample(s) for s in draft.originals]
+        originals = draft.originals
         candidates, samples = [c for c, _ in scored.get(g, [])], [s for _, s in scored.get(g, [])]
         group = assemble_group(originals, candidates, samples, herl, seeds.group_rng(originals[0].context_ids),
                                num_satisfied=[len(s.result.satisfied) for s in draft.originals])
@@ -219,9 +225,6 @@ def assemble_groups(plan: RevisionPlan, revisions: ScoredBatch, rollouts: Scored
                       tuple(bonus), tuple(traces))
 
 
-def _as_sample(s: ScoredSample) -> Sample:
-    return Sample(s.context_ids, s.response_ids, s.result.score, s.logprobs)
-
 
 def _prompt_config(prompt_cfg, template: str):
     """The revise-prompt config rendering with ``template``."""
@@ -230,3 +233,4 @@ def _prompt_config(prompt_cfg, template: str):
     cfg = prompt_cfg.copy_and_resolve_references()
     cfg.template = template
     return cfg
+
