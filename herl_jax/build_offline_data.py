@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from absl import app, flags
+from tqdm import tqdm
 
 from herl_jax.cli_errors import UsageError, run_cli
 from herl_jax.cli_flags import define_config_file
@@ -59,13 +60,14 @@ def build_rows(examples, sampler, policy, tokenizer, scorer, sampling, pad_id: i
     sft, dpo = [], []
     counts = {"examples": len(examples), "long_prompts_skipped": 0, "no_reply_meets_every_item": 0,
               "no_unmet_reply": 0}
-    for call, start in enumerate(range(0, len(examples), prompts_per_call)):
+    starts = range(0, len(examples), prompts_per_call)
+    for call, start in enumerate(tqdm(starts, desc="sample and score", unit="call")):
         prompts = encode_prompts(tokenizer, examples[start : start + prompts_per_call], sampling.max_prompt_len)
         counts["long_prompts_skipped"] += prompts.skipped_long
         scored = sample_and_score(sampler, scorer, policy, tokenizer, prompts.ids, prompts.tasks,
                                   sampling.replace(seed=sampling.seed + call), pad_id)
         for p, example in enumerate(prompts.examples):
-            met, unmet = choose(scored.samples[p * sampling.n : (p + 1) * sampling.n])
+            met, unmet = choose([s for s in scored.samples if s.prompt == p])
             if met is None:
                 counts["no_reply_meets_every_item"] += 1
                 continue
