@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -172,6 +173,19 @@ class Checkpointer:
             self._checksummer.shutdown()
             self._manager.close()
             logging.getLogger("absl").removeFilter(self._quiet)
+
+
+def check_writable(directory: str | Path) -> None:
+    """Raises OSError naming `directory` when no checkpoint can be written there (a read-only mount, no write
+    permission), so a run finds out at start, not after training, when orbax would retry its save for minutes."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    probe = directory / f".herl-write-probe-{secrets.token_hex(6)}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(directory)) from None
+    probe.unlink()
 
 
 # ------------------------------------------------------------------------------------------ checksums

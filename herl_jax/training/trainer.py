@@ -30,7 +30,7 @@ from herl_jax.own_files import refuse_link, write_file
 from herl_jax.rubrics import RubricScorer
 from herl_jax.sampling import pad_id_for
 from herl_jax.step.rl_step import Collector, RLStep, StepSettings, frozen_copy
-from herl_jax.training.checkpoints import Checkpointer
+from herl_jax.training.checkpoints import Checkpointer, check_writable
 from herl_jax.training.compile_cache import enable_compilation_cache
 from herl_jax.training.metrics_writer import METRICS_FILE, MetricsWriter
 from herl_jax.training.preflight import check_before_loading
@@ -81,6 +81,7 @@ class Trainer:
         if not retry_failed:
             refuse_failed(self.workdir)
         checkpoints = self.workdir / "checkpoints"
+        check_writable(checkpoints)  # a read-only folder: refused now, not after training
         resuming = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
         record_config(self.workdir, run.raw.to_dict(), resuming=resuming, allow_change=allow_config_change,
                       write=self.is_main)

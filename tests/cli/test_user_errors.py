@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.conftest import read_only
 from tests.cli.helpers import assert_one_line_error, run
 from tests.trainer.conftest import config_arg
 
@@ -76,6 +77,17 @@ def test_train_read_only_workdir(subprocess_env, tiny_config, read_only_dir):
     workdir = read_only_dir / "run"
     result = run([*TRAIN, "--config", tiny_config, "--workdir", str(workdir)], subprocess_env)
     assert_one_line_error(result, str(workdir), 1)
+
+
+def test_train_read_only_checkpoints_folder(tmp_path, subprocess_env, tiny_config):
+    """Refused at start, naming the folder (before this check: trained, exported, then waited 300 s in orbax and
+    exited with 274 lines of tracebacks)."""
+    workdir = tmp_path / "w"
+    with read_only(workdir / "checkpoints"):
+        result = run([*TRAIN, "--config", tiny_config, "--workdir", str(workdir)], subprocess_env, timeout=120)
+    why = "read-only file system" if os.geteuid() == 0 else "permission denied"
+    assert_one_line_error(result, f"{why}: {workdir / 'checkpoints'}", 1)
+    assert not (workdir / "metrics.jsonl").exists() and "loaded the policy" not in result.stderr
 
 
 def test_train_on_a_full_disk(subprocess_env, tiny_config, full_dir):
