@@ -37,7 +37,7 @@ from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth, TrainingHalted
 from herl_jax.training.run_outcome import FAILED, FINISHED, Failure, clear_failure, record_failure, refuse_failed
-from herl_jax.training.run_record import record_config, record_git_revision
+from herl_jax.training.run_record import record_config, record_data, record_git_revision
 from herl_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Trainer:
             refuse_failed(self.workdir)
         checkpoints = self.workdir / "checkpoints"
         check_writable(checkpoints)  # a read-only folder: refused now, not after training
-        resuming = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
+        self._resuming = resuming = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
         record_config(self.workdir, run.raw.to_dict(), resuming=resuming, allow_change=allow_config_change,
                       write=self.is_main)
         if self.is_main:
@@ -92,11 +92,12 @@ class Trainer:
                 refuse_link(self.workdir / name)
 
     def _build(self, run) -> None:
-        """Loads the data, checks what can be checked before the weights, loads the policy, builds the step,
-        and resumes from the newest readable checkpoint."""
+        """Loads the data (the checkpointed run's, when resuming), checks what can be checked before the weights,
+        loads the policy, builds the step, and resumes from the newest readable checkpoint."""
         self.dataset = load_dataset(run.data)
         for stats in self.dataset.stats:
             log.info("data: %s", stats)
+        record_data(self.workdir, self.dataset, resuming=self._resuming, write=self.is_main)
         check_before_loading(run, self.dataset)
         enable_compilation_cache(run.trainer.compilation_cache_dir)
         # Every array lives on one mesh over all processes' devices, laid out by parallel.DEFAULT_RULES; the
