@@ -6,6 +6,8 @@ step never ran), measured without timing."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import pytest
 
@@ -109,3 +111,16 @@ def test_chat_refuses_a_prompt_longer_than_the_context(subprocess_env, tiny_chec
     line = assert_one_line_error(result, "1024", status=2)
     assert "message 1" in line and "--max-new-tokens" in line
 
+
+def test_chat_answers_a_prompt_over_the_samplers_default_limit_that_the_context_holds(tmp_path, subprocess_env,
+                                                                                      tiny_checkpoint):
+    """Issue 27: a prompt over SamplingConfig's default max_prompt_len (2,048 tokens) failed after the model
+    loaded, with no flag for it; chat now sizes the limit from the prompts it checked against the context. The
+    tiny model with a 4,096-token context (its config.json; RoPE weights do not depend on it)."""
+    model = tmp_path / "long_context"
+    shutil.copytree(tiny_checkpoint, model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 4096}))
+    result = run([*CHAT, "word " * 2100, "--model", str(model), "--max-new-tokens", "2"], subprocess_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"^--- reply 1 \((stop|length), [12] tokens\)$", result.stdout, re.MULTILINE), result.stdout
