@@ -7,7 +7,9 @@ checkpoint whose files do not match their checksums (bits flipped on disk) or th
 killed mid-write) is set aside with a warning and the one before it is used.
 
 A full disk while saving is one CheckpointError naming the step, the directory and the newest intact
-checkpoint, instead of orbax's tracebacks from each of its threads (their log records are dropped).
+checkpoint, instead of orbax's tracebacks from each of its threads (their log records are dropped, and so
+are the "Event loop is closed" tracebacks that tensorstore prints when its writes finish after the failed
+save's event loop has closed).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import os
 import secrets
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,7 @@ class Checkpointer:
         self._checksum_jobs: list[concurrent.futures.Future] = []
         self._quiet = _DropOutOfSpaceRecords()
         logging.getLogger("absl").addFilter(self._quiet)  # orbax logs through absl
+        _drop_closed_loop_callbacks()
 
     def save(self, step: int, state: Any, metadata: dict) -> None:
         """Starts saving `state` (any pytree of arrays) and `metadata` (JSON) as checkpoint `step`."""
@@ -167,19 +171,33 @@ class Checkpointer:
                                   f"{earlier}") from error
 
     def close(self) -> None:
+        """Waits for the pending save, then shuts orbax down. After a failed save (a CheckpointError raised
+        here or earlier), orbax's close raises the same failure again: the first error is the one reported."""
         try:
             self.wait()
-        finally:
-            self._checksummer.shutdown()
+        except BaseException:
+            self._shut_down(quietly=True)
+            raise
+        self._shut_down(quietly=False)
+
+    def _shut_down(self, quietly: bool) -> None:
+        self._checksummer.shutdown()
+        try:
             self._manager.close()
+        except Exception:
+            if not quietly:
+                raise
+        finally:
             logging.getLogger("absl").removeFilter(self._quiet)
 
 
 def check_writable(directory: str | Path) -> None:
     """Raises OSError naming `directory` when no checkpoint can be written there (a read-only mount, no write
-    permission), so a run finds out at start, not after training, when orbax would retry its save for minutes."""
+    permission), so a run finds out at start, not after training, when orbax would retry its save for minutes.
+    A directory not made yet is made by the first save, beside the files the run has already written."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if not os.path.lexists(directory):
+        return
     probe = directory / f".herl-write-probe-{secrets.token_hex(6)}"
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
@@ -241,6 +259,27 @@ def _out_of_space(error: BaseException | None) -> bool:
             return True
         stack += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
     return False
+
+
+def _drop_closed_loop_callbacks() -> None:
+    """Installs (once per process) a sys.unraisablehook that drops the RuntimeError "Event loop is closed"
+    raised in asyncio's call_soon_threadsafe when tensorstore calls back, from its own threads, into the event
+    loop of a save that already failed (it reports that error as unraisable, with no object); everything else
+    reaches the hook it had."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_closed_loop_callbacks", False):
+        return
+
+    def hook(unraisable) -> None:
+        tb = unraisable.exc_traceback
+        outermost = tb.tb_frame.f_code.co_name if tb is not None else None
+        if (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"
+                and outermost == "call_soon_threadsafe"):
+            return
+        previous(unraisable)
+
+    hook.drops_closed_loop_callbacks = True
+    sys.unraisablehook = hook
 
 
 class _DropOutOfSpaceRecords(logging.Filter):
