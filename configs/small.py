@@ -2,7 +2,7 @@
 instruction-following task, sized for a 2-core CPU.
 
   python -m herl_jax.train --config configs/small.py:VARIANT --workdir runs/small/VARIANT/seed=0
-  VARIANT: rlvr | naive_he | he | herl (default herl)
+  VARIANT: rlvr | naive_he | he | herl (default herl) | sft | dpo
 
 The task (herl_jax/data/build_small_task.py, shipped as bundled:small_if_{train,validation}.jsonl): 320
 training and 64 held-out validation prompts, short AlpacaEval instructions with two constraints each from
@@ -38,18 +38,44 @@ Why each setting:
   final reward;
 - KL (1e-4) and every paper switch at their defaults: nothing measured argues otherwise (the reference
   pass costs about a fifth of the update, a cost the paper pays too).
+
+The SFT and DPO baselines (`sft`, `dpo`) train on data built offline from the base model by
+herl_jax/build_offline_data.py (rejection sampling on the training prompts; bundled:small_if_sft.jsonl and
+bundled:small_if_dpo.jsonl, which that command writes):
+  python -m herl_jax.build_offline_data --config configs/small.py:herl --out_dir herl_jax/data/bundled
+SFT: per prompt, one sampled reply that meets every constraint; DPO: a reply that meets every constraint
+(chosen) and one that does not (rejected). Not tuned: the RL runs' lr (1e-5), steps (12) and validation (every
+3 steps, the same 64 prompts, greedy), with 16 examples a step (DPO: 16 pairs) and one optimizer step each, so
+the rows show what the same number of optimizer steps does; no KL term (DPO's reference is in its loss).
 """
 
 from herl_jax.config import base_config
 
-VARIANTS = ("rlvr", "naive_he", "he", "herl")
+RL_VARIANTS = ("rlvr", "naive_he", "he", "herl")
+OFFLINE_VARIANTS = ("sft", "dpo")
+VARIANTS = RL_VARIANTS + OFFLINE_VARIANTS
 GROUP_SIZE = 8  # as the paper: RLVR samples 8 rollouts, the others 7 and add one revision
 PROMPTS_PER_STEP = 4
+OFFLINE_EXAMPLES_PER_STEP = 16
+OFFLINE_FILES = {"sft": "bundled:small_if_sft.jsonl", "dpo": "bundled:small_if_dpo.jsonl"}
 
 
 def get_config(variant: str = "herl"):
     if variant not in VARIANTS:
         raise ValueError(f"configs/small.py:{variant}: expected one of {', '.join(VARIANTS)}")
+    c = rl_config("herl" if variant in OFFLINE_VARIANTS else variant)
+    if variant in OFFLINE_VARIANTS:
+        rows = 2 if variant == "dpo" else 1
+        c.train.objective.update(kind=variant, max_length=192)  # prompts <= 128 tokens, replies <= 48 + eos
+        c.train.loss.kl_coef = 0.0
+        c.train.ppo.update(mini_batch_size=OFFLINE_EXAMPLES_PER_STEP * rows, micro_batch_size=8)
+        c.data.update(train_files=[OFFLINE_FILES[variant]], format=variant, validation_format="hir")
+        c.trainer.prompts_per_step = OFFLINE_EXAMPLES_PER_STEP
+    return c
+
+
+def rl_config(variant: str):
+    """The RL variants' config, which the offline ones start from (same model, validation, lr and steps)."""
     c = base_config()
     c.model.dtype = "float32"  # CPUs have no fast bf16 matmul
     c.model.remat = False

@@ -4,7 +4,11 @@ so that similar calls reuse one compiled program (recompilation is a bug).
 Every sampler size grows geometrically, so a config compiles a few programs per doubling, not one per
 multiple of a bucket: the prompt length and the attention window in two sizes per doubling (1, 2, 3, 4, 6,
 8, 12, ... times `prompt_bucket` or `cache_block`: at most 1.5x what is needed from 2 on), the prompt count
-in powers of two per batch shard, and the decode slots in quarters of `decode_slots`.
+in powers of four per batch shard, and the decode slots in quarters of `decode_slots`.
+
+The prompt count is the coarsest because its padding is the cheapest: filler prompts are prefilled but never
+decoded (the slots are sized by the real rows), while a longer prompt bucket is read again by every decode
+step's attention.
 """
 
 
@@ -33,17 +37,23 @@ def prompt_bucket_len(longest: int, bucket: int, max_prompt_len: int) -> int:
 
 
 def prompt_bucket_count(num_prompts: int, batch_shards: int = 1) -> int:
-    """The sampler's padded number of prompts: a power of two per batch shard (num_prompts >= 1); fewer than
-    one prompt per shard would leave devices idle anyway."""
-    return batch_shards * next_power_of_two(-(-int(num_prompts) // batch_shards))
+    """The sampler's padded number of prompts: a power of four per batch shard (1, 4, 16, 64, ...;
+    num_prompts >= 1), so that a call kind compiles few prefill programs. Filler prompts cost their prefill
+    and their prompt cache (at most 4x the real prompts', counted by herl_jax.plan), never a decode step;
+    fewer than one prompt per shard would leave devices idle anyway."""
+    per_shard, bucket = -(-int(num_prompts) // batch_shards), 1
+    while bucket < per_shard:
+        bucket *= 4
+    return batch_shards * bucket
 
 
 def decode_slot_count(rows: int, decode_slots: int, batch_shards: int = 1) -> int:
-    """Rows the sampler decodes at once for `rows` request rows: `decode_slots` per batch shard at most,
-    fewer for a smaller call, in steps of a quarter of that (so at most four slot counts per config);
-    `decode_slots=0` is the static batch, one slot per row."""
+    """Rows the sampler decodes at once for `rows` request rows (the real prompts' samples, not the filler
+    prompts'): `decode_slots` per batch shard at most, fewer for a smaller call, in steps of a quarter of
+    that (so at most four slot counts per config); `decode_slots=0` is the static batch, one slot per row,
+    the rows padded to a power of two per shard."""
     if not decode_slots:
-        return rows
+        return batch_shards * next_power_of_two(-(-int(rows) // batch_shards))
     most = decode_slots * batch_shards
     return min(most, round_up(rows, batch_shards * -(-decode_slots // 4)))
 

@@ -295,8 +295,9 @@ def _training_width(config, section: str) -> int:
 def program_counts(config, batch_shards: int) -> dict[str, int]:
     """How many distinct prefill and decode-chunk programs the config's buckets can compile (each a
     compilation of its own), found by enumerating every call the trainer can make: per sampler call kind,
-    each prompt count and prompt length prefills, and decodes with its slot count over every attention
-    window its rows can reach (herl_jax.buckets; the static batch decodes once over the whole cache)."""
+    each padded prompt count and prompt length prefills, and decodes with the slot count of its real rows
+    over every attention window they can reach (herl_jax.buckets; the static batch decodes once over the
+    whole cache)."""
     from herl_jax.buckets import decode_slot_count, prompt_bucket_count, prompt_bucket_len
     from herl_jax.plan import sampler_calls
     from herl_jax.sampling import SamplingConfig
@@ -308,11 +309,12 @@ def program_counts(config, batch_shards: int) -> dict[str, int]:
         sampling = SamplingConfig(max_new_tokens=section.max_new_tokens, decode_chunk=section.decode_chunk,
                                   cache_block=section.cache_block, max_prompt_len=section.max_prompt_len,
                                   prompt_bucket=section.prompt_bucket)
-        counts = {prompt_bucket_count(p, batch_shards) for p in range(1, call.prompts + 1)}
         lengths = {prompt_bucket_len(n, section.prompt_bucket, section.max_prompt_len)
                    for n in range(1, section.max_prompt_len + 1)}
-        for count in counts:
-            slots = decode_slot_count(count * call.n, section.decode_slots, batch_shards)
+        sizes = {(prompt_bucket_count(p, batch_shards), decode_slot_count(p * call.n, section.decode_slots,
+                                                                         batch_shards))
+                 for p in range(1, call.prompts + 1)}  # (padded prompts, slots) of each prompt count
+        for count, slots in sizes:
             for length in lengths:
                 shapes["prefill"].add((count, length))
                 if not section.decode_slots:

@@ -150,8 +150,8 @@ class SamplerCall:
 
     @property
     def rows(self) -> int:
-        """R: request rows, of the padded prompts."""
-        return self.padded_prompts * self.n
+        """R: request rows (filler prompts have none)."""
+        return self.prompts * self.n
 
     @property
     def slots(self) -> int:

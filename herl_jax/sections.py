@@ -31,6 +31,16 @@ def section_config(section: Any, exclude: Iterable[str] = ()):
     return ConfigDict({f.name: getattr(section, f.name) for f in dataclasses.fields(section) if f.name not in skip})
 
 
+def defaults_config(cls: type, exclude: Iterable[str] = (), **values: Any):
+    """The ConfigDict of a section's dataclass defaults, without building one: for a section that is off
+    until configured (`values` fill the fields without a default, e.g. an empty judge URL)."""
+    from ml_collections import ConfigDict
+
+    skip = set(exclude)
+    return ConfigDict({f.name: values[f.name] if f.name in values else f.default
+                       for f in dataclasses.fields(cls) if f.name not in skip})
+
+
 def build_section(error: type[Exception], name: str, build: Callable, values: Any):
     """`build(values)` (a dataclass as `build`: the section's keys as keyword arguments); its ValueError or
     TypeError raised as `error`, naming the key: "config.NAME.FIELD=VALUE: rule" (or "config.NAME: message")."""

@@ -27,17 +27,25 @@ def test_prompt_lengths_grow_geometrically():
 
 @pytest.mark.parametrize("prompts, shards", [(1, 1), (2, 1), (3, 1), (5, 1), (64, 1), (65, 1), (100, 1),
                                              (1, 8), (8, 8), (9, 8), (112, 8), (5, 6), (13, 6)])
-def test_prompt_count_is_a_power_of_two_per_shard(prompts, shards):
-    expected = next(shards * 2**k for k in range(12) if shards * 2**k >= prompts)
+def test_prompt_count_is_a_power_of_four_per_shard(prompts, shards):
+    expected = next(shards * 4**k for k in range(12) if shards * 4**k >= prompts)
     assert prompt_bucket_count(prompts, shards) == expected
+    assert prompt_bucket_count(prompts, shards) < 4 * max(prompts, shards)  # the padding's bound
+
+
+def test_a_call_kind_of_up_to_112_prompts_on_8_shards_prefills_three_counts():
+    # configs/paper.py's revision calls: up to 16 prompts x 7 candidates, on fsdp=8 (power of two: 5 counts)
+    assert {prompt_bucket_count(p, 8) for p in range(1, 113)} == {8, 32, 128}
 
 
 @pytest.mark.parametrize("decode_slots, shards", [(64, 8), (64, 1), (3, 1), (6, 2), (0, 4)])
 def test_slot_count_covers_the_rows_up_to_decode_slots_per_shard_in_at_most_four_sizes(decode_slots, shards):
     counts = {r: decode_slot_count(r, decode_slots, shards) for r in range(1, 3 * decode_slots * shards + 2)}
     for rows, slots in counts.items():
-        if decode_slots == 0:
-            assert slots == rows  # the static batch: one slot per row
+        if decode_slots == 0:  # the static batch: one slot per row, a power of two per shard
+            per_shard = slots // shards
+            assert slots % shards == 0 and per_shard & (per_shard - 1) == 0
+            assert rows <= slots < 2 * max(rows, shards)
             continue
         assert slots % shards == 0 and slots <= decode_slots * shards
         assert slots >= min(rows, decode_slots * shards)

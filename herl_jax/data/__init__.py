@@ -1,15 +1,15 @@
 """Training data (host side, numpy / stdlib only): examples, readers, the split, the batch iterator.
 
 Modules, from the bottom up:
-- `example`: `Example`, one prompt with its rubric; `stats`: skipped-row counts and `DataError`;
-- `formats`: the row schemas (`rar`, `hir`, `ifeval`); `reader`: JSONL / parquet files to examples;
+- `example`: `Example`, one prompt with its rubric (`OfflineExample`: with given responses); `stats`: skipped-row counts and `DataError`;
+- `formats`: the row schemas (`rar`, `hir`, `ifeval`; `sft`, `dpo`); `reader`: JSONL / parquet files to examples;
 - `split`: the seeded train / validation split; `iterator`: the resumable, multi-process batch iterator;
 - `dataset`: `load_dataset(config.data)` and `default_config()`, the trainer's entry point;
 - `eval_data`, `overlap`, `constraints`, `build_if_dataset`: the builder of the bundled training set.
 """
 
 from herl_jax.data.dataset import BUNDLED_IF_TRAIN, DataConfig, Dataset, default_config, load_dataset, resolve_path
-from herl_jax.data.example import Example
+from herl_jax.data.example import Example, OfflineExample
 from herl_jax.data.iterator import BatchIterator, IteratorState, shard
 from herl_jax.data.reader import read_examples
 from herl_jax.data.split import split_examples
@@ -23,6 +23,7 @@ __all__ = [
     "Dataset",
     "Example",
     "IteratorState",
+    "OfflineExample",
     "ReadStats",
     "default_config",
     "load_dataset",

@@ -4,7 +4,9 @@ Keys (see `default_config()`):
 - train_files: JSONL or parquet files, read in order; `bundled:NAME` names a file in herl_jax/data/bundled/.
 - validation_files: held-out files; when empty, `validation_fraction` of the training rows are held out
   by a seeded hash of their ids (split.py).
-- format: the row schema of every file: 'hir', 'rar' or 'ifeval' (formats.py).
+- format: the row schema of the training files: 'hir', 'rar' or 'ifeval' (formats.py), or 'sft' / 'dpo'
+  (rows of given responses, for the offline objectives SFT and DPO).
+- validation_format: the schema of the validation files ("" = `format`).
 - max_bad_fraction: a file with a larger fraction of malformed rows stops the run (DataError).
 - seed: the split's seed and the training order's seed; shuffle: reshuffle every epoch.
 """
@@ -38,6 +40,7 @@ class DataConfig:
     train_files: tuple[str, ...] = (BUNDLED_IF_TRAIN,)
     validation_files: tuple[str, ...] = ()
     format: str = "hir"
+    validation_format: str = ""
     max_bad_fraction: float = 0.1
     validation_fraction: float = 0.05
     seed: int = 0
@@ -50,6 +53,8 @@ class DataConfig:
         check(self, [
             (bool(self.train_files), "train_files", "must name at least one file"),
             (self.format in FORMATS, "format", f"expected one of {sorted(FORMATS)}"),
+            (self.validation_format in ("", *FORMATS), "validation_format",
+             f"expected '' (= format) or one of {sorted(FORMATS)}"),
             (0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction", "must be in [0, 1]"),
             (0.0 <= self.validation_fraction < 1.0, "validation_fraction", "must be in [0, 1)"),
         ])
@@ -89,10 +94,10 @@ class Dataset:
         return BatchIterator(self.train, batch_size, config.seed, config.shuffle, num_processes, process_index)
 
 
-def _read_all(files: tuple[str, ...], config: DataConfig, seen_ids: set[str]):
+def _read_all(files: tuple[str, ...], config: DataConfig, seen_ids: set[str], data_format: str):
     examples, stats = [], []
     for name in files:
-        file_examples, file_stats = read_examples(resolve_path(name), config.format, config.max_bad_fraction, seen_ids)
+        file_examples, file_stats = read_examples(resolve_path(name), data_format, config.max_bad_fraction, seen_ids)
         examples += file_examples
         stats.append(file_stats)
     return examples, stats
@@ -102,9 +107,10 @@ def load_dataset(config: Any) -> Dataset:
     """Read, validate and split the data that `config` (the `data` sub-config) names."""
     config = DataConfig.from_config(config)
     seen_ids: set[str] = set()
-    train, stats = _read_all(config.train_files, config, seen_ids)
+    train, stats = _read_all(config.train_files, config, seen_ids, config.format)
     if config.validation_files:
-        validation, validation_stats = _read_all(config.validation_files, config, seen_ids)
+        validation, validation_stats = _read_all(config.validation_files, config, seen_ids,
+                                                 config.validation_format or config.format)
         return Dataset(tuple(train), tuple(validation), tuple(stats + validation_stats), config)
     train, validation = split_examples(train, config.validation_fraction, config.seed)
     return Dataset(train, validation, tuple(stats), config)

@@ -1,4 +1,5 @@
-"""One training or validation prompt: its chat messages, its rubric, and what the revise prompt needs."""
+"""One training or validation prompt: its chat messages, its rubric, and what the revise prompt needs; or, for
+the offline baselines (SFT, DPO), a prompt with given responses."""
 
 from __future__ import annotations
 
@@ -39,3 +40,21 @@ class Example:
     def prompt(self) -> str:
         """The last user message: the question itself."""
         return self.messages[-1]["content"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OfflineExample:
+    """A prompt with given responses, for the offline objectives: SFT's one target (response,), or DPO's
+    (chosen, rejected). messages: as ``Example``'s, ending with a user turn."""
+
+    id: str
+    messages: tuple[Mapping[str, str], ...]
+    responses: tuple[str, ...]
+    source: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "messages", tuple(dict(m) for m in self.messages))
+        if not self.messages or self.messages[-1]["role"] != "user":
+            raise ValueError("an example's messages must end with a user turn")
+        if not self.responses:
+            raise ValueError("an offline example needs at least one response")

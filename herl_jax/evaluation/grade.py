@@ -1,4 +1,5 @@
-"""Stage 3, grade: responses -> per-response grades, by checkers (IFEval, IFBench) or an LLM judge.
+"""Stage 3, grade: responses -> per-response grades, by checkers (IFEval, IFBench, MulDimIF), an LLM judge
+(HealthBench, WritingBench, LLMEval-Med) or the answer (MATH-500: `math_answer`; GPQA, MMLU-Pro: `choice`).
 
 `Grader.grade(benchmark, items, responses)` returns one `Graded` per response:
 - `details`: the JSON-able per-response fields the benchmark's summary reads;
@@ -23,6 +24,8 @@ the environment variable named in the config and never appears in outputs):
 - WritingBench, as its own scripts grade it: one call per criterion of the query's checklist (five per
   query), with WritingBench's system and user prompts, the criterion inserted as the dict it is in the
   data; the answer is `{"score": 1..10, "reason": "..."}`.
+- LLMEval-Med, as its release grades it (`llmeval_med`): one call per response with the release's prompt of
+  the question's category; the answer's first `[N]` is the score, 1 to 5.
 """
 
 from __future__ import annotations
@@ -36,7 +39,11 @@ import re
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from herl_jax.evaluation.choice import extract_letter
 from herl_jax.evaluation.data import BenchmarkItem
+from herl_jax.evaluation.llmeval_med import judge_messages
+from herl_jax.evaluation.llmeval_med import parse_score as parse_llmeval_score
+from herl_jax.evaluation.math_answer import grade_math
 from herl_jax.rubrics import ItemVerdict, JudgeConfig, RubricResult, RubricScorer, ScorerConfig, rubric_score
 from herl_jax.rubrics.judge_protocol import JudgeAnswerError, parse_criterion
 from herl_jax.rubrics.stats import JudgeStats
@@ -44,7 +51,8 @@ from herl_jax.rubrics.stats import JudgeStats
 if TYPE_CHECKING:
     from herl_jax.evaluation.generate import Generation
 
-JUDGED = ("healthbench", "writingbench")
+JUDGED = ("healthbench", "writingbench", "llmeval_med")
+CHOICE = ("gpqa", "mmlu_pro")  # multiple choice: the stated letter against the answer's
 # Eq. 4 in the evaluation: HealthBench's pitfall rule, and an unscored item counts as unmet (nothing is dropped).
 SCORING = dict(negative_weights="healthbench", unscored="zero")
 Question = tuple[list[dict], Callable[[str | None], Any]]  # (chat messages, parser of the answer text)
@@ -133,7 +141,17 @@ class Grader:
             return self._grade_healthbench(items, responses)
         if benchmark == "writingbench":
             return self._grade_writingbench(items, responses)
-        return self._grade_instructions(items, responses, loose)
+        if benchmark == "llmeval_med":
+            return self._grade_llmeval_med(items, responses)
+        if benchmark == "math500":
+            return [Graded(grade_math(r, item.meta["reference"]), True, None) for item, r in zip(items, responses)]
+        if benchmark in CHOICE:
+            return [Graded(_choice_details(item, r), True, None) for item, r in zip(items, responses)]
+        graded = self._grade_instructions(items, responses, loose)
+        if benchmark == "muldimif":  # the constraints our parser could not read, counted beside the verdicts
+            graded = [dataclasses.replace(g, details={**g.details, "unparsed": len(item.meta["unparsed"])})
+                      for g, item in zip(graded, items)]
+        return graded
 
     def _scorer(self, loose: bool) -> RubricScorer:
         if loose not in self._scorers:
@@ -177,6 +195,20 @@ class Grader:
                    all(s is not None for s in scores), None)
             for item, scores in zip(items, answers)
         ]
+
+
+    def _grade_llmeval_med(self, items, responses) -> list[Graded]:
+        answers = self._judged([[(judge_messages(item.meta["judge_template"], item.prompt, r, item.meta["reference"],
+                                                 item.meta["checklist"]), parse_llmeval_score)]
+                                for item, r in zip(items, responses)])
+        return [Graded({"score": score, "category": item.meta["category"]}, score is not None, None)
+                for item, (score,) in zip(items, answers)]
+
+
+def _choice_details(item: BenchmarkItem, response: str) -> dict:
+    letter = extract_letter(response, item.meta["options"])
+    details = {"letter": letter, "answer": item.meta["answer"], "correct": letter == item.meta["answer"]}
+    return {**details, "order": item.meta["order"]} if "order" in item.meta else details  # GPQA's shuffle
 
 
 def grade_generations(grader: Grader, benchmark: str, generations: Sequence[Generation],

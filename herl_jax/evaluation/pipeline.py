@@ -4,7 +4,7 @@ For each checkpoint and benchmark: Pass@1 (greedy), then, when configured and th
 binary rubric, pass@k (sampling) and iterative guided revision (revision.py). A benchmark's items flow
 one way through the stages, batch by batch, so that an interrupted run keeps every finished batch:
 
-    data.load_benchmark -> generate.generate_responses -> grade.grade_generations -> store (JSONL)
+    data.load_benchmark (release_data.load_release) -> generate.generate_responses -> grade.grade_generations -> store (JSONL)
         -> summarize (the stored records) -> report (every checkpoint of the output folder)
 
 Output layout:
@@ -26,15 +26,16 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ml_collections import ConfigDict
 
 from herl_jax.evaluation import summarize
 from herl_jax.evaluation.config import EvalConfig, resolve
-from herl_jax.evaluation.data import HELDOUT, BenchmarkItem, load_benchmark
+from herl_jax.evaluation.data import HELDOUT, RELEASE_FILES, BenchmarkItem, load_benchmark
 from herl_jax.evaluation.generate import Policy, encode, generate_responses, length_sorted_batches
 from herl_jax.evaluation.grade import JUDGED, ChatJudge, Grader, grade_generations
+from herl_jax.evaluation.release_data import load_release
 from herl_jax.evaluation.report import write_report
 from herl_jax.evaluation.revision import RevisionConfig, revise
 from herl_jax.evaluation.store import GradedRecords, ResultStore, sample_records, skipped_record
@@ -61,11 +62,14 @@ def parse_checkpoint(spec: str) -> tuple[str, str]:
 
 
 def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequence[str], output: str | Path,
-             limit: int | None = None) -> dict[str, Path]:
+             limit: int | None = None, load: Callable[[str, ModelSection], tuple] | None = None) -> dict[str, Path]:
     """Evaluates every checkpoint (`LABEL=SOURCE` or `SOURCE`, loaded when first sampled; none:
-    config.model.source) and writes the report of `output`."""
+    config.model.source) and writes the report of `output`.
+
+    load(source, model section) -> (model, tokenizer): how a SOURCE loads; default `load_source`."""
     run = resolve(config, benchmarks)
-    policies = [(label, source, Policy(lambda source=source: _load(source, run.model)))
+    load = load or load_source
+    policies = [(label, source, Policy(lambda source=source: load(source, run.model)))
                 for label, source in map(parse_checkpoint, checkpoints or [run.model.source])]
     return _evaluate(run, policies, output, limit)
 
@@ -114,7 +118,8 @@ def _canonical(source: str) -> str:
     return str(Path(source).resolve()) if Path(source).exists() else source
 
 
-def _load(source: str, model: ModelSection):
+def load_source(source: str, model: ModelSection):
+    """(model, tokenizer) of a HF checkpoint folder, a .gguf file or a built-in name, as the section says."""
     from herl_jax.models import load_policy
 
     return load_policy(source, dtype=model.dtype, attention_impl=model.attention_impl)
@@ -127,7 +132,8 @@ def run_benchmark(name: str, run: EvalConfig, limit: int | None, policy: Policy,
         message = NO_JUDGE.format(name=name)
         log.warning(message)
         return {"skipped": "no judge", "message": message}
-    items = load_benchmark(name, limit, dataclasses.asdict(run.heldout))
+    load = load_release if name in RELEASE_FILES else load_benchmark
+    items = load(name, limit, _options(run, name))
     result, seconds = {}, {}
     start = time.monotonic()
     pass1 = collect(name, items, policy, grader, ResultStore(folder / "pass1.jsonl"), run.greedy, run.batch_size,
@@ -196,6 +202,13 @@ def _revision(name: str, items: Sequence[BenchmarkItem], run: EvalConfig, policy
     return {**result, "pass@k": same.get("pass@k", {}), "best_of_k": same.get("best_of_k", {})}
 
 
+def _options(run: EvalConfig, name: str) -> dict | None:
+    """The config section of a benchmark read from a file (heldout, a release's), as a dict; else None."""
+    if name == HELDOUT:
+        return dataclasses.asdict(run.heldout)
+    return dataclasses.asdict(run.releases[name]) if name in run.releases else None
+
+
 def _settings(run: EvalConfig, limit: int | None, benchmark: str) -> dict:
     """What the numbers depend on, as configured (no secrets: the judge's key never enters the config)."""
     config = run.raw
@@ -203,7 +216,7 @@ def _settings(run: EvalConfig, limit: int | None, benchmark: str) -> dict:
             "sampling": config.sampling.to_dict(), "passk": config.passk.to_dict(),
             "revision": {k: v for k, v in config.revision.to_dict().items() if k != "prompt"},
             "success_threshold": config.success_threshold,
-            **({"heldout": config.heldout.to_dict()} if benchmark == HELDOUT else {}),
+            **({benchmark: _options(run, benchmark)} if _options(run, benchmark) else {}),
             "judge": {"base_url": run.judge.base_url, "model": run.judge.model} if run.judge else None}
 
 

@@ -1,7 +1,9 @@
 """The report of an output folder: every checkpoint's `summary.json` -> results.json, results.md, PNGs.
 
-results.md opens with a table shaped like the paper's Table 1 (rows: checkpoints; columns:
-benchmarks), then each benchmark's full metrics, pass@k and guided revision vs pass@k. The plots:
+results.md opens with tables shaped like the paper's Table 1 (in-domain: instruction following, writing,
+medical) and Table 2 (out-of-domain: MATH-500, GPQA, MMLU-Pro): rows are checkpoints, columns benchmarks, and
+under them the paper's rows for a base model a checkpoint's label or source names (paper_results.py). Then
+each benchmark's full metrics, pass@k and guided revision vs pass@k. The plots:
 passk.png (pass@k against k) and revision.png (guided-revision rounds against pass@k at the same
 number of samples per prompt), one panel per benchmark, one colour per checkpoint.
 """
@@ -12,13 +14,19 @@ import io
 import json
 from pathlib import Path
 
-from herl_jax.evaluation.summarize import INSTRUCTION_FOLLOWING
+from herl_jax.evaluation.paper_results import base_model, paper_rows
+from herl_jax.evaluation.summarize import ANSWERED, INSTRUCTION_FOLLOWING
 from herl_jax.own_files import write_file
 
-BENCHMARK_TITLES = {"ifeval": "IFEval", "ifbench": "IFBench", "healthbench": "HealthBench-500",
-                    "writingbench": "WritingBench", "heldout": "Held-out"}
-TABLE1_NOTE = ("IFEval / IFBench / Held-out: prompt-level strict accuracy (%); HealthBench-500: score (%) ± bootstrap "
-               "standard error; WritingBench: mean criterion score (1-10). Greedy decoding (Pass@1).")
+TABLE1 = {"ifeval": "IFEval", "ifbench": "IFBench", "muldimif": "MulDimIF", "writingbench": "WritingBench",
+          "llmeval_med": "LLMEval-Med", "healthbench": "HealthBench-500", "heldout": "Held-out"}
+TABLE2 = {"math500": "MATH-500", "gpqa": "GPQA", "mmlu_pro": "MMLU-Pro"}
+BENCHMARK_TITLES = {**TABLE1, **TABLE2}
+TABLE1_NOTE = ("IFEval / IFBench / MulDimIF / Held-out: prompt-level strict accuracy (%); LLMEval-Med: usable responses "
+               "(%, judge score >= 4 of 5); HealthBench-500: score (%) ± bootstrap standard error; WritingBench: mean "
+               "criterion score (1-10). Greedy decoding (Pass@1).")
+TABLE2_NOTE = "Accuracy (%): MATH-500's boxed answer, GPQA's and MMLU-Pro's stated letter. Greedy decoding (Pass@1)."
+PAPER_NOTE = "Rows `paper: ...`: the paper's numbers (%) for the same base model, as printed there."
 
 
 def load_summaries(output: Path) -> dict[str, dict]:
@@ -39,10 +47,14 @@ def headline(benchmark: str, result: dict) -> str:
     if "skipped" in result:
         return f"skipped ({result['skipped']})"
     p1 = result.get("pass@1", {})
-    if "score" not in p1 and "prompt_strict" not in p1:
+    if not p1.get("n"):
         return "no graded examples"
     if benchmark in INSTRUCTION_FOLLOWING:
         return _pct(p1["prompt_strict"])
+    if benchmark in ANSWERED:
+        return _pct(p1["accuracy"])
+    if benchmark == "llmeval_med":
+        return _pct(p1["usable"])
     if benchmark == "healthbench":
         return f"{_pct(p1['score'])} ± {_pct(p1['stderr'])}"
     return f"{p1['score']:.2f}"
@@ -53,13 +65,32 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
+def _paper(summaries: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """`paper: MODEL METHOD` -> benchmark -> number, for each base model a checkpoint names."""
+    models = dict.fromkeys(m for s in summaries.values() if (m := base_model(s["label"], s["source"])))
+    return {f"paper: {model}" + ("" if method == "base" else f" {method}"): numbers
+            for model in models for method, numbers in paper_rows(model).items()}
+
+
+def _results_table(title: str, titles: dict[str, str], note: str, summaries: dict[str, dict],
+                   paper: dict[str, dict[str, float]]) -> list[str]:
+    names = [b for b in titles if any(b in s["benchmarks"] for s in summaries.values())]
+    if not names:
+        return []
+    rows = [[label, *(headline(b, s["benchmarks"][b]) if b in s["benchmarks"] else "—" for b in names)]
+            for label, s in summaries.items()]
+    rows += [[label, *(f"{numbers[b]:.1f}" if b in numbers else "—" for b in names)]
+             for label, numbers in paper.items() if any(b in numbers for b in names)]
+    notes = [note] + ([PAPER_NOTE] if any(any(b in n for b in names) for n in paper.values()) else [])
+    return [f"## {title}", "", *_table(["Checkpoint", *(titles[b] for b in names)], rows), "", *notes, ""]
+
+
 def markdown(summaries: dict[str, dict]) -> str:
     names = [b for b in BENCHMARK_TITLES if any(b in s["benchmarks"] for s in summaries.values())]
-    lines = ["# Evaluation", "", "## Table 1", ""]
-    lines += _table(["Checkpoint", *(BENCHMARK_TITLES[b] for b in names)],
-                    [[label, *(headline(b, s["benchmarks"][b]) if b in s["benchmarks"] else "—" for b in names)]
-                     for label, s in summaries.items()])
-    lines += ["", TABLE1_NOTE, ""]
+    paper = _paper(summaries)
+    lines = ["# Evaluation", ""]
+    lines += _results_table("Table 1 (in-domain)", TABLE1, TABLE1_NOTE, summaries, paper)
+    lines += _results_table("Table 2 (out-of-domain)", TABLE2, TABLE2_NOTE, summaries, paper)
     lines += _details(summaries, names)
     lines += _passk_tables(summaries, names)
     lines += _revision_tables(summaries, names)
@@ -89,6 +120,18 @@ def _details(summaries, names) -> list[str]:
                     for label, p1 in graded.items()]
             lines += _table(["Checkpoint", "Prompt strict", "Instruction strict", "Prompt loose",
                              "Instruction loose", "Examples", "Unscored items"], rows)
+            if b == "muldimif":
+                lines += ["", "Over the constraints our parser reads; not graded: " + ", ".join(
+                    f"{label} {p1['unparsed_constraints']}" for label, p1 in graded.items()) + " constraints."]
+        elif b in ANSWERED:
+            rows = [[label, _pct(p1["accuracy"]), str(p1["no_answer"]), _counts(p1)] for label, p1 in graded.items()]
+            lines += _table(["Checkpoint", "Accuracy", "No answer stated", "Examples"], rows)
+        elif b == "llmeval_med":
+            categories = sorted({c for p1 in graded.values() for c in p1["categories"]})
+            rows = [[label, _pct(p1["usable"]), f"{p1['mean_score']:.2f}",
+                     *(_pct(p1["categories"][c]["usable"]) if c in p1["categories"] else "—" for c in categories),
+                     _counts(p1)] for label, p1 in graded.items()]
+            lines += _table(["Checkpoint", "Usable (%)", "Mean score (1-5)", *categories, "Examples"], rows)
         elif b == "healthbench":
             axes = sorted({a for p1 in graded.values() for a in p1["axes"]})
             rows = [[label, f"{_pct(p1['score'])} ± {_pct(p1['stderr'])}",

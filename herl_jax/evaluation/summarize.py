@@ -13,6 +13,10 @@ The metrics are pure functions of per-item outcomes:
   in OpenAI's simple-evals, overall and per axis.
 - WritingBench: the mean of all criterion scores; a domain's score is the mean over its queries of each
   query's mean criterion score (its `calculate_scores.py`).
+- MulDimIF: as IFEval (prompt level = every graded constraint met: the release's `total_acc`), over the
+  constraints our parser reads; `unparsed_constraints` counts the others.
+- LLMEval-Med: the share of responses scored >= 4 of 5 (its Overall Performance), the mean score, per category.
+- MATH-500, GPQA, MMLU-Pro: accuracy; `no_answer` counts responses with no boxed answer / no stated letter.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import numpy as np
 
 from herl_jax.evaluation.store import GradedRecords
 
-INSTRUCTION_FOLLOWING = ("ifeval", "ifbench", "heldout")  # graded by checkers, strict and loose
+INSTRUCTION_FOLLOWING = ("ifeval", "ifbench", "heldout", "muldimif")  # graded by checkers, strict and loose
+ANSWERED = ("math500", "gpqa", "mmlu_pro")  # graded by the final answer: accuracy
 
 
 def pass1(benchmark: str, graded: GradedRecords, bootstrap_samples: int = 1000) -> dict:
@@ -40,8 +45,15 @@ def pass1(benchmark: str, graded: GradedRecords, bootstrap_samples: int = 1000) 
         metrics = {"prompt_strict": strict["prompt"], "instruction_strict": strict["instruction"],
                    "prompt_loose": loose["prompt"], "instruction_loose": loose["instruction"],
                    "unscored_items": sum(g["unscored"] for g in grades)}
+        if benchmark == "muldimif":
+            metrics["unparsed_constraints"] = sum(g["unparsed"] for g in grades)
     elif benchmark == "healthbench":
         metrics = healthbench(grades, bootstrap_samples)
+    elif benchmark == "llmeval_med":
+        metrics = llmeval_med(grades)
+    elif benchmark in ANSWERED:
+        metrics = {"accuracy": mean(bool(g["correct"]) for g in grades),
+                   "no_answer": sum(g.get("letter", g.get("answer")) is None for g in grades)}
     else:
         metrics = writingbench(grades)
     return {**graded.counts(), **metrics}
@@ -108,6 +120,18 @@ def writingbench(grades: Sequence[Mapping]) -> dict:
         "n": len(grades),
         **{level: {d: mean(v) for d, v in sorted(by_domain.items())} for level, by_domain in domains.items()},
     }
+
+
+def llmeval_med(grades: Sequence[Mapping]) -> dict:
+    """The share of usable responses (score >= 4: the release's Overall Performance), the mean score (1-5), and
+    each category's usable share."""
+    from herl_jax.evaluation.llmeval_med import USABLE
+
+    by_category = defaultdict(list)
+    for grade in grades:
+        by_category[grade["category"]].append(grade["score"] >= USABLE)
+    return {"usable": mean(g["score"] >= USABLE for g in grades), "mean_score": mean(g["score"] for g in grades),
+            "categories": {c: {"usable": mean(v), "n": len(v)} for c, v in sorted(by_category.items())}}
 
 
 # --- metrics -----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The ``train`` section, one frozen dataclass per sub-section (``loss``, ``optim``, ``ppo``), and the
+"""The ``train`` section, one frozen dataclass per sub-section (``objective``, ``loss``, ``optim``, ``ppo``), and the
 learner's settings derived from them. No JAX: config files load it through herl_jax.config."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import math
 from herl_jax.sections import check, section_config
 
 AGG_MODES = ("seq_mean_token_mean", "token_mean", "micro_token_mean")
+OBJECTIVES = ("rl", "sft", "dpo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +87,37 @@ class PPOConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ObjectiveConfig:
+    """The ``train.objective`` section: what the learner minimizes. ``rl``: the HeRL / GRPO policy loss on the
+    step's sampled groups (loss.py; every ``loss`` and ``ppo`` key applies). ``sft`` / ``dpo``: the paper's
+    offline baselines on rows of (prompt, response) / (prompt, chosen, rejected) (offline_loss.py; data.format
+    sft / dpo), one optimizer step per batch of ``trainer.prompts_per_step`` rows."""
+
+    kind: str = "rl"  # rl | sft | dpo
+    dpo_beta: float = 0.1  # DPO's beta; the paper does not state it: LLaMA-Factory's default (pref_beta)
+    # sft / dpo: the most tokens of prompt + response in a row (the paper's cutoff, Table 4a); a longer row is
+    # skipped and counted (LLaMA-Factory truncates it instead)
+    max_length: int = 4096
+
+    def __post_init__(self):
+        check(self, [
+            (self.kind in OBJECTIVES, "kind", f"expected one of {', '.join(OBJECTIVES)}"),
+            (0 < self.dpo_beta < math.inf, "dpo_beta", "must be > 0 and finite"),
+            (self.max_length >= 2, "max_length", "must be >= 2 (a prompt token and a response token)"),
+        ])
+
+    @property
+    def offline(self) -> bool:
+        """Whether the learner trains on given responses (sft, dpo) rather than on sampled groups."""
+        return self.kind != "rl"
+
+    @property
+    def rows_per_example(self) -> int:
+        """Training rows per data row: a DPO pair is two rows (chosen, rejected), kept together."""
+        return 2 if self.kind == "dpo" else 1
+
+
+@dataclasses.dataclass(frozen=True)
 class LearnerConfig:
     """The learner's static settings (learner/learner.py; hashable: its jitted functions' static argument),
     derived from the ``train`` section and the rollouts' temperature by `of`."""
@@ -94,15 +126,19 @@ class LearnerConfig:
     micro_batch_size: int  # rows per forward/backward
     temperature: float  # divides the logits: the rollouts' sampling temperature
     logprob_chunk_size: int  # positions per LM-head chunk (token_logprobs)
+    objective: ObjectiveConfig = ObjectiveConfig()
 
     @classmethod
-    def of(cls, loss: LossConfig, ppo: PPOConfig, temperature: float) -> LearnerConfig:
-        return cls(loss, ppo.micro_batch_size, temperature, ppo.logprob_chunk_size)
+    def of(cls, loss: LossConfig, ppo: PPOConfig, temperature: float,
+           objective: ObjectiveConfig = ObjectiveConfig()) -> LearnerConfig:
+        """The offline objectives score the model's own distribution (temperature 1), not the rollouts'."""
+        return cls(loss, ppo.micro_batch_size, temperature if not objective.offline else 1.0,
+                   ppo.logprob_chunk_size, objective)
 
 
 def default_config():
     """The ``train`` section's ConfigDict: each sub-section's defaults."""
     from ml_collections import ConfigDict
 
-    return ConfigDict(dict(loss=section_config(LossConfig()), optim=section_config(OptimConfig()),
-                           ppo=section_config(PPOConfig(), exclude=("seed",))))
+    return ConfigDict(dict(objective=section_config(ObjectiveConfig()), loss=section_config(LossConfig()),
+                           optim=section_config(OptimConfig()), ppo=section_config(PPOConfig(), exclude=("seed",))))

@@ -6,6 +6,10 @@ and exposes two functions that take the parameters as arguments:
   compute_logprobs(params, batch, bucket_size) -> [B, T]   old / reference log-probs (on the device)
   optimizer_step(state, minibatch, old_logprobs, ref_logprobs=None, *, bucket_size) -> (state, metrics)
 
+The loss is the config's objective (``LearnerConfig.objective``): the HeRL policy loss (loss.py) on a step's
+groups, or an offline baseline (offline_loss.py: SFT, which needs no old or reference log-probs, or DPO, which
+needs the reference's and whose rows come in (chosen, rejected) pairs, kept in one micro-batch).
+
 Batches are ``herl_jax.herl.collate`` dicts: input_ids, positions, attention_mask, targets, loss_mask,
 sampler_logprobs, sampler_mask [B, T]; advantages, is_revision [B]. Hidden state t scores targets[t].
 Old and reference log-probs stay on the device from ``compute_logprobs`` through every optimizer step:
@@ -48,6 +52,7 @@ from herl_jax import parallel
 from herl_jax.learner.logprobs import token_logprobs
 from herl_jax.learner.config import LearnerConfig
 from herl_jax.learner.loss import Normalizer, mini_batch_normalizer, policy_loss
+from herl_jax.learner.offline_loss import dpo_loss, sft_loss
 from herl_jax.learner.micro_batches import micro_batches
 
 Batch = dict[str, jax.Array]
@@ -83,12 +88,19 @@ def micro_batch_loss(
     mesh: Mesh | None = None,
     rules: parallel.Rules = parallel.DEFAULT_RULES,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The loss of one micro-batch from its response hidden states [b, T, D] and the LM head [D, V].
+    """The loss of one micro-batch from its response hidden states [b, T, D] and the LM head [D, V]: the
+    objective's (``policy_loss``, ``sft_loss`` or ``dpo_loss``).
 
-    old_logprobs, ref_logprobs: [b, T]. normalizer: of the whole mini-batch. See ``policy_loss``.
+    old_logprobs, ref_logprobs: [b, T] (None where the objective needs none). normalizer: of the whole mini-batch.
     """
+    objective = cfg.objective
     logp, entropy = token_logprobs(hidden, lm_head, micro["targets"], temperature=cfg.temperature,
-                                   chunk_size=cfg.logprob_chunk_size, with_entropy=True, mesh=mesh, rules=rules)
+                                   chunk_size=cfg.logprob_chunk_size, with_entropy=not objective.offline,
+                                   mesh=mesh, rules=rules)
+    if objective.kind == "sft":
+        return sft_loss(logp, micro["loss_mask"], normalizer)
+    if objective.kind == "dpo":
+        return dpo_loss(logp, ref_logprobs, micro["loss_mask"], normalizer, objective.dpo_beta)
     return policy_loss(logp, old_logprobs, micro["advantages"], micro["is_revision"], micro["loss_mask"],
                        normalizer, cfg.loss, ref_logprobs=ref_logprobs, entropy=entropy)
 
@@ -234,13 +246,15 @@ class Learner:
         state, metrics). Donates ``state``.
 
         old_logprobs, ref_logprobs: [M, T] from ``compute_logprobs`` before the update (ref may be None
-        when kl_coef is 0), left on the device. Metrics (float32 scalars) are the mini-batch's: the loss
-        parts and ratio / clip statistics of ``policy_loss``, plus grad_norm (before clipping) and
-        sampler_logprob_gap (``sampler_logprob_gap``) and skipped_nonfinite (1 when the loss or the gradient
-        norm was not finite and the update was skipped: ``apply_gradients``).
+        when kl_coef is 0; both None for SFT, old None for DPO), left on the device. Metrics (float32
+        scalars) are the mini-batch's: the loss parts and ratio / clip statistics of ``policy_loss`` (or
+        ``sft_loss``'s, ``dpo_loss``'s), plus grad_norm (before clipping), sampler_logprob_gap
+        (``sampler_logprob_gap``, when old log-probs are given) and skipped_nonfinite (1 when the loss or the
+        gradient norm was not finite and the update was skipped: ``apply_gradients``).
         """
         minibatch = jax.tree.map(np.asarray, _same_on_every_process(minibatch))
-        micros = micro_batches({k: minibatch[k] for k in LOSS_KEYS}, self.cfg.micro_batch_size, bucket_size)
+        micros = micro_batches({k: minibatch[k] for k in LOSS_KEYS}, self.cfg.micro_batch_size, bucket_size,
+                               rows_together=self.cfg.objective.rows_per_example)
         with_tokens = sum(bool(micro["loss_mask"].any()) for _, micro in micros)  # micro_token_mean's K
         normalizer = Normalizer(*(np.float32(x) for x in mini_batch_normalizer(
             minibatch["loss_mask"], minibatch["is_revision"], num_micro_batches=with_tokens)))
@@ -249,7 +263,7 @@ class Learner:
         per_micro = []
         for rows, micro in micros:
             width = micro["targets"].shape[1]
-            old = self._take(old_logprobs, rows, width)
+            old = None if old_logprobs is None else self._take(old_logprobs, rows, width)
             ref = None if ref_logprobs is None else self._take(ref_logprobs, rows, width)
             grads, metrics = self._accumulate(compute_params, grads, micro, old, ref, normalizer)
             per_micro.append(metrics)
@@ -257,8 +271,9 @@ class Learner:
         metrics = {k: (jnp.max if k == "ratio_max" else jnp.sum)(jnp.stack([m[k] for m in per_micro]))
                    for k in per_micro[0]}
         state, metrics["grad_norm"], metrics["skipped_nonfinite"] = self._apply(state, grads, metrics["loss"])
-        metrics["sampler_logprob_gap"] = self._gap(minibatch["sampler_logprobs"], minibatch["sampler_mask"],
-                                                   old_logprobs)
+        if old_logprobs is not None:
+            metrics["sampler_logprob_gap"] = self._gap(minibatch["sampler_logprobs"], minibatch["sampler_mask"],
+                                                       old_logprobs)
         return state, metrics
 
     def init_state(self, model) -> TrainState:

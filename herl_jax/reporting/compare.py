@@ -17,7 +17,7 @@ from herl_jax.cli_errors import UsageError
 from herl_jax.reporting.stats import Estimate, estimate
 from herl_jax.reporting.table import SHORT_LABELS, Row, run_numbers
 
-COMPARED = ("final_reward", "final_success")  # plus every eval:B number both runs have
+COMPARED = ("final_reward", "reward_area", "final_success")  # plus every eval:B number both runs have
 
 
 def parse_reference(text: str) -> dict[str, str]:

@@ -1,7 +1,10 @@
-"""The report's PNGs (matplotlib, Agg): learning curves and the α × γ heatmap of the final validation reward.
+"""The report's PNGs (matplotlib, Agg): learning curves, training dynamics and the α × γ heatmap of the final
+validation reward.
 
 learning_curves.png: validation reward against step, one line per row of the table, the 95% t interval
 over seeds shaded (rows of one run: the line alone), and the base model's reward when given.
+training_dynamics.png: the paper's Figure 5 panels (policy entropy, training reward, validation reward)
+plus revision rate and revision success, each against step, every row on the same axes, drawn alike.
 heatmap*.png: for a sweep over `herl.alpha` and/or `train.loss.shaping_gamma`, the mean final validation
 reward of each (α, γ) cell of the finished rows, annotated with its interval; one heatmap per combination
 of the other varying keys (e.g. per variant).
@@ -12,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from herl_jax.reporting.table import Row, label_of
+from herl_jax.reporting.table import CURVES, VALIDATION_REWARD, Row, label_of
 
 ALPHA, GAMMA = "herl.alpha", "train.loss.shaping_gamma"
 
@@ -29,34 +32,65 @@ def _pyplot():
 def learning_curves(rows: list[Row], path: Path, base: dict | None = None) -> Path | None:
     """Writes `path` when some row has validation points; `base` (a baseline's reward_mean and reward_se)
     is drawn as a dotted line with its ± 1 standard error band."""
-    drawn = [row for row in rows if row.curve]
-    if not drawn:
+    if not any(row.curves[VALIDATION_REWARD] for row in rows):
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for i, row in enumerate(drawn):
-        steps = [s for s, _ in row.curve]
-        color = f"C{i % 10}"
-        style = "-" if row.status.startswith("finished") else "--"
-        ax.plot(steps, [e.mean for _, e in row.curve], style, marker="o", ms=3, color=color,
-                label=f"{row.label} (n={len(row.runs)})")
-        if any(e.half_width is not None for _, e in row.curve):
-            ax.fill_between(steps, [e.low if e.low is not None else e.mean for _, e in row.curve],
-                            [e.high if e.high is not None else e.mean for _, e in row.curve], color=color, alpha=0.2)
+    _draw(ax, rows, VALIDATION_REWARD)
     if base:
         mean, se = base["reward_mean"], base["reward_se"]
         ax.axhline(mean, color="gray", ls=":", label="base model (± 1 SE)")
         ax.axhspan(mean - se, mean + se, color="gray", alpha=0.15)
         ax.set_xlim(left=0)  # the base model is step 0
-    ax.set_xlabel("RL step")
-    ax.set_ylabel("validation reward (greedy)")
     ax.set_title("Validation reward: mean over seeds, 95% t interval shaded (dashed: unfinished run)")
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def training_dynamics(rows: list[Row], path: Path) -> Path | None:
+    """Writes `path` (one panel per CURVES key, a legend panel last) when some row has a training curve."""
+    if not any(points for row in rows for key, points in row.curves.items() if key != VALIDATION_REWARD):
+        return None
+    plt = _pyplot()
+    columns = 3
+    panels = len(CURVES) + 1
+    fig, axes = plt.subplots((panels + columns - 1) // columns, columns, figsize=(13, 7.5), squeeze=False)
+    axes = list(axes.flat)
+    for ax, key in zip(axes, CURVES):
+        _draw(ax, rows, key)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[len(CURVES):]:
+        ax.axis("off")
+    axes[len(CURVES)].legend(handles, labels, loc="center", fontsize=8, title="n = seeds")
+    fig.suptitle("Training dynamics: mean over seeds, 95% t interval shaded (dashed: unfinished run)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _draw(ax, rows: list[Row], key: str) -> None:
+    """One line per row for metric `key` against step, its interval shaded where it has one; the same
+    colour per row on every axis."""
+    for i, row in enumerate(rows):
+        points = row.curves[key]
+        color = f"C{i % 10}"
+        if points:
+            steps = [s for s, _ in points]
+            style = "-" if row.status.startswith("finished") else "--"
+            ax.plot(steps, [e.mean for _, e in points], style, marker="o", ms=3, color=color,
+                    label=f"{row.label} (n={len(row.runs)})")
+            if any(e.half_width is not None for _, e in points):
+                ax.fill_between(steps, [e.low if e.low is not None else e.mean for _, e in points],
+                                [e.high if e.high is not None else e.mean for _, e in points], color=color, alpha=0.2)
+        else:  # keeps the legend's rows and colours the same on every panel
+            ax.plot([], [], color=color, label=f"{row.label} (n={len(row.runs)})")
+    ax.set_xlabel("RL step")
+    ax.set_ylabel(CURVES[key])
+    ax.grid(alpha=0.3)
 
 
 def heatmaps(rows: list[Row], directory: Path) -> list[Path]:

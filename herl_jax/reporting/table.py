@@ -7,7 +7,9 @@ so nothing is dropped and no half-trained run moves a mean.
 
 Per run (metrics.jsonl, step/rl_step.py's names):
 - validation reward / success rate, final: the last logged `validation/reward_mean` / `validation/success_rate`;
-  best: their maximum over the run;
+  best: their maximum over the run; validation reward area: the mean of the validation rewards over the
+  run's validation points (the area under the validation curve over its span, for evenly spaced points:
+  a run that learns earlier scores higher at the same final reward);
 - revision rate, gain, success: the mean over logged steps of `revision/rate`, `revision/gain` and
   `revision/success_rate` (the share of revised groups whose revision met the whole rubric); steps
   without a value skipped;
@@ -15,6 +17,10 @@ Per run (metrics.jsonl, step/rl_step.py's names):
   steps' compilation out);
 - step time: the sum of `time/step` in minutes (RL steps only: no start-up, validation or checkpoints);
 - steps done: the last logged step; plus each joined evaluation's headline number (evaluations.py).
+
+Per configuration and step, for the training-dynamics curves (the paper's Figure 5: entropy, training
+reward and validation reward, plus revision rate and success): the mean and 95% t interval over the runs
+that logged a finite value at that step.
 """
 
 from __future__ import annotations
@@ -33,31 +39,37 @@ SHORT_LABELS = {"herl.alpha": "alpha", "train.loss.shaping_gamma": "gamma", "her
 VALIDATION_REWARD, VALIDATION_SUCCESS = "validation/reward_mean", "validation/success_rate"
 # column key -> heading, in table order
 COLUMNS = {
-    "final_reward": "final val. reward", "best_reward": "best val. reward",
+    "final_reward": "final val. reward", "best_reward": "best val. reward", "reward_area": "val. reward area",
     "final_success": "final val. success", "best_success": "best val. success",
     "revision_rate": "revision rate", "revision_gain": "revision gain", "revision_success": "revision success",
     "tokens_per_s": "gen. tokens/s", "step_minutes": "step time (min)", "steps_done": "steps",
+}
+# metrics.jsonl key -> axis label of the training-dynamics curves, in panel order
+CURVES = {
+    "train/entropy": "policy entropy (nats/token)", "reward/mean": "training reward (rollouts)",
+    VALIDATION_REWARD: "validation reward (greedy)", "revision/rate": "revision rate (share of groups)",
+    "revision/success_rate": "revision success (share of revised groups)",
 }
 
 
 @dataclasses.dataclass
 class Row:
     """One configuration's finished runs, or one unfinished run. `params`: the config values that tell the
-    configurations apart; `curve`: (step, estimate of the validation reward) where every run has a value."""
+    configurations apart; `curves`: per CURVES key, (step, estimate over the runs with a value there)."""
 
     label: str
     status: str
     runs: list[Run]
     params: dict
     metrics: dict[str, Estimate | None]
-    curve: list[tuple[int, Estimate]]
+    curves: dict[str, list[tuple[int, Estimate]]]
 
     def to_json(self, folder: Path) -> dict:
         """The row for report.json in `folder` (run paths relative to it)."""
         return {"label": self.label, "status": self.status, "runs": [relative(r.path, folder) for r in self.runs],
                 "seeds": [r.seed for r in self.runs], "params": self.params,
                 "metrics": {k: (v.to_json() if v else None) for k, v in self.metrics.items()},
-                "validation_curve": [{"step": s, **e.to_json()} for s, e in self.curve]}
+                "curves": {key: [{"step": s, **e.to_json()} for s, e in points] for key, points in self.curves.items()}}
 
 
 def run_numbers(run: Run) -> dict[str, float]:
@@ -68,7 +80,7 @@ def run_numbers(run: Run) -> dict[str, float]:
     rewards, successes = series(VALIDATION_REWARD), series(VALIDATION_SUCCESS)
     numbers = {"steps_done": float(run.steps_done)}
     if rewards:
-        numbers.update(final_reward=rewards[-1], best_reward=max(rewards))
+        numbers.update(final_reward=rewards[-1], best_reward=max(rewards), reward_area=statistics.fmean(rewards))
     if successes:
         numbers.update(final_success=successes[-1], best_success=max(successes))
     for key, name in (("revision/rate", "revision_rate"), ("revision/gain", "revision_gain"),
@@ -128,11 +140,14 @@ def _row(label: str, status: str, runs: list[Run], params: dict) -> Row:
     numbers = [run_numbers(run) for run in runs]
     names = list(COLUMNS) + sorted({k for n in numbers for k in n if k.startswith("eval:")})
     metrics = {name: estimate([n[name] for n in numbers if name in n]) for name in names}
-    return Row(label, status, runs, params, metrics, _curve(runs))
+    return Row(label, status, runs, params, metrics, {key: _curve(runs, key) for key in CURVES})
 
 
-def _curve(runs: list[Run]) -> list[tuple[int, Estimate]]:
-    per_run = [{int(m["step"]): float(m[VALIDATION_REWARD]) for m in r.metrics if _finite(m.get(VALIDATION_REWARD))}
-               for r in runs]
-    common = sorted(set.intersection(*(set(p) for p in per_run))) if per_run else []
-    return [(step, estimate([p[step] for p in per_run])) for step in common]
+def _curve(runs: list[Run], key: str) -> list[tuple[int, Estimate]]:
+    """(step, estimate of `key` over the runs that logged a finite value at that step), steps in order."""
+    values: dict[int, list[float]] = {}
+    for run in runs:
+        for m in run.metrics:
+            if _finite(m.get(key)):
+                values.setdefault(int(m["step"]), []).append(float(m[key]))
+    return [(step, estimate(values[step])) for step in sorted(values)]

@@ -16,7 +16,8 @@ its finished runs make one row (mean ± half-width of the 95% Student t interval
 interval), and every run that is not finished has a row of its own with its latest numbers. Status: finished
 (FINISHED file), running (herl.lock held by a live process), failed (a Traceback / ERROR in train.log),
 unfinished (stopped before its last step; rerunning resumes it), not started. Final / best: the last / the
-highest validation point (greedy replies to the validation prompts); revision rate, gain (best revision's
+highest validation point (greedy replies to the validation prompts); val. reward area: the mean over the
+validation points (the area under the validation curve per step of its span); revision rate, gain (best revision's
 reward − best rollout's) and success (share of revised groups whose revision met the whole rubric): means
 over steps; gen. tokens/s: median over steps of generated tokens per second of sampling; step time: the sum of
 the RL steps' times. `eval:B`: herl_jax.evaluate's headline Pass@1 on benchmark B for the run's checkpoint.
@@ -37,7 +38,8 @@ def write_report(paths: list[Path], output: Path, eval_files: list[Path] = (), b
     base = _read_baseline(baseline) if baseline else None
     against = compare.find_reference(rows, reference) if reference else None
     output.mkdir(parents=True, exist_ok=True)
-    figures = [plots.learning_curves(rows, output / "learning_curves.png", base), *plots.heatmaps(rows, output)]
+    figures = [plots.learning_curves(rows, output / "learning_curves.png", base),
+               plots.training_dynamics(rows, output / "training_dynamics.png"), *plots.heatmaps(rows, output)]
     figures = [f for f in figures if f is not None]
     rows_json = [row.to_json(output) for row in rows]
     if base:

@@ -16,6 +16,7 @@ switch: ``drop`` (default) returns None, so the trainer excludes the sample from
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Sequence
 
 NegativeWeights = Literal["healthbench", "clamp"]
@@ -41,7 +42,12 @@ def rubric_score(
         return None
     if negative_weights == "clamp":
         weights = [max(w, 0.0) for w in weights]
-    total = sum(w for w in weights if w > 0)
-    if total <= 0:
+    if not all(math.isfinite(w) for w in weights):
+        raise ValueError(f"Eq. 4 needs finite weights, got {list(weights)}")
+    if not any(w > 0 for w in weights):
         raise ValueError("Eq. 4 needs at least one positive weight")
-    return sum(w for w, m in zip(weights, met) if m) / total
+    # The ratio does not change when every weight is divided by the largest magnitude, and the sums of the
+    # scaled weights (each at most 1 in magnitude) cannot overflow, as sums of weights near 1e308 would.
+    scale = max(abs(w) for w in weights)
+    scaled = [w / scale for w in weights]
+    return math.fsum(w for w, m in zip(scaled, met) if m) / math.fsum(w for w in scaled if w > 0)

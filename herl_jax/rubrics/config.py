@@ -7,11 +7,26 @@ mapping) with `from_config`; unknown keys are errors, so a typo in a sweep fails
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import urllib.parse
 from typing import Any
 
 from herl_jax.rubrics.aggregate import NEGATIVE_WEIGHT_POLICIES, UNSCORED_POLICIES, NegativeWeights, UnscoredPolicy
 from herl_jax.rubrics.judge_protocol import JUDGE_MODES, JudgeMode
 from herl_jax.sections import check
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _fields_of(cls, config: Any) -> dict[str, Any]:
@@ -44,12 +59,28 @@ class JudgeConfig:
     cache_path: str | None = None  # SQLite file; None: no cache
 
     def __post_init__(self):
+        url = urllib.parse.urlparse(self.base_url) if isinstance(self.base_url, str) else None
         check(self, [
             (self.mode in JUDGE_MODES, "mode", f"expected one of {JUDGE_MODES}"),
-            (self.max_concurrency >= 1, "max_concurrency", "must be >= 1"),
-            (self.max_retries >= 0, "max_retries", "must be >= 0"),
-            (0 <= self.max_retry_after_s < float("inf"), "max_retry_after_s", "must be finite and >= 0"),
+            (url is not None and url.scheme in ("http", "https") and bool(url.netloc), "base_url",
+             "expected an http(s) URL, e.g. https://api.openai.com/v1"),
+            (isinstance(self.model, str) and bool(self.model.strip()), "model", "must name the judge model"),
+            (_is_int(self.max_concurrency) and self.max_concurrency >= 1, "max_concurrency", "must be an integer >= 1"),
+            (_is_int(self.max_retries) and self.max_retries >= 0, "max_retries", "must be an integer >= 0"),
+            (_number(self.timeout_s) and self.timeout_s > 0, "timeout_s", "must be finite and > 0"),
+            (_number(self.backoff_base_s) and self.backoff_base_s >= 0, "backoff_base_s", "must be finite and >= 0"),
+            (_number(self.backoff_max_s) and self.backoff_max_s >= self.backoff_base_s, "backoff_max_s",
+             "must be finite and >= backoff_base_s"),
+            (_number(self.max_retry_after_s) and self.max_retry_after_s >= 0, "max_retry_after_s",
+             "must be finite and >= 0"),
+            (_number(self.temperature) and self.temperature >= 0, "temperature", "must be finite and >= 0"),
+            (_is_int(self.max_tokens) and self.max_tokens >= 1, "max_tokens", "must be an integer >= 1"),
         ])
+        # Not through `check`: its message repeats the value, and a value here that is no variable name is
+        # most likely the key itself, which must never reach a log.
+        if not (isinstance(self.api_key_env, str) and ENV_NAME.fullmatch(self.api_key_env)):
+            raise ValueError("api_key_env: must be the NAME of the environment variable that holds the key "
+                             "(letters, digits and _), not the key itself")
 
     @classmethod
     def from_config(cls, config: Any) -> JudgeConfig:

@@ -211,7 +211,8 @@ class MarkdownHeadings(Constraint):
 
 
 class MarkdownTable(Constraint):
-    """At least one Markdown table; every table's data rows and columns within the given bounds."""
+    """At least one Markdown table (`optional=True`: none is fine too, as in "if you use a table, ..."); every
+    table's data rows and columns within the given bounds."""
 
     def describe(self):
         limits = []
@@ -219,6 +220,8 @@ class MarkdownTable(Constraint):
             limits.append(_range_text("rows", self.kwargs.get("min_rows"), self.kwargs.get("max_rows")))
         if self.kwargs.get("min_columns") is not None or self.kwargs.get("max_columns") is not None:
             limits.append(_range_text("columns", self.kwargs.get("min_columns"), self.kwargs.get("max_columns")))
+        if self.kwargs.get("optional"):
+            return "Any Markdown table in the response must have " + (" and ".join(limits) or "a header row") + "."
         return "The response must contain a Markdown table" + (f" with {' and '.join(limits)}." if limits else ".")
 
     def check(self, text):
@@ -227,7 +230,7 @@ class MarkdownTable(Constraint):
         cols_ok = all(
             _in_range(cols, self.kwargs.get("min_columns"), self.kwargs.get("max_columns")) for _, cols in tables
         )
-        return bool(tables) and rows_ok and cols_ok
+        return (bool(tables) or bool(self.kwargs.get("optional"))) and rows_ok and cols_ok
 
 
 def _tables(text: str) -> list[tuple[int, int]]:

@@ -16,8 +16,8 @@ class SamplingConfig:
     temperature: 0 means greedy. top_k: 0 = off. top_p: 1.0 = off.
     stop_token_ids: a row finishes at the first of these (the stop token is part of its completion).
     max_prompt_len: longest prompt accepted. prompt_bucket: prompt lengths are padded up to this times a
-    power of two (at most max_prompt_len's bucket), and the number of prompts up to a power of two per
-    batch shard, so similar calls reuse one compiled program (herl_jax.buckets).
+    power of two (at most max_prompt_len's bucket), and the number of prompts up to a power of four per
+    batch shard (filler prompts are prefilled, never decoded), so similar calls reuse one compiled program (herl_jax.buckets).
     decode_slots: rows decoded at once per batch shard (fewer, in quarters, for a smaller call); a slot
     whose row stops takes the next queued row (continuous batching, the default for every caller: the
     trainer's rollout and revision sections, evaluation and chat take this default). 0 = one static batch of

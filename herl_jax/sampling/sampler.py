@@ -115,7 +115,7 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
     batch_shards = parallel.shards("batch", mesh, rules)
     ids, mask = _left_padded(prompts, config, pad_id, batch_shards)
     num_prompts, max_new = len(prompts), config.max_new_tokens
-    num_slots = decode_slot_count(ids.shape[0] * config.n, config.decode_slots, batch_shards)
+    num_slots = decode_slot_count(len(prompts) * config.n, config.decode_slots, batch_shards)
     prompt_len = ids.shape[1]
     cache_len = slot_cache_len(config) if config.decode_slots else prompt_len + max_new
     settings = slot_programs.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids,

@@ -113,9 +113,7 @@ class RLStep:
         self.settings, self.learner, self.collector, self.ref_params = settings, learner, collector, ref_params
 
     def sampling_policy(self, params: nnx.State):
-        """The policy with its parameters cast once to the compute dtype (cheaper to decode)."""
-        dtype = self.learner.compute_dtype
-        return nnx.merge(self.learner.graphdef, jax.tree.map(lambda p: p.astype(dtype), params))
+        return sampling_policy(self.learner, params)
 
     def __call__(self, state: TrainState, examples: Sequence[Example], step: int) -> tuple[TrainState, dict]:
         """RL step ``step`` on this process's ``examples``; returns the new state and the step's metrics."""
@@ -180,6 +178,11 @@ def step_metrics(exp: Experience, success_threshold: float, batch: dict[str, np.
         metrics["perf/train_tokens_per_s"] = train_tokens / max(update_seconds, 1e-9)
     metrics.update({f"train/{k}": v for k, v in update.items()})
     return metrics
+
+
+def sampling_policy(learner: Learner, params: nnx.State):
+    """The learner's policy with ``params`` cast once to its compute dtype (cheaper to decode)."""
+    return nnx.merge(learner.graphdef, jax.tree.map(lambda p: p.astype(learner.compute_dtype), params))
 
 
 def frozen_copy(params: nnx.State) -> nnx.State:

@@ -10,6 +10,9 @@ A full disk while saving is one CheckpointError naming the step, the directory a
 checkpoint, instead of orbax's tracebacks from each of its threads (their log records are dropped, and so
 are the "Event loop is closed" tracebacks that tensorstore prints when its writes finish after the failed
 save's event loop has closed).
+
+`read_params` reads one checkpoint's parameters alone (no optimizer state), verified against the same checksums:
+the export and evaluation of any step (training/run_policy.py).
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ from herl_jax.own_files import write_file
 log = logging.getLogger(__name__)
 
 CHECKSUM_FILE = "herl_sha256.json"
+STATE_ITEM = "state"  # the train state's folder in a checkpoint (beside "metadata", the host state)
 _SAVE_POLL_S = 0.2  # how often the checksum thread looks whether orbax has finished a save
 _NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": how tensorstore's errors say it too
 
 
 class CheckpointError(UserError, RuntimeError):
-    """A checkpoint cannot be saved (full disk) or none in a directory that holds some can be read."""
+    """A checkpoint cannot be saved (full disk), none in a directory that holds some can be read, or the one
+    asked for is missing, corrupt or unreadable."""
 
 
 class Checkpointer:
@@ -63,7 +68,8 @@ class Checkpointer:
     def save(self, step: int, state: Any, metadata: dict) -> None:
         """Starts saving `state` (any pytree of arrays) and `metadata` (JSON) as checkpoint `step`."""
         self._finish_save()
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(metadata))
+        args = ocp.args.Composite(**{STATE_ITEM: ocp.args.StandardSave(state)},
+                                  metadata=ocp.args.JsonSave(metadata))
         with self._out_of_space_as_one_error(step):
             self._manager.save(step, args=args, force=True)
         self._in_flight = step
@@ -96,7 +102,7 @@ class Checkpointer:
                 unreadable.append(step)
                 continue
             self._set_aside(unreadable)
-            return step, restored["state"], dict(restored["metadata"])
+            return step, restored[STATE_ITEM], dict(restored["metadata"])
         if unreadable:
             raise CheckpointError(
                 f"none of the checkpoints {unreadable} in {self.directory} can be read (see the warnings "
@@ -112,7 +118,7 @@ class Checkpointer:
             return None
         try:
             return self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), metadata=ocp.args.JsonRestore()))
+                **{STATE_ITEM: ocp.args.StandardRestore(abstract)}, metadata=ocp.args.JsonRestore()))
         except Exception as e:  # orbax raises many types for unreadable or partial checkpoints
             log.warning("checkpoint %d in %s is unreadable (%s: %s); trying the previous one",
                         step, self.directory, type(e).__name__, e)
@@ -204,6 +210,32 @@ def check_writable(directory: str | Path) -> None:
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(directory)) from None
     probe.unlink()
+
+
+def saved_steps(directory: Path) -> list[int]:
+    """The steps of the checkpoints orbax committed in `directory` (a save in progress has another name)."""
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def read_params(step_dir: Path, abstract_params: Any) -> Any:
+    """The parameters (the train state's `params`; the optimizer state is not read) of the checkpoint in
+    `step_dir`, restored as `abstract_params` gives them: its structure, and each leaf's shape, dtype (cast
+    on reading) and sharding (jax.ShapeDtypeStruct). A checkpoint whose files fail their checksums, or that
+    cannot be read, is refused in one CheckpointError."""
+    problem = checksum_problem(step_dir)
+    if problem:
+        raise CheckpointError(f"checkpoint {step_dir} is corrupt ({problem}); refusing to read it")
+    target = {"params": abstract_params}
+    args = ocp.args.PyTreeRestore(item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                                  partial_restore=True)
+    try:
+        with ocp.PyTreeCheckpointer() as checkpointer:
+            return checkpointer.restore(step_dir / STATE_ITEM, args=args)["params"]
+    except Exception as e:  # orbax raises many types for unreadable or partial checkpoints
+        raise CheckpointError(f"checkpoint {step_dir} cannot be read ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from e
 
 
 # ------------------------------------------------------------------------------------------ checksums

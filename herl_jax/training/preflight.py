@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jax
 
-from herl_jax.data import Dataset
+from herl_jax.data import Dataset, Example
 from herl_jax.models.config import ModelConfig
 from herl_jax.models.loading import resolve_source
 from herl_jax.training.run_config import ConfigError, RunConfig
@@ -33,7 +33,8 @@ def check_judge(run: RunConfig, dataset: Dataset) -> None:
     """Judged rubric items need `rubrics.judge`; a configured judge needs its key variable set."""
     judge = run.scorer.judge
     if judge is None:
-        judged = [e for e in dataset.train + dataset.validation if any(i.judged for i in e.rubric.items)]
+        judged = [e for e in dataset.train + dataset.validation
+                  if isinstance(e, Example) and any(i.judged for i in e.rubric.items)]
         if judged:
             raise ConfigError(f"config.rubrics.judge=None: {len(judged)} examples have judged rubric items "
                               f"(e.g. {judged[0].id!r} in {judged[0].source or 'the data'}); set rubrics.judge "
@@ -60,8 +61,13 @@ def check_dtype(dtype: str, platform: str) -> None:
 
 
 def check_context(run: RunConfig, model: tuple[ModelConfig, str]) -> None:
-    """Prompt + generated tokens of rollouts and revisions must fit the model's position embeddings."""
+    """Prompt + generated tokens of rollouts and revisions, and an offline objective's rows, must fit the model's
+    position embeddings."""
     cfg, where = model
+    objective = run.learner.objective
+    if objective.offline and objective.max_length > cfg.max_position_embeddings:
+        raise ConfigError(f"config.train.objective.max_length={objective.max_length}: exceeds the model's context "
+                          f"window of {cfg.max_position_embeddings} tokens (max_position_embeddings in {where})")
     for name, section in (("rollout", run.rollout), ("revision", run.revision)):
         total = section.max_prompt_len + section.max_new_tokens
         if total > cfg.max_position_embeddings:

@@ -23,7 +23,7 @@ from herl_jax.data import default_config as data_config
 from herl_jax.errors import UserError
 from herl_jax.herl.config import HerlConfig
 from herl_jax.learner import config as train_config
-from herl_jax.learner.config import LearnerConfig, LossConfig, OptimConfig, PPOConfig
+from herl_jax.learner.config import LearnerConfig, LossConfig, ObjectiveConfig, OptimConfig, PPOConfig
 from herl_jax.models.config import ModelSection
 from herl_jax.rubrics import ScorerConfig
 from herl_jax.sections import build_section, check, section_config
@@ -77,6 +77,8 @@ class TrainerSection:
     checkpoint_every: int = 25
     keep_checkpoints: int = 3
     export_final: bool = True  # write the final policy as a HF checkpoint to WORKDIR/export
+    # Also keep the policy of the best validation step so far in WORKDIR/export_best (replaced at each new best).
+    export_best: bool = False
     run_name: str = "train"  # TensorBoard run name (WORKDIR/tensorboard/RUN_NAME); sweeps set one per run
     # JAX's persistent compilation cache, shared by reruns and a sweep's runs ("" = off; training/compile_cache.py)
     compilation_cache_dir: str = "~/.cache/herl-jax/xla"
@@ -119,6 +121,12 @@ class RunConfig:
         """Members of one prompt's training group: N, plus the appended revision when there is one."""
         return self.rollout.n + self.herl.group_size_extra
 
+    @property
+    def rows_per_example(self) -> int:
+        """Training rows per example of a step: its group (RL), or the row / pair of an offline objective."""
+        objective = self.learner.objective
+        return objective.rows_per_example if objective.offline else self.group_size
+
 
 # Subtrees whose contents are checked by their own dataclass rather than against the base keys.
 _FREE_FORM = ("rubrics.judge", "herl.prompt.templates")
@@ -138,7 +146,9 @@ def resolve(config: ConfigDict) -> RunConfig:
         raw=config, model=_section("model", ModelSection, config.model), rollout=rollout,
         revision=_section("revision", SampleSection, config.revision),
         herl=_section("herl", HerlConfig, config.herl),
-        learner=LearnerConfig.of(loss, ppo, temperature=rollout.temperature), ppo=ppo,
+        learner=LearnerConfig.of(loss, ppo, temperature=rollout.temperature,
+                                 objective=_section("train.objective", ObjectiveConfig, config.train.objective)),
+        ppo=ppo,
         optim=_section("train.optim", OptimConfig, config.train.optim),
         scorer=_section("rubrics", ScorerConfig.from_config, config.rubrics),
         data=_section("data", DataConfig.from_config, config.data), trainer=trainer,
@@ -149,17 +159,44 @@ def resolve(config: ConfigDict) -> RunConfig:
 
 
 def _check_across_sections(run: RunConfig) -> None:
-    rows = run.trainer.prompts_per_step * run.group_size
+    rows = run.trainer.prompts_per_step * run.rows_per_example
     mini, micro = run.ppo.mini_batch_size, run.ppo.micro_batch_size
+    objective = run.learner.objective
     try:
         check(run.raw, [
             (run.rollout.n >= 2, "rollout.n", "a group needs at least 2 rollouts (Eq. 10 divides by the std)"),
             (rows % mini == 0, "train.ppo.mini_batch_size",
              f"must divide the batch of {rows} rows (trainer.prompts_per_step x group size {run.group_size})"),
             (mini % micro == 0, "train.ppo.micro_batch_size", f"must divide train.ppo.mini_batch_size={mini}"),
-        ])
+        ] + (_offline_rules(run, rows) if objective.offline else [
+            (run.data.format not in OFFLINE_FORMATS, "data.format",
+             "holds given responses, no rubric: set train.objective.kind to it, or a rubric format (hir, rar, "
+             "ifeval) for RL"),
+        ]))
     except ValueError as e:  # "KEY=VALUE: rule", KEY from the top of the config
         raise ConfigError(f"config.{e}") from None
+
+
+OFFLINE_FORMATS = ("sft", "dpo")  # data.format of the offline objectives: the objective's own name
+
+
+def _offline_rules(run: RunConfig, rows: int) -> list[tuple[bool, str, str]]:
+    """SFT / DPO: their own data, one optimizer step per batch, pairs whole in a micro-batch, and validation only on
+    rubric-scored files."""
+    kind = run.learner.objective.kind
+    validation_format = run.data.validation_format or run.data.format
+    return [
+        (run.data.format == kind, "data.format", f"must be {kind!r} for train.objective.kind={kind!r}"),
+        (run.ppo.mini_batch_size == rows, "train.ppo.mini_batch_size",
+         f"must be the batch of {rows} rows (trainer.prompts_per_step x {run.rows_per_example}): one optimizer "
+         f"step per batch for train.objective.kind={kind!r}"),
+        (run.ppo.micro_batch_size % run.rows_per_example == 0, "train.ppo.micro_batch_size",
+         "must be even: a DPO pair (chosen, rejected) stays in one micro-batch"),
+        (run.trainer.validate_every == 0 or (bool(run.data.validation_files)
+                                             and validation_format not in OFFLINE_FORMATS),
+         "trainer.validate_every", f"validation of train.objective.kind={kind!r} scores replies against a rubric: "
+         "set data.validation_files and data.validation_format (hir, rar or ifeval), or validate_every=0"),
+    ]
 
 
 def _flat_keys(config: Any, prefix: str = "") -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from herl_jax.data import DataError, Dataset
 from herl_jax.own_files import write_file
-from herl_jax.training.run_config import ConfigError
+from herl_jax.training.run_config import ConfigError, base_config
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ DATA_FILE = "data.json"
 # whether it exports. None of them changes what a step computes.
 RESUMABLE_KEYS = ("trainer.steps", "trainer.log_every", "trainer.validate_every", "trainer.validation_prompts",
                   "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.export_final",
-                  "trainer.allow_config_change", "trainer.compilation_cache_dir")
+                  "trainer.export_best", "trainer.allow_config_change", "trainer.compilation_cache_dir")
 _SECRET_SUFFIXES = ("api_key", "apikey", "secret", "password", "token")
 
 
@@ -40,7 +40,7 @@ def record_config(workdir: Path, config: dict, resuming: bool, allow_change: boo
     path = workdir / CONFIG_FILE
     new = json.loads(json.dumps(redact(config), default=str))
     old = _read(path) if resuming else None
-    changed = [] if old is None else changed_keys(old, new)
+    changed = [] if old is None else changed_keys(old, new, defaults=base_config().to_dict())
     if changed:
         shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
         if not allow_change:
@@ -94,12 +94,14 @@ def record_git_revision(workdir: Path) -> None:
     write_file(workdir / "git_revision.txt", (revision or "unknown") + "\n")
 
 
-def changed_keys(old: dict, new: dict) -> list[str]:
+def changed_keys(old: dict, new: dict, defaults: dict | None = None) -> list[str]:
     """Dotted keys whose values differ between two nested config dicts (added and removed keys too),
-    `RESUMABLE_KEYS` left out."""
+    `RESUMABLE_KEYS` left out. A key that only `new` has, at its value in `defaults` (the base config), is no
+    change: newer code added it, and its default computes what the older run did."""
     a, b = _flatten(old), _flatten(new)
+    base = _flatten(json.loads(json.dumps(defaults, default=str))) if defaults else {}
     return sorted(k for k in a.keys() | b.keys() if a.get(k, _MISSING) != b.get(k, _MISSING)
-                  and k not in RESUMABLE_KEYS)
+                  and k not in RESUMABLE_KEYS and not (k not in a and k in base and b[k] == base[k]))
 
 
 def redact(tree):

@@ -3,6 +3,8 @@
 Each step is `RLStep` (rl_step.py), which reads like the paper's Figure 3:
   examples -> sample N rollouts -> score -> revise the top failed ones -> score the revisions
   -> assemble groups -> old / reference log-probs -> PPO update(s)
+or, for the SFT and DPO baselines (train.objective.kind), `OfflineStep` (offline_step.py) on given responses,
+with everything else the same: model loading, sharding, validation, checkpoints, resume, signals, metrics.
 and the trainer adds what a run needs around it: data, validation, logging, checkpoints and signals.
 Runs resume from the newest readable checkpoint in WORKDIR/checkpoints; SIGTERM or Ctrl-C (once or more, to
 the process or its whole group) finishes the current step, saves, and exits cleanly. What can be checked
@@ -13,6 +15,7 @@ before the weights load is checked first (preflight.py); a run that stops learni
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from pathlib import Path
@@ -25,10 +28,11 @@ from herl_jax import parallel
 from herl_jax.data import load_dataset
 from herl_jax.learner.learner import Learner
 from herl_jax.learner.optim import make_optimizer
-from herl_jax.models import export_hf, load_policy
+from herl_jax.models import load_policy
 from herl_jax.own_files import refuse_link, write_file
 from herl_jax.rubrics import RubricScorer
 from herl_jax.sampling import pad_id_for
+from herl_jax.step.offline_step import OfflineStep
 from herl_jax.step.rl_step import Collector, RLStep, StepSettings, frozen_copy
 from herl_jax.training.checkpoints import Checkpointer, check_writable
 from herl_jax.training.compile_cache import enable_compilation_cache
@@ -37,10 +41,13 @@ from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth, TrainingHalted
 from herl_jax.training.run_outcome import FAILED, FINISHED, Failure, clear_failure, record_failure, refuse_failed
+from herl_jax.training.run_policy import VALIDATION_REWARD, validation_rewards, write_export
 from herl_jax.training.run_record import record_config, record_data, record_git_revision
 from herl_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
+
+EXPORT, EXPORT_BEST = "export", "export_best"  # the final policy; the best validation step's (trainer.export_best)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -88,7 +95,7 @@ class Trainer:
         if self.is_main:
             record_git_revision(self.workdir)
             # Written later: a planted link is refused before anything loads.
-            for name in (METRICS_FILE, FINISHED, FAILED):
+            for name in (METRICS_FILE, FINISHED, FAILED, EXPORT, EXPORT_BEST):
                 refuse_link(self.workdir / name)
 
     def _build(self, run) -> None:
@@ -116,11 +123,14 @@ class Trainer:
         self.scorer = RubricScorer(run.scorer)
         learner = Learner(self.model, make_optimizer(run.optim), run.learner)
         self.state = learner.init_state(self.model)
-        # A frozen copy of the initial policy (not donated with the state) for the KL term.
-        ref_params = frozen_copy(self.state.params) if run.learner.loss.kl_coef > 0 else None
+        objective = run.learner.objective
+        # A frozen copy of the initial policy (not donated with the state) for the KL term, or DPO's reference.
+        needs_reference = objective.kind == "dpo" or (not objective.offline and run.learner.loss.kl_coef > 0)
+        ref_params = frozen_copy(self.state.params) if needs_reference else None
         settings = StepSettings.from_run(run)
-        self.rl_step = RLStep(settings, learner, Collector(settings, self.tokenizer, self.scorer,
-                                                           pad_id_for(self.tokenizer)), ref_params)
+        collector = Collector(settings, self.tokenizer, self.scorer, pad_id_for(self.tokenizer))
+        self.train_step = (OfflineStep(learner, collector, objective, run.trainer.sequence_bucket, ref_params)
+                           if objective.offline else RLStep(settings, learner, collector, ref_params))
         self.health = RunHealth(run.trainer.max_nonfinite_steps, run.trainer.max_empty_steps)
         self.checkpointer = Checkpointer(self.workdir / "checkpoints", keep=run.trainer.keep_checkpoints)
         self.step = 0
@@ -130,6 +140,8 @@ class Trainer:
         # it crashed before its first checkpoint) is redone, so its lines are dropped.
         self.writer = (MetricsWriter(self.workdir, run.trainer.run_name, resume_step=self.step)
                        if self.is_main else None)
+        # The best validation reward up to the restored step (metrics.jsonl is in the shared workdir).
+        self._best_validation = max(validation_rewards(self.workdir, up_to=self.step).values(), default=-math.inf)
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> int:
@@ -143,7 +155,8 @@ class Trainer:
             # Left by an earlier, shorter run of this workdir (trainer.steps raised since): no longer finished,
             # so that a stop before the new last step leaves a run that launch/sweep.py and the report resume.
             (self.workdir / FINISHED).unlink(missing_ok=True)
-        bar = tqdm(total=t.steps, initial=self.step, desc="herl", unit="step", disable=not self.is_main)
+        bar = tqdm(total=t.steps, initial=self.step, desc=self.run_config.learner.objective.kind, unit="step",
+                   disable=not self.is_main)
         try:
             while self.step < t.steps and not self._stop_agreed():
                 metrics = self._train_one_step()
@@ -158,8 +171,8 @@ class Trainer:
                 self.save()
             else:
                 if t.export_final:  # every process gathers the sharded weights; process 0 writes them
-                    export_hf(self.policy(), self.workdir / "export", self.tokenizer)
-                    log.info("exported the final policy to %s", self.workdir / "export")
+                    self._export(EXPORT)
+                    log.info("exported the final policy to %s", self.workdir / EXPORT)
         except TrainingHalted as halted:
             if self.is_main:
                 record_failure(self.workdir, Failure(halted.step, halted.reason))
@@ -172,15 +185,18 @@ class Trainer:
         return self.step
 
     def _train_one_step(self) -> dict[str, float]:
-        """One RL step, its metrics logged, the run's health checked, and a checkpoint when one is due."""
+        """One training step, its metrics logged, the run's health checked, and a checkpoint when one is due."""
         t = self.run_config.trainer
-        self.state, metrics = self.rl_step(self.state, next(self.batches), self.step)
+        self.state, metrics = self.train_step(self.state, next(self.batches), self.step)
         metrics.update(self.scorer.take_stats())  # judge failures by kind, zeroed samples, timeouts
         self.step += 1
         if t.validate_every and self.step % t.validate_every == 0:
             metrics.update(self.held_out_metrics())
+            # the validation replies' scoring, under its own name, so the next step's counts are its own
+            metrics.update({f"validation/{k}": v for k, v in self.scorer.take_stats().items()})
         if self.writer and self.step % t.log_every == 0:
             self.writer.write(self.step, metrics)
+        self._keep_if_best(metrics.get(VALIDATION_REWARD))
         # Raises TrainingHalted before this step is saved: a retry resumes from the step before.
         self.health.observe(self.step, metrics, last=self.step == t.steps)
         if self.step % t.checkpoint_every == 0 or self.step == t.steps:
@@ -192,12 +208,28 @@ class Trainer:
         examples = self.dataset.validation[: self.run_config.trainer.validation_prompts]
         if not examples:
             return {}
-        return self.rl_step.collector.held_out(self.rl_step.sampling_policy(self.state.params), examples,
-                                               self.run_config.herl.success_threshold)
+        return self.train_step.collector.held_out(self.train_step.sampling_policy(self.state.params), examples,
+                                                  self.run_config.herl.success_threshold)
 
     def policy(self):
         """The current policy as a Decoder with float32 parameters."""
-        return nnx.merge(self.rl_step.learner.graphdef, self.state.params)
+        return nnx.merge(self.train_step.learner.graphdef, self.state.params)
+
+    def _keep_if_best(self, validation_reward: float | None) -> None:
+        """Under trainer.export_best, exports the policy to WORKDIR/export_best when its validation reward beats
+        every earlier one (the same on every process: validation is gathered)."""
+        if (not self.run_config.trainer.export_best or validation_reward is None
+                or not validation_reward > self._best_validation):  # NaN too
+            return
+        self._best_validation = validation_reward
+        self._export(EXPORT_BEST, {VALIDATION_REWARD: validation_reward})
+        log.info("step %d: best validation reward so far (%.4f), exported to %s", self.step, validation_reward,
+                 self.workdir / EXPORT_BEST)
+
+    def _export(self, name: str, details: dict | None = None) -> None:
+        """The current policy as a HF directory WORKDIR/NAME (run_policy.write_export), on every process."""
+        record = {"workdir": str(self.workdir.absolute()), "step": self.step, **(details or {})}
+        write_export(self.policy(), self.tokenizer, self.workdir / name, record)
 
     # ------------------------------------------------------------------------------ checkpoints
     def save(self) -> None:

@@ -6,9 +6,9 @@ joined, comments dropped), and `$ `-prompted lines of untagged blocks. Each comm
 or listed in SKIPPED with the reason; a new command that is neither fails `test_every_command_is_run_or_skipped`,
 so the docs cannot rot. The smoke form is the command with exactly these changes, and no others:
 SUBSTITUTIONS (user paths -> the tiny test model, data and a temporary directory; a sweep's grid cut to its
-first value per key) and, appended, SMOKE_TRAIN_FLAGS (one small step) or SMOKE_EVALUATE_FLAGS. Commands run
-in the order the docs show them, in one temporary directory: the README's `evaluate` reads the export its
-demo `train` wrote.
+first value per key) and, appended, SMOKE_TRAIN_FLAGS (one small step; for SFT / DPO, offline_smoke_flags in place
+of the same keys) or SMOKE_EVALUATE_FLAGS. Commands run in the order the docs show them, in one temporary
+directory: the README's `export` and `evaluate` read the checkpoint and the export its demo `train` wrote.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import REPO, run
+from tests.trainer.conftest import write_jsonl
 
 DOCS = ("README.md", "launch/README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")))
 SHELL_TAGS = ("bash", "sh", "shell", "console")
 
 # Commands (matched from their start) that run here, after SUBSTITUTIONS.
 RUNNABLE = ("python -m herl_jax.train ", "python -m herl_jax.evaluate ", "python -m herl_jax.plan ",
-            "python launch/sweep.py ", "python -m herl_jax.reporting.baseline ", "python -m herl_jax.report ")
+            "python launch/sweep.py ", "python -m herl_jax.reporting.baseline ", "python -m herl_jax.report ",
+            "python -m herl_jax.export ")
 TRAINING_CONFIG = ("herl_jax.train", "herl_jax.reporting.baseline")  # take SMOKE_TRAIN_FLAGS
 # Commands (matched from their start) that cannot run on a CPU test machine, and why.
 SKIPPED = {
@@ -40,8 +42,12 @@ SKIPPED = {
     "(tests/trainer/test_multi_process_signals.py runs two such processes on 127.0.0.1)",
     "python -m herl_jax.compiled ": "compiles the paper's 7B programs at full depth for 8 devices (minutes); "
     "tests/parallel/test_compiled_programs.py runs the same command at 2 layers and checks its figures",
+    "bash scripts/table3.sh": "trains 18 small-scale runs one after another (hours); each is the sweep command "
+    "of docs/results.md, which runs here in smoke form",
     "for ": "shell loop syntax; the loop's body runs on its own, its variable set by SUBSTITUTIONS",
     "done": "shell loop syntax (see `for `)",
+    "python -m herl_jax.build_offline_data ": "samples the base model on all 320 training prompts (long on a CPU) "
+    "and writes into the package; tests/cli/test_build_offline_data.py runs its selection on tiny data",
 }
 
 
@@ -52,6 +58,7 @@ def substitutions(tmp: Path, model: Path, train_file: Path) -> list[tuple[str, s
     return [
         (r"\$variant\b", "herl"),  # docs/results.md's loops: one variant, and that sweep's seed-0 run
         (r"\$run\b", "runs/small/herl/seed=0"),
+        (r"runs/table3\b", "runs/small"),  # scripts/table3.sh is skipped; its report reads the smoke sweep's runs
         (r"--reference variant=\w+", "--reference variant=herl"),  # the one variant the smoke sweep ran
         (r"--output docs/", f"--output {tmp}/docs/"),
         (r"/ckpt/[\w.-]+", str(model)),
@@ -61,6 +68,21 @@ def substitutions(tmp: Path, model: Path, train_file: Path) -> list[tuple[str, s
         (r"\[?--limit \d+\]?", "--limit 1"),
         (r"(--grid [\w.]+=[^,\s]+)\S*", r"\1"),
     ]
+
+
+# A training command of an offline baseline (configs/*.py:...sft... or dpo): its tiny rows of that kind, and the
+# smoke batch of 2 examples (DPO: 2 pairs) as one optimizer step, rows that fit the tiny model; these replace the command's and SMOKE_TRAIN_FLAGS'
+# flags of the same keys.
+OFFLINE_CONFIG = re.compile(r"--config \S+[:,](sft|dpo)(?:,|\s|$)")
+
+
+def offline_smoke_flags(command: str, offline_files: dict[str, Path]) -> list[str]:
+    match = OFFLINE_CONFIG.search(command)
+    if not match:
+        return []
+    rows = 2 * (2 if match[1] == "dpo" else 1)
+    return [f"--config.data.train_files={offline_files[match[1]]}", f"--config.train.ppo.mini_batch_size={rows}",
+            "--config.train.ppo.micro_batch_size=2", "--config.train.objective.max_length=256"]
 
 
 # One small training step on the tiny model (a 1024-token context) for any training config, every config
@@ -112,14 +134,21 @@ def _commands(block: list[tuple[int, str]], prompted: bool) -> list[tuple[int, s
     return commands
 
 
-def smoke_form(command: str, subs: list[tuple[str, str]], model: Path) -> list[str]:
+def smoke_form(command: str, subs: list[tuple[str, str]], model: Path,
+               offline_files: dict[str, Path] | None = None) -> list[str]:
     """The argv that runs `command` here: SUBSTITUTIONS, then the smoke flags of its kind."""
     for pattern, replacement in subs:
         command = re.sub(pattern, replacement, command)
     argv = shlex.split(command)
     argv[0] = sys.executable
     if argv[1] == "-m" and argv[2] in TRAINING_CONFIG:
-        argv += [f"--config.model.source={model}", *SMOKE_TRAIN_FLAGS]
+        offline = offline_smoke_flags(command, offline_files or {})
+        replaced = {flag.split("=")[0] for flag in offline}  # a config flag given twice: the first one wins
+
+        def kept(flags):
+            return [flag for flag in flags if flag.split("=")[0] not in replaced]
+
+        argv = kept(argv) + [f"--config.model.source={model}", *kept(SMOKE_TRAIN_FLAGS), *offline]
     elif argv[1] == "launch/sweep.py" and "--mode" not in argv:  # a local sweep trains: the trainer's flags
         argv += ([] if "--" in argv else ["--"]) + [f"--config.model.source={model}", *SMOKE_TRAIN_FLAGS]
     elif argv[1:3] == ["-m", "herl_jax.evaluate"]:
@@ -142,12 +171,18 @@ def test_every_command_is_run_or_skipped():
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_checkpoint, hir_files):
     tmp = tmp_path_factory.mktemp("documented")
-    return substitutions(tmp, tiny_checkpoint, hir_files[0]), tiny_checkpoint
+    prompts = [f"Say something about topic {i}." for i in range(4)]
+    offline_files = {
+        "sft": write_jsonl(tmp / "sft.jsonl", [{"prompt": p, "response": "A short reply."} for p in prompts]),
+        "dpo": write_jsonl(tmp / "dpo.jsonl", [{"prompt": p, "chosen": "A short reply.", "rejected": "No."}
+                                               for p in prompts]),
+    }
+    return substitutions(tmp, tiny_checkpoint, hir_files[0]), tiny_checkpoint, offline_files
 
 
 @pytest.mark.parametrize("where, command", TO_RUN, ids=[where for where, _ in TO_RUN])
 def test_documented_command_runs(where, command, workspace, subprocess_env):
-    subs, model = workspace
-    argv = smoke_form(command, subs, model)
+    subs, model, offline_files = workspace
+    argv = smoke_form(command, subs, model, offline_files)
     result = run(argv, subprocess_env, timeout=600)
     assert result.returncode == 0, f"{where}: {shlex.join(argv)}\n{result.stderr[-3000:]}"

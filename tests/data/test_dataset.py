@@ -17,7 +17,8 @@ def write_hir(path, ids):
 def test_default_config_loads_the_bundled_set():
     config = default_config()
     assert set(config.keys()) == {
-        "train_files", "validation_files", "format", "max_bad_fraction", "validation_fraction", "seed", "shuffle",
+        "train_files", "validation_files", "format", "validation_format", "max_bad_fraction", "validation_fraction",
+        "seed", "shuffle",
     }
     assert list(config.train_files) == [BUNDLED_IF_TRAIN]
     dataset = load_dataset(config)

@@ -83,6 +83,12 @@ def test_kv_cache_and_activations_shrink_with_the_batch_split():
             assert item.name.startswith("KV cache of 64 decode slots")
             eight_slots = eight.item(item.name.replace("64 decode slots", "128 decode slots"))
             assert eight_slots.per_device * 8 == item.per_device * 2, item.name
+        elif "prompts" in item.name:
+            # The revision call's 112 prompts: padded to a power of four per batch shard, 256 on one device
+            # and 8 x 16 = 128 on eight.
+            assert item.name.startswith("KV cache of 256 prompts")
+            eight_prompts = eight.item(item.name.replace("256 prompts", "128 prompts"))
+            assert eight_prompts.per_device * 8 == item.per_device // 2, item.name
         else:
             assert eight.item(item.name).per_device * 8 == item.per_device, item.name
     assert one.peak_per_device > 80 * 1024**3 > eight.peak_per_device  # fits 8 x 80 GB, not one device
@@ -127,10 +133,12 @@ def test_sampling_counts_the_prompt_cache_the_slots_and_the_completions(slots):
     config.rollout.decode_slots = config.revision.decode_slots = slots
     plan = plan_memory(config, num_devices=1)
     # The largest call: revisions. 64 prompts x min(max_candidates 16, n 7) candidates in 4 pieces = 112
-    # revise prompts per call, padded to 128, each of 8192 positions (max_prompt_len); one row each, and
-    # 4096 new tokens. A static batch, or more slots than rows, decodes all 128 rows at once.
+    # revise prompts per call, padded to 256 (a power of four) to prefill, each of 8192 positions
+    # (max_prompt_len); one row each (the 144 filler prompts have none), and 4096 new tokens. A static
+    # batch (rows padded to a power of two), or more slots than rows (in quarters of 256 slots: 64 at a
+    # time), decodes 128 rows at once.
     rows = 128
-    assert sampling_bytes(plan, "revisions") == call_bytes(128, 8192, min(slots, rows) or rows, 4096)
+    assert sampling_bytes(plan, "revisions") == call_bytes(256, 8192, min(slots, rows) or rows, 4096)
 
 
 @pytest.mark.parametrize("slots, largest", [(0, "rollouts"), (64, "validation")])

@@ -18,7 +18,7 @@ from herl_jax.reporting.write import cell, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 # Two-sided 95% Student t quantiles, from a printed table (not from the code under test).
-T_TABLE = {1: 12.706205, 2: 4.302653, 4: 2.776445, 9: 2.262157, 29: 2.045230, 40: 2.021075, 60: 2.000298,
+T_TABLE = {1: 12.706205, 2: 4.302653, 3: 3.182446, 4: 2.776445, 9: 2.262157, 29: 2.045230, 40: 2.021075, 60: 2.000298,
            120: 1.979930}
 T_RTOL = 3e-7  # the relative error of a half-width from the table (quantiles rounded to 6 decimals, all > 1.9)
 STEPS = 6
@@ -40,8 +40,11 @@ def write_run(root: Path, alpha: float, gamma: float, seed: int, *, steps_logged
     lines = []
     for step in range(1, steps_logged + 1):
         line = {"step": step, "reward/mean": rng.uniform(), "revision/rate": rng.uniform(),
+                "train/entropy": rng.uniform(1, 3),
                 "revision/gain": float("nan") if step == 1 else rng.normal(),
                 "perf/sample_tokens_per_s": rng.uniform(50, 500), "time/step": rng.uniform(5, 60)}
+        if rng.uniform() < 0.5:  # a step without a revised group logs no revision success
+            line["revision/success_rate"] = rng.uniform()
         if step % 2 == 0:
             line.update({"validation/reward_mean": rng.uniform(), "validation/success_rate": rng.uniform()})
         lines.append(line)
@@ -63,7 +66,7 @@ def per_run(lines: list[dict]) -> dict[str, float]:
     val = [m["validation/reward_mean"] for m in lines if "validation/reward_mean" in m]
     succ = [m["validation/success_rate"] for m in lines if "validation/success_rate" in m]
     gains = np.array([m["revision/gain"] for m in lines], dtype=np.float64)
-    return {"final_reward": val[-1], "best_reward": max(val), "final_success": succ[-1], "best_success": max(succ),
+    return {"final_reward": val[-1], "best_reward": max(val), "reward_area": float(np.mean(val)), "final_success": succ[-1], "best_success": max(succ),
             "revision_rate": float(np.mean([m["revision/rate"] for m in lines])),
             "revision_gain": float(np.nanmean(gains)),
             "tokens_per_s": float(np.median([m["perf/sample_tokens_per_s"] for m in lines])),
@@ -126,14 +129,20 @@ def test_pooled_means_and_intervals_match_a_numpy_rederivation(sweep):
             assert got["n"] == len(runs)
             np.testing.assert_allclose(got["mean"], mean, rtol=1e-12, err_msg=key)
             np.testing.assert_allclose(got["ci95_half_width"], half, rtol=T_RTOL, atol=1e-12, err_msg=key)
-        curve = row["validation_curve"]
-        assert [p["step"] for p in curve] == [2, 4, 6]
-        for point in curve:
-            values = [m["validation/reward_mean"] for run_lines in runs for m in run_lines
-                      if m["step"] == point["step"]]
-            mean, half = expected(values)
-            np.testing.assert_allclose(point["mean"], mean, rtol=1e-12)
-            np.testing.assert_allclose(point["ci95_half_width"], half, rtol=T_RTOL)
+        assert [p["step"] for p in row["curves"]["validation/reward_mean"]] == [2, 4, 6]
+        for key in ("validation/reward_mean", "train/entropy", "reward/mean", "revision/rate",
+                    "revision/success_rate"):
+            logged = sorted({m["step"] for run_lines in runs for m in run_lines if key in m})
+            assert [p["step"] for p in row["curves"][key]] == logged, key
+            for point in row["curves"][key]:
+                values = [m[key] for run_lines in runs for m in run_lines if m["step"] == point["step"] and key in m]
+                mean, half = expected(values)
+                assert point["n"] == len(values)
+                np.testing.assert_allclose(point["mean"], mean, rtol=1e-12)
+                if half is None:
+                    assert point["ci95_half_width"] is None
+                else:
+                    np.testing.assert_allclose(point["ci95_half_width"], half, rtol=T_RTOL)
 
 
 def test_every_run_that_is_not_finished_has_its_own_row_with_its_status(sweep):
@@ -162,7 +171,7 @@ def test_plots_are_pngs_and_the_markdown_shows_every_row(sweep):
     import matplotlib.pyplot as plt
 
     _, output, report, _, _ = sweep
-    assert report["figures"] == ["learning_curves.png", "heatmap.png"]
+    assert report["figures"] == ["learning_curves.png", "training_dynamics.png", "heatmap.png"]
     for name in report["figures"]:
         data = (output / name).read_bytes()
         assert data[:8] == PNG_MAGIC

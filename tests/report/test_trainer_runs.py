@@ -48,8 +48,10 @@ def test_two_seeds_of_a_trainer_run_pool_into_one_row(tiny_checkpoint, hir_files
     np.testing.assert_allclose(final["ci95_half_width"], T_TABLE[1] * sd / np.sqrt(2), rtol=1e-6, atol=1e-12)
     assert row["metrics"]["steps_done"]["mean"] == 2
     assert row["metrics"]["tokens_per_s"]["mean"] > 0
-    assert [p["step"] for p in row["validation_curve"]] == [1, 2]
-    assert (output / "learning_curves.png").read_bytes()[:8] == PNG_MAGIC
+    assert [p["step"] for p in row["curves"]["validation/reward_mean"]] == [1, 2]
+    assert [p["step"] for p in row["curves"]["train/entropy"]] == [1, 2]  # the trainer logs the update's entropy
+    for name in ("learning_curves.png", "training_dynamics.png"):
+        assert (output / name).read_bytes()[:8] == PNG_MAGIC
     assert "| all runs | finished (2 seeds) |" in (output / "report.md").read_text()
 
 

@@ -71,3 +71,21 @@ def test_result_feedback_lists_are_numbered_in_rubric_order():
     assert result.unmet == ((1, "mentions dosage"),)
     assert result.unscored == ((4, "is concise"),)
     assert result.dropped
+
+
+def test_weights_near_the_float_limit_score_as_their_ratios():
+    # Python integers are exact: (w1 + w3) / (w1 + w2 + w3) with w = (1.5, 1.7, 0.9) x 1e308 is 2.4 / 4.1;
+    # the sums themselves (about 4e308) do not fit a float64.
+    weights = [1.5e308, 1.7e308, 0.9e308]
+    exact = (int(weights[0]) + int(weights[2])) / (int(weights[0]) + int(weights[1]) + int(weights[2]))
+    assert rubric_score(weights, [True, False, True]) == pytest.approx(exact, rel=1e-15)
+    # a pitfall of -1.7e308 committed: (1.5 - 1.7) / (1.5 + 0.9)
+    assert rubric_score([1.5e308, -1.7e308, 0.9e308], [True, True, False]) == pytest.approx(-0.2 / 2.4, rel=1e-14)
+    # and the other end: subnormal weights keep their ratio too
+    assert rubric_score([3e-320, 1e-320], [True, False]) == pytest.approx(0.75, rel=1e-3)
+
+
+def test_non_finite_weights_are_refused():
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="finite"):
+            rubric_score([1.0, bad], [True, False])

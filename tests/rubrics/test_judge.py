@@ -259,3 +259,21 @@ def test_config_from_ml_collections():
         JudgeConfig.from_config({"base_url": "u", "model": "m", "api_key": SECRET})
     with pytest.raises(ValueError):
         JudgeConfig(base_url="u", model="m", mode="batch")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("base_url", "api.openai.com/v1"), ("base_url", "ftp://host/v1"), ("base_url", ""), ("model", " "),
+    ("max_concurrency", 0), ("max_concurrency", 2.5), ("max_retries", -1), ("timeout_s", 0),
+    ("timeout_s", float("nan")), ("backoff_base_s", float("inf")), ("backoff_max_s", 0.001),
+    ("temperature", -0.5), ("max_tokens", 0), ("max_retry_after_s", float("inf")),
+])
+def test_each_judge_setting_is_validated_naming_its_key(field, value):
+    fields = dict(base_url="http://localhost:8000/v1", model="m", backoff_base_s=0.01)
+    with pytest.raises(ValueError, match=f"^{field}="):
+        JudgeConfig(**{**fields, field: value})
+
+
+def test_a_key_where_the_variable_name_belongs_is_refused_without_repeating_it():
+    with pytest.raises(ValueError, match="^api_key_env: must be the NAME") as error:
+        JudgeConfig(base_url="http://localhost:8000/v1", model="m", api_key_env=SECRET)
+    assert SECRET not in str(error.value)

@@ -26,6 +26,8 @@ CASES = [
      "## One\ntext\n## Two\ntext", "# One\n## Two\n### Three"),
     ("muldimif:markdown_table", {"max_rows": 2, "max_columns": 2}, TABLE, TABLE + "\n| Cy | 7 |"),
     ("muldimif:markdown_table", {}, TABLE, "Name: Ann, Age: 30"),
+    # "if you use a table, at most 2 rows": no table is fine, a longer table is not
+    ("muldimif:markdown_table", {"optional": True, "max_rows": 2}, "Name: Ann, Age: 30", TABLE + "\n| Cy | 7 |"),
     ("muldimif:markdown_list", {"min_items": 3, "ordered": True}, "1. a\n2. b\n3. c", "- a\n- b\n- c"),
     ("muldimif:markdown_list", {"max_items": 2}, "- a\n* b", "- a\n- b\n+ c"),
     ("muldimif:json", {"max_depth": 2}, '```json\n{"a": {"b": 1}}\n```', '{"a": {"b": {"c": 1}}}'),

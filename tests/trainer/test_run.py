@@ -85,6 +85,21 @@ def test_two_step_run_logs_checkpoints_and_exports(two_steps, tiny_checkpoint, s
     assert any(not np.array_equal(a, b) for a, b in zip(initial, final)), "two updates left the policy unchanged"
 
 
+def test_a_steps_rubric_counts_are_its_own_scoring_only(two_steps, make_config, tmp_path):
+    """Validating after step 1 scores the validation replies too: they are counted under validation/, and
+    step 2's counts equal those of the run that did not validate after step 1 (the same rollouts)."""
+    _, workdir, _, _ = two_steps  # validates after step 2 only
+    with contextlib.redirect_stderr(io.StringIO()):
+        Trainer(make_config(2, validate_every=1), tmp_path).run()
+    once, twice = read_metrics(workdir), read_metrics(tmp_path)
+    assert twice[1]["reward/mean"] == once[1]["reward/mean"]  # step 2 sampled and scored the same rollouts
+    assert twice[1]["rubric/responses"] == once[1]["rubric/responses"] > 0
+    assert twice[1]["rubric/items"] == once[1]["rubric/items"]
+    for line in (twice[0], twice[1], once[1]):  # 2 validation prompts, one greedy reply each
+        assert line["validation/rubric/responses"] == 2
+    assert "validation/rubric/responses" not in once[0]
+
+
 def test_export_matches_the_final_policy(two_steps):
     import jax.numpy as jnp
     import torch

@@ -6,6 +6,7 @@ In-process: `get_config("CKPT_DIR,TRAIN_JSONL,VALIDATION_JSONL,FORMAT")`; from t
 
 Sized so one RL step takes seconds on a CPU and every step has the same shapes (one compile): short prompts
 (one 64-token bucket), at most one revision per prompt, and training rows padded to one 256-token bucket.
+FORMAT sft or dpo: that offline objective on TRAIN, validated on VALIDATION as hir rows.
 """
 
 import importlib.util
@@ -39,4 +40,9 @@ def get_config(arg: str):
     c.rubrics.workers = 1
     c.trainer.update(steps=2, prompts_per_step=2, sequence_bucket=256, validate_every=2, validation_prompts=2,
                      checkpoint_every=1, keep_checkpoints=3, log_every=1)
+    if data_format in ("sft", "dpo"):
+        rows = 2 if data_format == "dpo" else 1
+        c.train.objective.update(kind=data_format, max_length=256)
+        c.train.ppo.update(mini_batch_size=2 * rows, micro_batch_size=2)  # 2 examples; DPO: a pair a micro-batch
+        c.data.validation_format = "hir"
     return c

@@ -6,6 +6,7 @@ import optax
 import torch
 
 from herl_jax.learner import LearnerConfig, LossConfig, PPOConfig, default_config, make_optimizer
+from herl_jax.learner.config import ObjectiveConfig
 
 
 def test_adamw_with_clipping_and_warmup_matches_torch():
@@ -41,10 +42,14 @@ def test_adamw_with_clipping_and_warmup_matches_torch():
 
 def test_train_config_builds_the_learner_config():
     cfg = default_config()
-    assert set(cfg) == {"loss", "optim", "ppo"}
+    assert set(cfg) == {"objective", "loss", "optim", "ppo"}
     assert LearnerConfig.of(LossConfig(**cfg.loss), PPOConfig(**cfg.ppo), temperature=1.0) == LearnerConfig(
         LossConfig(), micro_batch_size=8, temperature=1.0, logprob_chunk_size=128)
     cfg.loss.agg_mode = "token_mean"
     cfg.ppo.update(micro_batch_size=4, logprob_chunk_size=64)
     assert LearnerConfig.of(LossConfig(**cfg.loss), PPOConfig(**cfg.ppo), temperature=0.7) == LearnerConfig(
         LossConfig(agg_mode="token_mean"), micro_batch_size=4, temperature=0.7, logprob_chunk_size=64)
+    # The offline objectives score the model's own distribution: temperature 1 whatever the rollouts'.
+    sft = ObjectiveConfig(kind="sft")
+    assert LearnerConfig.of(LossConfig(), PPOConfig(), temperature=0.7, objective=sft) == LearnerConfig(
+        LossConfig(), micro_batch_size=8, temperature=1.0, logprob_chunk_size=128, objective=sft)
