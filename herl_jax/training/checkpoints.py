@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 CHECKSUM_FILE = "herl_sha256.json"
 STATE_ITEM = "state"  # the train state's folder in a checkpoint (beside "metadata", the host state)
 _SAVE_POLL_S = 0.2  # how often the checksum thread looks whether orbax has finished a save
+# orbax logs through absl; its failed save's futures, never awaited, through asyncio ("exception was never retrieved")
+_ORBAX_LOGGERS = ("absl", "asyncio")
 _NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": how tensorstore's errors say it too
 
 
@@ -62,7 +64,8 @@ class Checkpointer:
         self._checksummer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-sha256")
         self._checksum_jobs: list[concurrent.futures.Future] = []
         self._quiet = _DropOutOfSpaceRecords()
-        logging.getLogger("absl").addFilter(self._quiet)  # orbax logs through absl
+        for logger in _ORBAX_LOGGERS:
+            logging.getLogger(logger).addFilter(self._quiet)
         _drop_closed_loop_callbacks()
 
     def save(self, step: int, state: Any, metadata: dict) -> None:
@@ -194,7 +197,8 @@ class Checkpointer:
             if not quietly:
                 raise
         finally:
-            logging.getLogger("absl").removeFilter(self._quiet)
+            for logger in _ORBAX_LOGGERS:
+                logging.getLogger(logger).removeFilter(self._quiet)
 
 
 def check_writable(directory: str | Path) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import sys
 
 import jax
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 
 from herl_jax.reporting.runs import read_run
-from tests.cli.helpers import REPO, assert_one_line_error, run
+from tests.cli.helpers import PROGRESS, REPO, assert_one_line_error, run
 from tests.cli.judged_config import KEY_ENV
 from tests.trainer import conftest as trainer_fixtures
 from tests.trainer.conftest import config_arg
@@ -29,7 +28,6 @@ from tests.trainer.helpers import checkpoint_steps, read_metrics
 
 TRAIN = ["-m", "herl_jax.train"]
 rar_files = trainer_fixtures.rar_files
-PROGRESS = re.compile(r"^herl: ")  # the trainer's progress bar, beside the log records
 REFUSED = "stopped as failed at step"
 
 

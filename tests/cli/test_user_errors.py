@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import read_only
-from tests.cli.helpers import assert_one_line_error, run
+from tests.cli.helpers import PROGRESS, assert_one_line_error, run
 from tests.trainer.conftest import config_arg
 from tests.training.tmpfs import mounted_tmpfs
 
@@ -20,7 +20,6 @@ TINY = "tests/trainer/tiny_config.py"
 PAPER = "configs/paper.py:qwen2.5-7b,herl,if"
 TRAIN, EVALUATE, PLAN, CHAT = (["-m", f"herl_jax.{name}"] for name in ("train", "evaluate", "plan", "chat"))
 SWEEP, MULTIHOST = ["launch/sweep.py"], ["launch/multihost.py"]
-PROGRESS = re.compile(r"^herl: ")  # the trainer's progress bar, beside the log records
 
 
 @pytest.fixture(scope="module")
