@@ -149,7 +149,7 @@ class TimedRLStep:
     def __call__(self, examples, step: int) -> dict:
         timer = GenerateTimer(generate, fixed_lengths=True)
         self.rl_step.collector.sampler = timer
-        self.state, metrics = self.rl_step(self.state, examples, step)
+        self.state, metrics, _ = self.rl_step(self.state, examples, step)
         jax.block_until_ready(self.state)
         return step_metrics(timer, metrics)
 

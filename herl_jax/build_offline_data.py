@@ -37,7 +37,7 @@ flags.mark_flags_as_required(["config", "out_dir"])
 
 
 def meets_every_item(sample) -> bool:
-    """A scored reply (``ScoredSample``) whose every rubric item is met (or pitfall avoided)."""
+    """A scored reply (``Sample``) whose every rubric item is met (or pitfall avoided)."""
     return not sample.dropped and len(sample.result.satisfied) == len(sample.result.rubric.items)
 
 
@@ -46,7 +46,7 @@ def choose(replies: Sequence) -> tuple[object | None, object | None]:
     Dropped (unscored) replies are never chosen."""
     met = [s for s in replies if meets_every_item(s)]
     unmet = [s for s in replies if not s.dropped and not meets_every_item(s)]
-    return (met[0] if met else None), (min(unmet, key=lambda s: s.result.score) if unmet else None)
+    return (met[0] if met else None), (min(unmet, key=lambda s: s.reward) if unmet else None)
 
 
 def build_rows(examples, sampler, policy, tokenizer, scorer, sampling, pad_id: int,

@@ -54,6 +54,7 @@ class ProgramReport:
     ideal_bytes: float | None = None  # FSDP's ideal bytes sent, where one is defined
     predicted_s: float | None = None  # decode: a step's time predicted on the reference GPU (decode_step_time)
     roofline_s: float | None = None  # decode: one GPU reading the same weights and its rows' keys, alone
+    estimated_temp_bytes: int | None = None  # the memory plan's estimate of temp_bytes (herl_jax.plan), where made
 
 
 # The reference GPU of the predictions: an H100 SXM's HBM3 bandwidth, one direction of NVLink 4, and the
@@ -109,7 +110,8 @@ class _Compiler:
         self.dump_dir, self.num_devices, self.seen = dump_dir, num_devices, set()
         self.traffic = {}  # a lowered program's text -> its traffic: JAX compiles a repeated program once
 
-    def __call__(self, name, shape, jitted, *args, per="call", ideal=None, **kwargs) -> tuple[ProgramReport, object]:
+    def __call__(self, name, shape, jitted, *args, per="call", ideal=None, estimate=None,
+                 **kwargs) -> tuple[ProgramReport, object]:
         """(the report, the program's outputs as ShapeDtypeStructs with their shardings, to feed the next)."""
         import jax
 
@@ -133,7 +135,7 @@ class _Compiler:
         outputs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), compiled.out_info)
         return ProgramReport(name, shape, per, traffic.count, traffic.bytes_sent, traffic.by_kind(),
                              memory.argument_size_in_bytes, memory.output_size_in_bytes, memory.alias_size_in_bytes,
-                             memory.temp_size_in_bytes, seconds, ideal), outputs
+                             memory.temp_size_in_bytes, seconds, ideal, estimated_temp_bytes=estimate), outputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +206,7 @@ def _training_reports(config, model: _Model, compile_one: _Compiler) -> list[Pro
 
     from herl_jax import parallel
     from herl_jax.config import validate
-    from herl_jax.plan import _training_length
+    from herl_jax.plan import _training_length, peak_temporaries, training_temporaries
     from herl_jax.learner.learner import Learner
     from herl_jax.learner.loss import Normalizer
     from herl_jax.learner.optim import make_optimizer
@@ -223,10 +225,15 @@ def _training_reports(config, model: _Model, compile_one: _Compiler) -> list[Pro
         logp = host((rows, width), jnp.float32)
         normalizer = Normalizer(*(host((), jnp.float32) for _ in Normalizer._fields))
         shape = f"{rows} rows x {width}"
+
+        def estimate(backward):
+            phases = training_temporaries(model.cfg, rows, width, run.learner.logprob_chunk_size, backward=backward)
+            return peak_temporaries(phases, model.mesh, model.rules)
+
         reports.append(compile_one("train micro-batch", shape, learner._accumulate, model.compute, model.master, micro,
-                                   logp, logp, normalizer, ideal=ideal)[0])
+                                   logp, logp, normalizer, ideal=ideal, estimate=estimate(True))[0])
         reports.append(compile_one("log-probs", shape, learner._compute_logprobs, model.compute, inputs,
-                                   ideal=ideal / 3)[0])
+                                   ideal=ideal / 3, estimate=estimate(False))[0])
     state = type(learner.state_shardings)(model.master, model.abstract(jax.eval_shape(tx.init, model.params)),
                                           host((), jnp.int32))
     reports.append(compile_one("optimizer step", "all parameters", learner._apply, state, model.master,
@@ -243,7 +250,7 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
     from flax import nnx
 
     from herl_jax import parallel
-    from herl_jax.plan import sampler_calls
+    from herl_jax.plan import decode_temporaries, peak_temporaries, prefill_temporaries, sampler_calls
     from herl_jax.sampling import slots as slot_programs
     from herl_jax.sampling.sampler import refill_count
 
@@ -261,7 +268,8 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
         pieces = slot_programs.prefill_pieces(call.padded_prompts, call.prompt_len, shards)
         prefill_report, prompts = compile_one(
             "prefill", f"{call.name}: {call.padded_prompts} prompts x {call.prompt_len}, {pieces} pieces",
-            slot_programs.prefill, graphdef, state, weights, ids, ids, pieces=pieces, mesh=mesh, rules=decode)
+            slot_programs.prefill, graphdef, state, weights, ids, ids, pieces=pieces, mesh=mesh, rules=decode,
+            estimate=peak_temporaries(prefill_temporaries(cfg, call.prefill_rows, call.prompt_len), mesh, decode))
         _, slots = compile_one("empty slots", "", slot_programs.empty_slots, cfg=cfg, num_slots=call.slots,
                                cache_len=call.prompt_len + call.max_new, max_new=call.max_new,
                                pad_id=0, mesh=mesh, rules=decode)
@@ -275,7 +283,8 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
         step = compile_one("decode step", f"{call.name}: {call.slots} slots, window {window}",
                            slot_programs.decode_chunk, graphdef, state, weights, slots, key, np.int32(1),
                            settings=settings, steps=section.decode_chunk, window=window, mesh=mesh, rules=decode,
-                           per="decode step")[0]
+                           per="decode step",
+                           estimate=peak_temporaries(decode_temporaries(cfg, call.slots, window), mesh, decode))[0]
         # Read per step: this device's weights, and its rows' keys and values over the (largest) window.
         rows_here = math.ceil(call.slots / shards)
         kv_read = rows_here * window * cfg.num_layers * 2 * cfg.num_kv_heads * cfg.head_dim * jnp.dtype(cfg.dtype).itemsize
@@ -328,12 +337,13 @@ def program_counts(config, batch_shards: int) -> dict[str, int]:
 
 def format_reports(reports: list[ProgramReport], counts: dict[str, int], header: str) -> str:
     lines = [header, "", f"{'program':<22}{'shape':<44}{'per':<12}{'colls':>7}{'sent GiB':>10}{'ideal':>8}"
-             f"{'args GiB':>10}{'out':>7}{'alias':>7}{'temp GiB':>10}{'compile s':>11}"]
+             f"{'args GiB':>10}{'out':>7}{'alias':>7}{'temp GiB':>10}{'plan':>7}{'compile s':>11}"]
     for r in reports:
         ideal = f"{r.ideal_bytes / GIB:8.2f}" if r.ideal_bytes is not None else f"{'':>8}"
+        planned = f"{r.estimated_temp_bytes / GIB:7.2f}" if r.estimated_temp_bytes is not None else f"{'':>7}"
         lines.append(f"{r.name:<22}{r.shape:<44}{r.per:<12}{r.collectives:>7}{r.bytes_sent / GIB:>10.2f}{ideal}"
                      f"{r.argument_bytes / GIB:>10.2f}{r.output_bytes / GIB:>7.2f}{r.alias_bytes / GIB:>7.2f}"
-                     f"{r.temp_bytes / GIB:>10.2f}{r.compile_s:>11.1f}")
+                     f"{r.temp_bytes / GIB:>10.2f}{planned}{r.compile_s:>11.1f}")
     lines.append("")
     for r in reports:
         kinds = ", ".join(f"{k} {n} x = {b / GIB:.2f} GiB" for k, (n, b) in r.by_kind.items()) or "none"

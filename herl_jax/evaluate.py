@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     try:  # a rerun resumes
         paths = evaluate(_CONFIG.value, checkpoints, _BENCHMARKS.value, _OUTPUT.value, limit=_LIMIT.value,
-                         load=_load)
+                         load=_load, fingerprint=_fingerprint)
     except BenchmarkError as e:  # raised before anything is evaluated
         raise UsageError(str(e)) from None
     print(Path(paths["markdown"]).read_text())
@@ -81,6 +81,15 @@ def _load(source: str, model):
     if run_spec is None:
         return load_source(source, model)
     return load_checkpoint_policy(find_checkpoint(*run_spec), dtype=model.dtype, attention_impl=model.attention_impl)
+
+
+def _fingerprint(source: str) -> str:
+    """The weights' fingerprint of a run's checkpoint WORKDIR@STEP (its files), or of any other source."""
+    from herl_jax.evaluation.fingerprint import files_fingerprint, source_fingerprint
+    from herl_jax.training.run_policy import find_checkpoint, parse_run_spec
+
+    run_spec = parse_run_spec(source)
+    return source_fingerprint(source) if run_spec is None else files_fingerprint(find_checkpoint(*run_spec).directory)
 
 
 if __name__ == "__main__":

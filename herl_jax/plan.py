@@ -9,8 +9,10 @@ config.json (herl_jax.models.shapes); the optimizer state from jax.eval_shape of
 divided by the mesh axes its logical axes map to (herl_jax.parallel.DEFAULT_RULES), exactly as the trainer
 places it. Nothing is loaded and nothing large is allocated; no accelerator is needed.
 
-Activations and temporaries are estimates (see `activation_arrays`); XLA's own scratch space is not
-counted, so leave some headroom.
+The programs' temporaries are an estimate from shapes (`training_temporaries`, `prefill_temporaries`,
+`decode_temporaries`), for the compute dtype and attention of the model config: bfloat16 with cuDNN
+attention on a GPU. Checked against XLA's compiled sizes on CPU (tests/parallel/test_temporaries.py:
+float32, XLA attention, where the CPU program holds what a GPU program would; benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from herl_jax import parallel
 from herl_jax.buckets import decode_slot_count, prompt_bucket_count, round_up
 from herl_jax.herl.config import HerlConfig
 from herl_jax.models import Decoder, KVCache, ModelConfig
-from herl_jax.models.decoder import outside_layers
+from herl_jax.models.decoder import ACTIVATION_AXES, outside_layers
 from herl_jax.models.loading import resolve_source
 from herl_jax.models.shapes import KNOWN_MODELS, find_known_model, known_model_config
+from herl_jax.learner.logprobs import CHUNK_HIDDEN_AXES, CHUNK_LOGITS_AXES, HEAD_AXES
 from herl_jax.learner.optim import make_optimizer
+from herl_jax.sampling.slots import prefill_pieces
 
 GIB = 1024**3
 
@@ -120,6 +124,11 @@ def plan_memory(config, num_devices: int) -> MemoryPlan:
     call = max(buffers, key=lambda c: sum(size.arrays(arrays)[0] for arrays in buffers[c].values()))
     for label, arrays in buffers[call].items():
         items.append(Item(f"{label} ({call.name})", "sampling", *size.arrays(arrays)))
+    items.append(_temporaries_item("sampling", mesh, {
+        f"prefill {call.prefill_rows} x {call.prompt_len}": (
+            prefill_temporaries(cfg, call.prefill_rows, call.prompt_len), parallel.decode_rules()),
+        f"decode step, {call.slots} slots": (
+            decode_temporaries(cfg, call.slots, call.prompt_len + call.max_new), parallel.decode_rules())}))
 
     micro, seq = config.train.ppo.micro_batch_size, _training_length(config)
     if cast:
@@ -127,9 +136,20 @@ def plan_memory(config, num_devices: int) -> MemoryPlan:
     grads = size.tree(params, itemsize=4 + compute if cast else 4)
     items.append(Item("gradients (float32 sum + a micro-batch's)", "training", *grads))
     remat = "remat" if cfg.remat else "no remat"
-    items.append(Item(f"activations ({micro} rows x {seq} tokens, {remat})", "training",
-                      *size.arrays(activation_arrays(cfg, micro, seq, config.train.ppo.logprob_chunk_size))))
+    chunk = config.train.ppo.logprob_chunk_size
+    items.append(_temporaries_item("training", mesh, {
+        f"fwd+bwd {micro} x {seq}, {remat}": (
+            training_temporaries(cfg, micro, seq, chunk, backward=True), parallel.DEFAULT_RULES),
+        f"log-probs {micro} x {seq}": (
+            training_temporaries(cfg, micro, seq, chunk, backward=False), parallel.DEFAULT_RULES)}))
     return MemoryPlan(described, cfg, dict(mesh.shape), tuple(items))
+
+
+def _temporaries_item(phase: str, mesh: AbstractMesh, programs: dict[str, tuple[dict, parallel.Rules]]) -> Item:
+    """The temporaries of the phase's largest program (they run one after another), by name."""
+    peaks = {name: peak_temporaries(phases, mesh, rules) for name, (phases, rules) in programs.items()}
+    name = max(peaks, key=peaks.get)
+    return Item(f"temporaries: {name} (estimate)", phase, peaks[name], peaks[name] * mesh.size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +172,11 @@ class SamplerCall:
     def rows(self) -> int:
         """R: request rows (filler prompts have none)."""
         return self.prompts * self.n
+
+    @property
+    def prefill_rows(self) -> int:
+        """Prompts in one prefill piece, on the whole mesh (herl_jax.sampling.slots.prefill_pieces)."""
+        return self.padded_prompts // prefill_pieces(self.padded_prompts, self.prompt_len, self.batch_shards)
 
     @property
     def slots(self) -> int:
@@ -208,34 +233,91 @@ def _training_length(config) -> int:
     return round_up(longest, config.trainer.sequence_bucket)
 
 
-def activation_arrays(cfg: ModelConfig, rows: int, seq: int, chunk: int) -> list[tuple[tuple, tuple, int]]:
-    """(shape, logical axes, bytes per element) of the arrays alive at the peak of one micro-batch's
-    forward + backward: an estimate.
+Arrays = list[tuple[tuple, tuple, int]]  # (shape, logical axes, bytes per element) of each array
 
-    A layer's working set: its input and norms [b,T,D] x 4, q / attention output [b,T,N,H] x 2, k / v
-    [b,T,K,H] x 2, the MLP's gate / up / product [b,T,F] x 3, and with XLA attention the scores
-    [b,N,T,T] in float32 (cuDNN's fused kernel keeps only [b,N,T] statistics); the backward pass holds
-    about as much again in gradients. With remat the L layer inputs are saved and one layer is live; without
-    remat every layer's working set is saved. Plus the final hidden states and the LM head's float32
-    logits for one chunk of positions [b, chunk, V] (and their gradient)."""
-    d, f, n, k, h, v, layers = (cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, cfg.num_kv_heads,
-                                cfg.head_dim, cfg.vocab_size, cfg.num_layers)
-    e = jnp.dtype(cfg.dtype).itemsize
-    hidden = ((rows, seq, d), ("batch", "seq", None), e)
-    layer = [hidden] * 4 + [
-        ((rows, seq, n, h), ("batch", "seq", "q_heads", "head_dim"), e),
-        ((rows, seq, n, h), ("batch", "seq", "q_heads", "head_dim"), e),
-        ((rows, seq, k, h), ("batch", "seq", "kv_heads", "head_dim"), e),
-        ((rows, seq, k, h), ("batch", "seq", "kv_heads", "head_dim"), e),
-    ] + [((rows, seq, f), ("batch", "seq", "mlp"), e)] * 3
+
+def attention_scores(cfg: ModelConfig, rows: int, queries: int, keys: int) -> Arrays:
+    """What one attention call holds beyond its inputs: with XLA attention the float32 scores and their
+    softmax [b, N, T, S]; cuDNN's fused kernel (GPU, "cudnn" or "auto" in half precision) keeps only
+    per-query statistics [b, N, T]."""
     cudnn = cfg.attention_impl == "cudnn" or (cfg.attention_impl == "auto" and cfg.dtype != "float32")
-    layer.append(((rows, n, seq), ("batch", "q_heads", "seq"), 4) if cudnn else
-                 ((rows, n, seq, seq), ("batch", "q_heads", "seq", None), 4))
-    live = layer * 2  # forward working set and its gradients
-    saved = [hidden] * layers if cfg.remat else layer * layers
-    head = [hidden, ((rows, min(chunk, seq), v), ("batch", "seq", "vocab"), 4),
-            ((rows, min(chunk, seq), v), ("batch", "seq", "vocab"), 4)]
-    return saved + live + head
+    if cudnn:
+        return [((rows, cfg.num_heads, queries), ("batch", "q_heads", "seq"), 4)]
+    return [((rows, cfg.num_heads, queries, keys), ("batch", "q_heads", "seq", None), 4)] * 2
+
+
+def layer_working_set(cfg: ModelConfig, rows: int, seq: int, keys: int | None = None) -> Arrays:
+    """The activations one decoder layer holds at once in its forward pass, rows [b] x seq [T] new tokens
+    attending over `keys` [S] (default T): the layer input and its norm [b,T,D] x 2, q and the attention
+    output [b,T,N,H] x 2, k and v [b,T,K,H] x 2, the attention scores (`attention_scores`) and the MLP's
+    gate and up [b,T,F] x 2 (their SwiGLU product and the residual sums are elementwise: XLA writes them
+    into a dying operand's buffer)."""
+    e = jnp.dtype(cfg.dtype).itemsize
+    hidden = ((rows, seq, cfg.hidden_size), ACTIVATION_AXES, e)
+    q = ((rows, seq, cfg.num_heads, cfg.head_dim), ("batch", "seq", "q_heads", "head_dim"), e)
+    kv = ((rows, seq, cfg.num_kv_heads, cfg.head_dim), ("batch", "seq", "kv_heads", "head_dim"), e)
+    mlp = ((rows, seq, cfg.intermediate_size), ("batch", "seq", "mlp"), e)
+    return [hidden, hidden, q, q, kv, kv, mlp, mlp] + attention_scores(cfg, rows, seq, keys or seq)
+
+
+def gathered_layer_weights(cfg: ModelConfig, itemsize: int) -> Arrays:
+    """One layer's weight matrices gathered over the axes that split their hidden-size dimension (FSDP's
+    gather before a layer runs): only a tensor-parallel split is left."""
+    d, f, n, k, h = cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    return [((d, n, h), (None, "q_heads", "head_dim"), itemsize), ((n, h, d), ("q_heads", "head_dim", None), itemsize)]\
+        + [((d, k, h), (None, "kv_heads", "head_dim"), itemsize)] * 2 \
+        + [((d, f), (None, "mlp"), itemsize)] * 2 + [((f, d), ("mlp", None), itemsize)]
+
+
+def training_temporaries(cfg: ModelConfig, rows: int, seq: int, chunk: int, *, backward: bool) -> dict[str, Arrays]:
+    """The temporaries of the learner's micro-batch forward + backward (`backward`) or its log-probs
+    program, rows [b] x seq [T], by phase: what is live all along, then the arrays of each phase that
+    holds more (herl_jax.learner.learner, herl_jax.learner.logprobs). The peak is the largest phase.
+
+    Throughout: the LM head re-laid vocabulary-parallel [D, V / devices] (and its gradient), and in the
+    backward the saved layer inputs [b,T,D] x L (with remat; without it every layer's working set).
+    A layer: its gathered weights (and their gradient), its working set (and as much again in gradients).
+    The head: a chunk of positions of every row of the micro-batch, whole on every device [B, C, D], and its
+    float32 logits [B, C, V / devices]; the backward recomputes the chunk's logits and probabilities, and
+    holds the gradient of the logits and of the entropy's p * logits term (4 logits-sized arrays)."""
+    e = jnp.dtype(cfg.dtype).itemsize
+    hidden = ((rows, seq, cfg.hidden_size), ACTIVATION_AXES, e)
+    chunk = min(chunk, seq)
+    head = [((cfg.hidden_size, cfg.vocab_size), HEAD_AXES, e)]
+    chunk_hidden = ((rows, chunk, cfg.hidden_size), CHUNK_HIDDEN_AXES, e)
+    logits = ((rows, chunk, cfg.vocab_size), CHUNK_LOGITS_AXES, 4)
+    layer = gathered_layer_weights(cfg, e) + layer_working_set(cfg, rows, seq)
+    if not backward:
+        return {"always": head + [hidden], "layer": layer, "LM head chunk": [chunk_hidden, logits]}
+    saved = [hidden] * cfg.num_layers if cfg.remat else layer_working_set(cfg, rows, seq) * cfg.num_layers
+    return {"always": head * 2 + saved, "layer": layer * 2,
+            "LM head chunk": [hidden, hidden, chunk_hidden, chunk_hidden] + [logits] * 4}
+
+
+def prefill_temporaries(cfg: ModelConfig, rows: int, seq: int) -> dict[str, Arrays]:
+    """The temporaries of prefilling one piece of `rows` prompts of `seq` tokens (herl_jax.sampling.slots;
+    weights and cache are the program's arguments and outputs): a layer's working set and the piece's
+    float32 next-token logits [b, V]."""
+    return {"layer": layer_working_set(cfg, rows, seq) + [((rows, cfg.vocab_size), ("batch", "vocab"), 4)]}
+
+
+def decode_temporaries(cfg: ModelConfig, slots: int, window: int) -> dict[str, Arrays]:
+    """The temporaries of a decode step over `slots` rows attending over `window` cache slots: a layer's
+    working set for one token and its keys and values read out of the cache window [S, W, K, H] x 2; and,
+    beside them (XLA gives the loop body's values one allocation, and on CPU they do not share its space),
+    the draw's float32 logits, probabilities and their cumulative sum [S, V] x 3 (herl_jax.sampling.filters;
+    top-p without top-k also sorts the vocabulary: not counted)."""
+    e = jnp.dtype(cfg.dtype).itemsize
+    window_kv = ((slots, window, cfg.num_kv_heads, cfg.head_dim), KVCache.LAYER_KV_AXES, e)
+    draw = [((slots, cfg.vocab_size), ("batch", "vocab"), 4)] * 3
+    return {"always": draw, "layer": layer_working_set(cfg, slots, 1, window) + [window_kv] * 2}
+
+
+def peak_temporaries(phases: dict[str, Arrays], mesh: AbstractMesh, rules: parallel.Rules = parallel.DEFAULT_RULES) -> int:
+    """Bytes per device at the peak of a program's temporaries: what is live "always" plus its largest phase."""
+    size = _Sizer(mesh, rules)
+    always = size.arrays(phases.get("always", []))[0]
+    return always + max(size.arrays(arrays)[0] for name, arrays in phases.items() if name != "always")
 
 
 class _Sizer:

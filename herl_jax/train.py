@@ -10,8 +10,9 @@ The run resumes from WORKDIR/checkpoints when it holds one, with the same config
 Ctrl-C saves the current step and exits 0. A run that stops learning (non-finite updates, no trainable group,
 steps in a row) exits 1 without FINISHED or export, and stays failed (WORKDIR/FAILED holds the step and
 reason): a rerun is refused unless --retry_failed, which resumes it from its newest checkpoint.
-Logs: WORKDIR/tensorboard (TensorBoard), WORKDIR/metrics.jsonl, WORKDIR/train.log; the final policy is exported
-to WORKDIR/export (HF format).
+Logs: WORKDIR/tensorboard (TensorBoard), WORKDIR/metrics.jsonl, WORKDIR/samples.jsonl (a few groups as text:
+python -m herl_jax.samples WORKDIR), WORKDIR/train.log; the final policy is exported to WORKDIR/export (HF
+format).
 """
 
 from __future__ import annotations

@@ -134,6 +134,45 @@ class WorkdirLock:
         return f"{self.what} {folder} is in use by {_describe(holder)} (lock file {self.path}): {advice}"
 
 
+def lock_holder(folder: str | Path, name: str = LOCK_NAME) -> dict | None:
+    """The holder record of FOLDER/NAME while a run holds it, read as `WorkdirLock` decides it, without
+    touching the lock: a lock file from another host is held (its holder cannot be checked from here); on
+    this host it is held while some process holds its flock (the kernel's table, /proc/locks), whatever
+    became of the pid it records. Where the kernel's table cannot be read, a live recorded pid counts."""
+    path = Path(folder) / name
+    holder = _read_holder(path)
+    if not holder:
+        return None
+    if holder.get("host") != socket.gethostname():
+        return holder
+    flocked = _flocked(path)
+    if flocked is None:
+        flocked = _alive(holder.get("pid"))
+    return holder if flocked else None
+
+
+def _flocked(path: Path) -> bool | None:
+    """Whether some process holds a flock on `path`, from /proc/locks; None when that cannot be read."""
+    try:
+        stat = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    wanted = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    return any(fields[1] == "FLOCK" and wanted in fields for fields in map(str.split, table.splitlines())
+               if len(fields) > 5)
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, TypeError, ValueError):
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 def _try_flock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -9,7 +9,7 @@ graders compare them (Hendrycks et al.'s `is_equiv` string normalisation, then a
   thousands separators and trailing zeros removed (`2.50` -> `2.5`, `5.0` -> `5`), `x = 3` -> `3` (a short left
   side), `0.5` -> `\\frac{1}{2}`.
 - `equivalent(predicted, reference)`: equal normalised strings; or intervals / tuples of equivalent parts with the
-  same brackets; or the same value: both parsed to sympy (`\\frac`, `\\sqrt`, `\\pi`, `^`, implicit products) and
+  same brackets; or sets `\\{...\\}` of equivalent elements in any order; or the same value: both parsed to sympy (`\\frac`, `\\sqrt`, `\\pi`, `^`, implicit products) and
   their difference simplifying to 0.
 """
 
@@ -152,12 +152,12 @@ def _to_sympy(latex: str):
                                             standard_transformations)
 
     s = latex
-    while "\\frac{" in s:  # innermost first: \frac{a}{b} -> ((a)/(b))
-        s, n = re.subn(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"((\1)/(\2))", s)
-        if not n:
+    while "\\frac{" in s or "\\sqrt" in s:  # innermost first: \frac{a}{b} -> ((a)/(b)), \sqrt{a} -> sqrt(a)
+        s, fracs = re.subn(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"((\1)/(\2))", s)
+        s, roots = re.subn(r"\\sqrt\[([^{}\]]*)\]\{([^{}]*)\}", r"((\2)**(1/(\1)))", s)
+        s, squares = re.subn(r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)", s)
+        if not fracs + roots + squares:
             return None
-    s = re.sub(r"\\sqrt\[([^{}\]]*)\]\{([^{}]*)\}", r"((\2)**(1/(\1)))", s)
-    s = re.sub(r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)", s)
     s = s.replace("\\pi", "pi").replace("\\cdot", "*").replace("\\times", "*").replace("\\infty", "oo")
     s = s.replace("{", "(").replace("}", ")")
     if "\\" in s or not s or len(s) > 80 or re.search(r"[a-zA-Z]{2,}", s.replace("sqrt", "").replace("pi", "")
@@ -198,6 +198,16 @@ def equivalent(predicted: str, reference: str) -> bool:
             return False
         parts_a, parts_b = _split_top_level(ma.group(2)), _split_top_level(mb.group(2))
         return len(parts_a) == len(parts_b) and all(map(equivalent, parts_a, parts_b))
+    sets = re.compile(r"^\\\{(.*)\\\}$")
+    sa, sb = sets.match(a), sets.match(b)
+    if sa and sb:  # sets: the same elements in any order
+        left, right = _split_top_level(sa.group(1)), _split_top_level(sb.group(1))
+        for part in left:
+            match = next((i for i, other in enumerate(right) if equivalent(part, other)), None)
+            if match is None:
+                return False
+            right.pop(match)
+        return not right
     if "," in a or "," in b:  # a list of answers: the same parts in the same order
         parts_a, parts_b = _split_top_level(a), _split_top_level(b)
         return len(parts_a) == len(parts_b) > 1 and all(map(equivalent, parts_a, parts_b))

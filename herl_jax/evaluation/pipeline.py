@@ -33,6 +33,7 @@ from ml_collections import ConfigDict
 from herl_jax.evaluation import summarize
 from herl_jax.evaluation.config import EvalConfig, resolve
 from herl_jax.evaluation.data import HELDOUT, RELEASE_FILES, BenchmarkItem, load_benchmark
+from herl_jax.evaluation.fingerprint import records_key, source_fingerprint
 from herl_jax.evaluation.generate import Policy, encode, generate_responses, length_sorted_batches
 from herl_jax.evaluation.grade import JUDGED, ChatJudge, Grader, grade_generations
 from herl_jax.evaluation.release_data import load_release
@@ -62,26 +63,29 @@ def parse_checkpoint(spec: str) -> tuple[str, str]:
 
 
 def evaluate(config: ConfigDict, checkpoints: Sequence[str], benchmarks: Sequence[str], output: str | Path,
-             limit: int | None = None, load: Callable[[str, ModelSection], tuple] | None = None) -> dict[str, Path]:
+             limit: int | None = None, load: Callable[[str, ModelSection], tuple] | None = None,
+             fingerprint: Callable[[str], str] = source_fingerprint) -> dict[str, Path]:
     """Evaluates every checkpoint (`LABEL=SOURCE` or `SOURCE`, loaded when first sampled; none:
     config.model.source) and writes the report of `output`.
 
-    load(source, model section) -> (model, tokenizer): how a SOURCE loads; default `load_source`."""
+    load(source, model section) -> (model, tokenizer): how a SOURCE loads; default `load_source`.
+    fingerprint(source): the weights' fingerprint its records are keyed by (fingerprint.py)."""
     run = resolve(config, benchmarks)
     load = load or load_source
     policies = [(label, source, Policy(lambda source=source: load(source, run.model)))
                 for label, source in map(parse_checkpoint, checkpoints or [run.model.source])]
-    return _evaluate(run, policies, output, limit)
+    return _evaluate(run, policies, output, limit, fingerprint)
 
 
 def evaluate_policies(config: ConfigDict, policies: Sequence[tuple[str, str, Policy]], benchmarks: Sequence[str],
                       output: str | Path, limit: int | None = None) -> dict[str, Path]:
-    """`evaluate` of policies already built: each (label, source, policy), its results under `output`/label."""
-    return _evaluate(resolve(config, benchmarks), policies, output, limit)
+    """`evaluate` of policies already built: each (label, source, policy), its results under `output`/label;
+    the caller's SOURCE string stands for the policy's weights in the records' key."""
+    return _evaluate(resolve(config, benchmarks), policies, output, limit, fingerprint=str)
 
 
 def _evaluate(run: EvalConfig, policies: Sequence[tuple[str, str, Policy]], output: str | Path,
-              limit: int | None) -> dict[str, Path]:
+              limit: int | None, fingerprint: Callable[[str], str]) -> dict[str, Path]:
     output = Path(output)
     folders = {label: child(output, label, "the checkpoint label") for label, _, _ in policies}  # before loading
     output.mkdir(parents=True, exist_ok=True)
@@ -92,9 +96,10 @@ def _evaluate(run: EvalConfig, policies: Sequence[tuple[str, str, Policy]], outp
         for label, source, policy in policies:
             path = folders[label] / "summary.json"
             summary = _earlier_summary(path, label, source)
+            weights = fingerprint(source)
             for name in run.benchmarks:
                 log.info("%s: %s", label, name)
-                result = run_benchmark(name, run, limit, policy, grader, folders[label] / name)
+                result = run_benchmark(name, run, limit, policy, grader, folders[label] / name, weights)
                 summary["benchmarks"][name] = {**result, "date": datetime.date.today().isoformat(),
                                                "settings": _settings(run, limit, name)}
                 _write_json(path, summary)
@@ -126,8 +131,9 @@ def load_source(source: str, model: ModelSection):
 
 
 def run_benchmark(name: str, run: EvalConfig, limit: int | None, policy: Policy, grader: Grader,
-                  folder: Path) -> dict:
-    """One benchmark's summary: Pass@1, and pass@k and guided revision when configured."""
+                  folder: Path, weights: str) -> dict:
+    """One benchmark's summary: Pass@1, and pass@k and guided revision when configured. ``weights``: the
+    policy's fingerprint; each stage's records are keyed by it and the settings they depend on."""
     if name in JUDGED and grader.judge is None:
         message = NO_JUDGE.format(name=name)
         log.warning(message)
@@ -136,8 +142,9 @@ def run_benchmark(name: str, run: EvalConfig, limit: int | None, policy: Policy,
     items = load(name, limit, _options(run, name))
     result, seconds = {}, {}
     start = time.monotonic()
-    pass1 = collect(name, items, policy, grader, ResultStore(folder / "pass1.jsonl"), run.greedy, run.batch_size,
-                    loose=True)
+    keys = _record_keys(run, name, weights)
+    pass1 = collect(name, items, policy, grader, ResultStore(folder / "pass1.jsonl", keys["pass1"]), run.greedy,
+                    run.batch_size, loose=True)
     result["pass@1"] = summarize.pass1(name, pass1, run.healthbench.bootstrap_samples)
     seconds["pass@1"] = time.monotonic() - start
     has_rubric = all(item.rubric is not None for item in items)
@@ -145,7 +152,7 @@ def run_benchmark(name: str, run: EvalConfig, limit: int | None, policy: Policy,
         result["note"] = f"{name} has no binary rubric: no pass@k or guided revision"
     if has_rubric and run.passk.n:
         start = time.monotonic()
-        passk_store = ResultStore(folder / "passk.jsonl")
+        passk_store = ResultStore(folder / "passk.jsonl", keys["passk"])
         passk = collect(name, items[:run.passk.limit or None], policy, grader, passk_store,
                         run.sampling.replace(n=run.passk.n), run.batch_size)
         result["pass@k"] = summarize.passk(passk, run.passk.ks, run.success_threshold)
@@ -153,7 +160,7 @@ def run_benchmark(name: str, run: EvalConfig, limit: int | None, policy: Policy,
         if run.revision.rounds:
             start = time.monotonic()
             result["revision"] = _revision(name, items[:run.revision.limit or None], run, policy, grader,
-                                           folder, passk_store)
+                                           ResultStore(folder / "revision.jsonl", keys["revision"]), passk_store)
             seconds["revision"] = time.monotonic() - start
     result["seconds_this_run"] = seconds
     return result
@@ -186,7 +193,7 @@ def collect(benchmark: str, items: Sequence[BenchmarkItem], policy: Policy, grad
 
 
 def _revision(name: str, items: Sequence[BenchmarkItem], run: EvalConfig, policy: Policy, grader: Grader,
-              folder: Path, passk_store: ResultStore) -> dict:
+              store: ResultStore, passk_store: ResultStore) -> dict:
     """Guided revision's curves, and pass@k / best-of-k at the same budget (k samples = k rounds) on the
     same items."""
     section = run.revision
@@ -195,11 +202,26 @@ def _revision(name: str, items: Sequence[BenchmarkItem], run: EvalConfig, policy
     revision_config = RevisionConfig(rounds=section.rounds, chains=section.chains,
                                      success_threshold=run.success_threshold,
                                      max_prompt_len=section.max_prompt_len, prompt=prompt)
-    records = revise(name, items, policy, grader, ResultStore(folder / "revision.jsonl"), run.sampling,
+    records = revise(name, items, policy, grader, store, run.sampling,
                      revision_config, run.batch_size)
     result = summarize.revision(GradedRecords.of(records), section.rounds, run.success_threshold)
     same = summarize.passk(passk_store.results(items), range(1, section.rounds + 1), run.success_threshold)
     return {**result, "pass@k": same.get("pass@k", {}), "best_of_k": same.get("best_of_k", {})}
+
+
+def _record_keys(run: EvalConfig, benchmark: str, weights: str) -> dict[str, str]:
+    """Each stage's records key: the weights, and what makes and grades that stage's responses (the limit
+    only picks items, pass@k's ks only summarize, so neither is in a key)."""
+    config = run.raw
+    common = {"model": config.model.to_dict(), "options": _options(run, benchmark),
+              "check_time_limit_s": config.checkers.check_time_limit_s,
+              "judge_model": run.judge.model if run.judge else None}  # where it is served does not matter
+    passk = {"sampling": config.sampling.to_dict(), "n": config.passk.n}
+    return {"pass1": records_key(weights, {**common, "greedy": config.greedy.to_dict()}),
+            "passk": records_key(weights, {**common, **passk}),
+            "revision": records_key(weights, {**common, "sampling": config.sampling.to_dict(),
+                                              "revision": {k: v for k, v in config.revision.to_dict().items()
+                                                           if k != "limit"}})}
 
 
 def _options(run: EvalConfig, name: str) -> dict | None:

@@ -9,13 +9,15 @@ record (Pass@1 with n = 1 greedy response, pass@k with n sampled ones) is
 and an item whose prompt is too long for the sampler has {"id", "complete": true, "skipped": why}
 (guided revision's records: revision.py). A record with `"complete": false` (a judge call failed for
 good) keeps its responses for the next run to grade again without sampling them again
-(`ResultStore.resume`). A torn last line (the process died mid-write) is ignored.
+(`ResultStore.resume`). A torn last line (the process died mid-write) is ignored. Each record also carries
+the key of the weights and settings it was made under, and a rerun reads only its own key's records.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -23,6 +25,8 @@ from herl_jax.evaluation.data import BenchmarkItem
 from herl_jax.evaluation.generate import Generation
 from herl_jax.evaluation.grade import GradedGeneration
 from herl_jax.own_files import open_append, writing
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +57,20 @@ class GradedRecords:
 
 
 class ResultStore:
-    def __init__(self, path: str | Path):
+    """One JSONL file of records. With a `key` (fingerprint.records_key: the weights and settings the records
+    are made under), appended records carry it and only records that carry it are read: a rerun with other
+    weights or settings samples again instead of resuming. Without one, every record is read (inspection)."""
+
+    def __init__(self, path: str | Path, key: str | None = None):
         self.path = Path(path)
+        self.key = key
 
     def load(self) -> dict[str, dict]:
-        """id -> latest record."""
+        """id -> latest record (of this store's key)."""
         records: dict[str, dict] = {}
         if not self.path.exists():
             return records
+        others = set()
         for line in self.path.read_text(encoding="utf-8").split("\n"):  # not splitlines: U+2028 is text
             if not line:
                 continue
@@ -68,7 +78,13 @@ class ResultStore:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if self.key is not None and record.get("key") != self.key:
+                others.add(record["id"])
+                continue
             records[record["id"]] = record
+        if others - records.keys():
+            log.warning("%s: %d items stored under other weights or settings are sampled again", self.path,
+                        len(others - records.keys()))
         return records
 
     def resume(self, items: Sequence[BenchmarkItem]) -> ResumePlan:
@@ -86,7 +102,8 @@ class ResultStore:
 
     def append(self, records: Iterable[dict]) -> None:
         """Adds one line per record (none: the file is left as it is)."""
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        stamp = {} if self.key is None else {"key": self.key}
+        lines = "".join(json.dumps({**r, **stamp}, ensure_ascii=False) + "\n" for r in records)
         if not lines:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -56,16 +56,16 @@ def group_advantages(rewards: Sequence[float], eps: float = 1e-6) -> np.ndarray:
     return (r - r.mean()) / (r.std(ddof=1) + eps)
 
 
-def _extra_member(originals, revision, rewards, bonused, cfg, num_satisfied) -> tuple[Sample, bool]:
-    """(sample, is_revision) of the member τ̃* brings: see ``assemble_group``. rewards / bonused: [N]
-    the originals' rewards before / after the bonus."""
+def _extra_member(originals, revision, rewards, bonused, cfg, num_satisfied) -> tuple[Sample, int | None]:
+    """(sample, copied original) of the member τ̃* brings: see ``assemble_group``; the copied original's index
+    is None when τ̃* itself joins. rewards / bonused: [N] the originals' rewards before / after the bonus."""
     if cfg.require_improvement and revision.reward < rewards.max() - cfg.tie_atol:
         copy = fallback_original(rewards, num_satisfied, cfg.tie_atol)
-        return dataclasses.replace(originals[copy], reward=bonused[copy]), False
+        return dataclasses.replace(originals[copy], reward=bonused[copy]), copy
     if cfg.under_hindsight:
-        return revision, True
+        return revision, None
     q = originals[0].context_ids
-    return dataclasses.replace(revision, context_ids=q, sampler_logprobs=None), True
+    return dataclasses.replace(revision, context_ids=q, sampler_logprobs=None), None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,16 +74,22 @@ class Group:
 
     records: the members, originals first in sampling order; in append mode the extra member is last.
     best_revision: position in ``candidates`` of τ̃*, None when nothing was revised.
-    used_fallback: τ̃* lost to the best original, whose copy joined instead (require_improvement).
+    fallback_copy: the original whose copy joined instead of τ̃*, which lost to it (require_improvement),
+    else None.
     replaced_slot: the original overwritten in replace mode, else None.
     bonus: per revised candidate, in ``candidates`` order, the Eq. 8 bonus α (r̃_i − r_i) its reward got.
     """
 
     records: tuple[TrainingRecord, ...]
     best_revision: int | None = None
-    used_fallback: bool = False
+    fallback_copy: int | None = None
     replaced_slot: int | None = None
     bonus: tuple[float, ...] = ()
+
+    @property
+    def used_fallback(self) -> bool:
+        """τ̃* lost to the best original, whose copy joined instead."""
+        return self.fallback_copy is not None
 
 
 def _check_group_inputs(originals, candidates, revisions, cfg: HerlConfig, rng, num_satisfied) -> None:
@@ -127,21 +133,20 @@ def assemble_group(
 
     rewards = np.array([s.reward for s in originals], dtype=np.float64)
     members = [(s, False) for s in originals]  # (sample, is_revision)
-    star, used_fallback, slot, bonus = None, False, None, ()
+    star, copy, slot, bonus = None, None, None, ()
     if revisions:
         revision_rewards = [s.reward for s in revisions]
         star = best_revision(revision_rewards)
         bonused, bonus = signed_bonus(rewards, candidates, revision_rewards, cfg.bonus_alpha)
-        extra = _extra_member(originals, revisions[star], rewards, bonused, cfg, num_satisfied)
+        extra, copy = _extra_member(originals, revisions[star], rewards, bonused, cfg, num_satisfied)
         rewards = bonused
-        used_fallback = not extra[1]
         if cfg.group_mode == "append":
-            members.append(extra)
-            rewards = np.append(rewards, extra[0].reward)
+            members.append((extra, copy is None))
+            rewards = np.append(rewards, extra.reward)
         else:
             slot = int(rng.integers(len(members)))
-            members[slot] = extra
-            rewards[slot] = extra[0].reward
+            members[slot] = (extra, copy is None)
+            rewards[slot] = extra.reward
 
     advantages = group_advantages(rewards, cfg.adv_eps)
     records = tuple(
@@ -155,5 +160,5 @@ def assemble_group(
         )
         for (s, is_rev), r, a in zip(members, rewards, advantages)
     )
-    return Group(records, best_revision=star, used_fallback=used_fallback, replaced_slot=slot,
+    return Group(records, best_revision=star, fallback_copy=copy, replaced_slot=slot,
                  bonus=tuple(float(b) for b in bonus))

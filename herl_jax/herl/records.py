@@ -1,4 +1,5 @@
-"""Scored samples in, training records out, and their collation into fixed-shape numpy arrays.
+"""Scored samples in, training records out, and their collation into fixed-shape numpy arrays: from the sampler
+to the loss a completion is a row of the sampler's output, then a `Sample`, then a `TrainingRecord`.
 
 Token convention shared with the loss: position t of the model's hidden states predicts ``targets[t]``
 (the token at t + 1), so a response of r tokens after a context of c tokens is scored at positions
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from herl_jax.buckets import round_up
+from herl_jax.rubrics import RubricResult
 
 
 def _as_ids(ids) -> tuple[int, ...]:
@@ -21,22 +23,40 @@ def _as_ids(ids) -> tuple[int, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class Sample:
-    """One scored response: the context it was sampled under, its tokens, its reward.
+    """One scored completion, the one record a completion keeps from scoring to its group's training record.
 
-    sampler_logprobs: [len(response_ids)] the sampler's log-probs of the response tokens, if kept.
+    context_ids: the tokens it was sampled under (the prompt q, or a revise prompt (q, H)). reward: its Eq. 4
+    reward; None when the sample is dropped (an item left unscored under ``unscored="drop"``).
+    sampler_logprobs: [len(response_ids)] the sampler's log-probs of the response tokens, if kept. prompt: the
+    index of its prompt in the sampler call's list (samples are grouped by it, not by position). text: the
+    decoded response; result: the rubric scorer's verdicts (None for a sample built with a given reward).
     """
 
     context_ids: tuple[int, ...]
     response_ids: tuple[int, ...]
-    reward: float
+    reward: float | None
     sampler_logprobs: tuple[float, ...] | None = None
+    prompt: int = 0
+    text: str = ""
+    result: RubricResult | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "context_ids", _as_ids(self.context_ids))
         object.__setattr__(self, "response_ids", _as_ids(self.response_ids))
-        object.__setattr__(self, "reward", float(self.reward))
+        if self.reward is not None:
+            object.__setattr__(self, "reward", float(self.reward))
         if self.sampler_logprobs is not None:
             object.__setattr__(self, "sampler_logprobs", tuple(float(x) for x in self.sampler_logprobs))
+
+    @classmethod
+    def scored(cls, prompt: int, context_ids, response_ids, sampler_logprobs, text: str,
+               result: RubricResult) -> Sample:
+        """A completion with the rubric scorer's result; its reward is the result's score."""
+        return cls(context_ids, response_ids, result.score, sampler_logprobs, prompt, text, result)
+
+    @property
+    def dropped(self) -> bool:
+        return self.reward is None
 
 
 @dataclasses.dataclass(frozen=True)

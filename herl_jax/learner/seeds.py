@@ -3,7 +3,7 @@
 Per RL step: rollouts and revisions draw with their own sampler seeds; a chunked call's piece k > 0 draws with
 a seed of its own; each group's random choices (the slot a revision replaces) draw from a generator keyed by
 its prompt's tokens, so they do not depend on which process assembles it; each optimizer step shuffles with a
-generator keyed by its step count.
+generator keyed by its step count; the groups a step shows in the samples log are drawn from a generator of its own.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ class StepSeeds:
     def group_rng(self, prompt_ids: Sequence[int]) -> np.random.Generator:
         """The generator of one group's draws, keyed by its prompt's token ids."""
         return np.random.default_rng([self.run_seed, self.rollouts, zlib.crc32(np.asarray(prompt_ids, np.int32))])
+
+    def samples_rng(self) -> np.random.Generator:
+        """The generator that picks the groups the samples log shows (its key's length is no other's)."""
+        return np.random.default_rng([self.run_seed, self.rollouts, 0, 0])
 
 
 def piece_seed(seed: int, piece: int) -> int:

@@ -189,6 +189,9 @@ def _read_checked(spec: TensorSpec, name: str, ours: tuple[int, ...], read, avai
     expected = spec.hf_shape(tuple(ours))
     if tuple(tensor.shape) != expected:
         raise ModelFileError(f"{label}: tensor {name!r} has shape {tuple(tensor.shape)}, expected {expected}")
+    bad = int(tensor.size - np.count_nonzero(np.isfinite(tensor)))
+    if bad:  # a policy with NaN or inf weights samples garbage and trains on NaN: refused at load
+        raise ModelFileError(f"{label}: tensor {name!r} holds {bad} non-finite values (NaN or inf)")
     return spec.from_hf(tensor, tuple(ours))
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from herl_jax.cli_errors import UsageError
 from herl_jax.training.run_outcome import FINISHED, failure_of
-from herl_jax.workdir_lock import LOCK_NAME
+from herl_jax.workdir_lock import lock_holder
 
 NOT_SEARCHED = ("checkpoints", "export", "tensorboard")
 _FAILURE = re.compile(r"^Traceback |^\S+ \S+ ERROR ", re.MULTILINE)
@@ -131,37 +131,16 @@ def run_status(path: Path, has_metrics: bool) -> str:
     """See the module docstring for the rules."""
     if (path / FINISHED).exists():
         return "finished"
-    lock = _lock_holder(path / LOCK_NAME)
-    if lock is not None:
-        host, pid = lock
-        if host != socket.gethostname():
-            return f"running (on {host})"
-        if _alive(pid):
-            return "running"
+    holder = lock_holder(path)
+    if holder is not None:
+        host = holder.get("host")
+        return "running" if host == socket.gethostname() else f"running (on {host})"
     if failure_of(path) is not None:
         return "failed"
     log = path / "train.log"
     if log.exists() and _FAILURE.search(log.read_text(errors="replace")):
         return "failed"
     return "unfinished" if has_metrics else "not started"
-
-
-def _lock_holder(path: Path) -> tuple[str, int] | None:
-    try:
-        record = json.loads(path.read_text())
-        return str(record["host"]), int(record["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

@@ -12,11 +12,12 @@ from typing import Sequence
 
 from herl_jax import parallel
 from herl_jax.data import Example
+from herl_jax.herl import Sample
 from herl_jax.rubrics import Scorer
 from herl_jax.sampling import Sampler, stop_ids_for
 from herl_jax.step.config import SampleSection
 from herl_jax.step.phases import encode_prompts
-from herl_jax.step.sample_and_score import ScoredSample, sample_and_score
+from herl_jax.step.sample_and_score import sample_and_score
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,13 +25,13 @@ class HeldOut:
     """Every process's scored replies with their examples, in process order (example order on one process),
     and the number of examples skipped because their prompt was too long."""
 
-    replies: tuple[tuple[Example, ScoredSample], ...]
+    replies: tuple[tuple[Example, Sample], ...]
     skipped_long: int
 
     @property
     def rewards(self) -> list[float]:
         """The rewards of the scored replies (dropped ones apart)."""
-        return [s.result.score for _, s in self.replies if not s.dropped]
+        return [s.reward for _, s in self.replies if not s.dropped]
 
     @property
     def dropped(self) -> int:

@@ -58,10 +58,12 @@ class OfflineStep:
     def sampling_policy(self, params):
         return sampling_policy(self.learner, params)
 
-    def __call__(self, state: TrainState, examples: Sequence[OfflineExample], step: int) -> tuple[TrainState, dict]:
-        """Step ``step`` on this process's ``examples``; returns the new state and the step's metrics:
-        samples/train_rows, samples/train_tokens, samples/long_examples_skipped, time/update, time/step and the
-        loss's under train/ (none when every example was skipped: no update)."""
+    def __call__(self, state: TrainState, examples: Sequence[OfflineExample], step: int,
+                 keep_groups: bool = False) -> tuple[TrainState, dict, tuple]:
+        """Step ``step`` on this process's ``examples``; returns the new state, the step's metrics
+        (samples/train_rows, samples/train_tokens, samples/long_examples_skipped, time/update, time/step and the
+        loss's under train/, none when every example was skipped: no update) and, as RLStep's call does, the
+        groups for the samples log: none, since nothing is sampled (``keep_groups`` is RLStep's)."""
         start = time.perf_counter()
         tokenizer, pad_id = self.collector.tokenizer, self.collector.pad_id
         mine = encode_rows(tokenizer, examples, self.objective.max_length)
@@ -84,4 +86,4 @@ class OfflineStep:
                             "perf/train_tokens_per_s": tokens / max(seconds, 1e-9),
                             **{f"train/{k}": v for k, v in update.items()}})
         metrics["time/step"] = time.perf_counter() - start
-        return state, metrics
+        return state, metrics, ()

@@ -15,12 +15,12 @@ import dataclasses
 from typing import Sequence
 
 from herl_jax.data import Example
-from herl_jax.herl import Sample, TrainingRecord, assemble_group, revise_prompt_ids, select_candidates
+from herl_jax.herl import Group, Sample, TrainingRecord, assemble_group, revise_prompt_ids, select_candidates
 from herl_jax.herl.config import HerlConfig
 from herl_jax.herl.prompts import template_for
 from herl_jax.learner.seeds import StepSeeds
 from herl_jax.sampling import encode_chats
-from herl_jax.step.sample_and_score import ScoredBatch, ScoredSample, ScoringTask
+from herl_jax.step.sample_and_score import ScoredBatch, ScoringTask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +38,13 @@ class Prompts:
 
 @dataclasses.dataclass(frozen=True)
 class GroupDraft:
-    """One prompt's scored originals (dropped ones left out, sampling order kept) and I_top, as positions
-    into ``originals``."""
+    """One prompt's scored originals (the ``dropped`` ones left out, sampling order kept) and I_top, as
+    positions into ``originals``."""
 
     example: Example
-    originals: tuple[ScoredSample, ...]
+    originals: tuple[Sample, ...]
     candidates: tuple[int, ...]
+    dropped: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,17 @@ class RevisionPlan:
         """What each requested revision is scored against: its group's ORIGINAL prompt and rubric (Eq. 6)."""
         return tuple(ScoringTask(self.groups[r.group].example.prompt, self.groups[r.group].example.rubric)
                      for r in self.requests)
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupTrace:
+    """One assembled group and what made it, for the samples log (step/group_samples.py): its draft (example,
+    scored originals, I_top), each revision sampled for it with its request (a dropped one too), in request
+    order, and the group itself (records, τ̃*, bonus, fallback copy, replaced slot)."""
+
+    draft: GroupDraft
+    revisions: tuple[tuple[RevisionRequest, Sample], ...]
+    group: Group
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +125,7 @@ class Experience:
     revision_gain: tuple[float, ...]  # per revised group: r̃* − max r
     revision_best: tuple[float, ...]  # per revised group: r̃*, the reward of the revision that joined it
     bonus: tuple[float, ...]  # per candidate: α (r̃_i − r_i)
+    groups: tuple[GroupTrace, ...] = ()  # per assembled group, when the step keeps them (Collector.collect)
 
     @classmethod
     def merge(cls, parts: Sequence[Experience]) -> Experience:
@@ -135,19 +148,23 @@ def choose_and_revise(rollouts: ScoredBatch, prompts: Prompts, n: int, herl: Her
                       max_revise_prompt_len: int) -> RevisionPlan:
     """Per prompt: its scored originals, I_top (Eq. 5) and a revise prompt (q, H_i) for each candidate.
 
-    rollouts: ``n`` samples per prompt of ``prompts``, prompt-major. Revise prompts longer than
-    ``max_revise_prompt_len`` are not sampled (counted); the variant decides whether anything is revised."""
+    rollouts: ``n`` samples per prompt of ``prompts``, each grouped by its prompt index. Revise prompts longer
+    than ``max_revise_prompt_len`` are not sampled (counted); the variant decides whether anything is revised."""
+    by_prompt: dict[int, list[Sample]] = {}
+    for sample in rollouts.samples:
+        by_prompt.setdefault(sample.prompt, []).append(sample)
     groups, requests = [], []
     dropped = skipped = long_prompts = 0
     for p, example in enumerate(prompts.examples):
-        originals = tuple(s for s in rollouts.samples[p * n : (p + 1) * n] if not s.dropped)
-        dropped += n - len(originals)
+        sampled = by_prompt.get(p, [])
+        originals = tuple(s for s in sampled if not s.dropped)
+        dropped += len(sampled) - len(originals)
         if len(originals) < 2:
             skipped += 1
             continue
-        candidates = select_candidates([s.result.score for s in originals], herl,
+        candidates = select_candidates([s.reward for s in originals], herl,
                                        [len(s.result.satisfied) for s in originals])
-        groups.append(GroupDraft(example, originals, candidates))
+        groups.append(GroupDraft(example, originals, candidates, len(sampled) - len(originals)))
         if not herl.revises:
             continue
         prompt_cfg = _prompt_config(herl.prompt, template_for(herl.prompt, example.template))
@@ -164,16 +181,21 @@ def assemble_groups(plan: RevisionPlan, revisions: ScoredBatch, rollouts: Scored
                     herl: HerlConfig, seeds: StepSeeds) -> Experience:
     """Each group's members, bonus (Eq. 8) and advantages (Eq. 10), and the step's counts.
 
-    revisions: one sample per request of ``plan``, in order (empty when nothing was revised)."""
+    revisions: one sample per request of ``plan``, its prompt index the request's (none when nothing was
+    revised)."""
     scored: dict[int, list[tuple[int, Sample]]] = {}
-    for request, revision in zip(plan.requests, revisions.samples):
+    sampled: dict[int, list[tuple[RevisionRequest, Sample]]] = {}
+    for revision in revisions.samples:
+        request = plan.requests[revision.prompt]
+        sampled.setdefault(request.group, []).append((request, revision))
         if not revision.dropped:
-            scored.setdefault(request.group, []).append((request.candidate, _as_sample(revision)))
+            scored.setdefault(request.group, []).append((request.candidate, revision))
     records: list[TrainingRecord] = []
+    traces: list[GroupTrace] = []
     rewards, group_max, gains, revision_best, bonus = [], [], [], [], []
     revised = fallbacks = zero_variance = 0
     for g, draft in enumerate(plan.groups):
-        originals = [_as_sample(s) for s in draft.originals]
+        originals = draft.originals
         candidates, samples = [c for c, _ in scored.get(g, [])], [s for _, s in scored.get(g, [])]
         group = assemble_group(originals, candidates, samples, herl, seeds.group_rng(originals[0].context_ids),
                                num_satisfied=[len(s.result.satisfied) for s in draft.originals])
@@ -188,6 +210,7 @@ def assemble_groups(plan: RevisionPlan, revisions: ScoredBatch, rollouts: Scored
             bonus += group.bonus
         zero_variance += len({round(r.reward, 9) for r in group.records}) == 1
         records += group.records
+        traces.append(GroupTrace(draft, tuple(sampled.get(g, ())), group))
     counts = StepCounts(
         prompts=len(prompts.examples) + prompts.skipped_long, skipped_long_prompts=prompts.skipped_long,
         dropped_samples=plan.dropped_samples, skipped_groups=plan.skipped_groups,
@@ -199,11 +222,8 @@ def assemble_groups(plan: RevisionPlan, revisions: ScoredBatch, rollouts: Scored
         score_seconds=rollouts.score_seconds + revisions.score_seconds,
         score_wait_seconds=rollouts.score_wait_seconds + revisions.score_wait_seconds)
     return Experience(tuple(records), counts, tuple(rewards), tuple(group_max), tuple(gains), tuple(revision_best),
-                      tuple(bonus))
+                      tuple(bonus), tuple(traces))
 
-
-def _as_sample(s: ScoredSample) -> Sample:
-    return Sample(s.context_ids, s.response_ids, s.result.score, s.logprobs)
 
 
 def _prompt_config(prompt_cfg, template: str):
@@ -213,3 +233,4 @@ def _prompt_config(prompt_cfg, template: str):
     cfg = prompt_cfg.copy_and_resolve_references()
     cfg.template = template
     return cfg
+

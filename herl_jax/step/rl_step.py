@@ -69,8 +69,10 @@ class Collector:
         self.settings, self.tokenizer, self.scorer, self.pad_id = settings, tokenizer, scorer, pad_id
         self.sampler = sampler
 
-    def collect(self, policy, examples: Sequence[Example], step: int) -> Experience:
-        """This process's share of step ``step``'s examples -> the whole step's experience (on every process)."""
+    def collect(self, policy, examples: Sequence[Example], step: int, keep_groups: bool = False) -> Experience:
+        """This process's share of step ``step``'s examples -> the whole step's experience (on every process).
+        ``keep_groups``: keep every group's trace (texts, verdicts, revise prompts: Experience.groups) for the
+        samples log; they travel between processes only then. Every process must pass the same value."""
         s, seeds = self.settings, StepSeeds(self.settings.run_seed, step)
         stop = stop_ids_for(self.tokenizer, policy)
         prompts = phases.encode_prompts(self.tokenizer, examples, s.rollout.max_prompt_len)
@@ -83,6 +85,8 @@ class Collector:
             revisions = self._sample_and_score(policy, [r.prompt_ids for r in plan.requests], plan.tasks,
                                                s.revision.sampling(seeds.revisions, stop, n=1))
         mine = phases.assemble_groups(plan, revisions, rollouts, prompts, s.herl, seeds)
+        if not keep_groups:
+            mine = dataclasses.replace(mine, groups=())
         return Experience.merge(parallel.allgather_objects(mine))
 
     def held_out(self, policy, examples: Sequence[Example], success_threshold: float) -> dict[str, float]:
@@ -115,10 +119,12 @@ class RLStep:
     def sampling_policy(self, params: nnx.State):
         return sampling_policy(self.learner, params)
 
-    def __call__(self, state: TrainState, examples: Sequence[Example], step: int) -> tuple[TrainState, dict]:
-        """RL step ``step`` on this process's ``examples``; returns the new state and the step's metrics."""
+    def __call__(self, state: TrainState, examples: Sequence[Example], step: int,
+                 keep_groups: bool = False) -> tuple[TrainState, dict, tuple[phases.GroupTrace, ...]]:
+        """RL step ``step`` on this process's ``examples``; returns the new state, the step's metrics and, with
+        ``keep_groups`` (the same on every process), every group's trace for the samples log (else none)."""
         start = time.perf_counter()
-        experience = self.collector.collect(self.sampling_policy(state.params), examples, step)
+        experience = self.collector.collect(self.sampling_policy(state.params), examples, step, keep_groups)
         batch, update, update_seconds = None, {}, 0.0
         if experience.records:
             batch = collate_step(experience, self.collector.pad_id, self.settings)
@@ -131,7 +137,7 @@ class RLStep:
             log.warning("step %d: no trainable groups (all prompts skipped or dropped); no update", step + 1)
         metrics = step_metrics(experience, self.settings.herl.success_threshold, batch, update, update_seconds)
         metrics["time/step"] = time.perf_counter() - start
-        return state, metrics
+        return state, metrics, experience.groups
 
 
 def collate_step(experience: Experience, pad_id: int, settings: StepSettings) -> dict[str, np.ndarray]:

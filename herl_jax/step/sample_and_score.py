@@ -18,6 +18,7 @@ import time
 from typing import Sequence
 
 from herl_jax import parallel
+from herl_jax.herl import Sample
 from herl_jax.learner.seeds import piece_seed
 from herl_jax.rubrics import Rubric, RubricResult, Scorer
 from herl_jax.sampling import SampleOutput, Sampler, SamplingConfig, decode_completions
@@ -33,23 +34,6 @@ class ScoringTask:
 
 
 @dataclasses.dataclass(frozen=True)
-class ScoredSample:
-    """One scored completion. ``prompt``: index of its prompt in the call's list; ``logprobs``: the sampler's
-    log-prob of each response token."""
-
-    prompt: int
-    context_ids: tuple[int, ...]
-    response_ids: tuple[int, ...]
-    logprobs: tuple[float, ...]
-    text: str
-    result: RubricResult
-
-    @property
-    def dropped(self) -> bool:
-        return self.result.dropped
-
-
-@dataclasses.dataclass(frozen=True)
 class SampledPiece:
     """One sampler call's rows of this process: ``output`` holds the completions of its prompts ``first``,
     ``first + 1``, ... of this process's list (``output.prompt_index`` counts from ``first``), ``texts`` them
@@ -59,13 +43,13 @@ class SampledPiece:
     output: SampleOutput
     texts: tuple[str, ...]
 
-    def scored(self, results: Sequence[RubricResult], prompts: Sequence[Sequence[int]]) -> list[ScoredSample]:
+    def scored(self, results: Sequence[RubricResult], prompts: Sequence[Sequence[int]]) -> list[Sample]:
         """Each row with its result; ``prompts``: this process's prompt ids (the rows' contexts)."""
         out, samples = self.output, []
         for row, result in enumerate(results):
             p, n = self.first + int(out.prompt_index[row]), int(out.lengths[row])
-            samples.append(ScoredSample(p, tuple(prompts[p]), tuple(out.completion(row)),
-                                        tuple(out.logprobs[row, :n].tolist()), self.texts[row], result))
+            samples.append(Sample.scored(p, prompts[p], out.completion(row), out.logprobs[row, :n].tolist(),
+                                         self.texts[row], result))
         return samples
 
 
@@ -76,7 +60,7 @@ class ScoredBatch:
     sample_seconds: device time; score_seconds: host scoring time; score_wait_seconds: of which the device
     sat idle, waiting for scores."""
 
-    samples: tuple[ScoredSample, ...]
+    samples: tuple[Sample, ...]
     sample_seconds: float = 0.0
     score_seconds: float = 0.0
     score_wait_seconds: float = 0.0

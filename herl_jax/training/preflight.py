@@ -1,7 +1,7 @@
 """What a training run can check before its weights load, so a bad setting fails in seconds, not after the
 model loaded and step 1 sampled: rubric needs vs the judge config, the judge's key variable, prompts per step
-vs the training set, the mesh vs the devices, the compute dtype vs the platform, and prompt + generation
-lengths vs the model's context window.
+vs the training set, the mesh vs the devices, the compute dtype vs the platform, prompt + generation lengths vs
+the model's context window, and a W&B project vs the wandb package.
 
 Each check raises one ConfigError naming the config key and the rule. The data is loaded by the caller
 first (cheap; its errors are DataError lines of their own) and passed in.
@@ -9,6 +9,7 @@ first (cheap; its errors are DataError lines of their own) and passed in.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def check_before_loading(run: RunConfig, dataset: Dataset) -> None:
     check_batch(run, dataset)
     run.mesh.shape(jax.device_count())  # MeshError names the parallel.* key
     check_dtype(run.model.dtype, jax.default_backend())
+    check_trackers(run)
     check_context(run, model_config_of(run.model.source))
 
 
@@ -52,6 +54,14 @@ def check_batch(run: RunConfig, dataset: Dataset) -> None:
     if n > len(dataset.train):
         raise ConfigError(f"config.trainer.prompts_per_step={n}: more than the {len(dataset.train)} training "
                           f"examples read from {', '.join(dataset.config.train_files)}")
+
+
+def check_trackers(run: RunConfig) -> None:
+    """A W&B project needs the optional extra `wandb`."""
+    project = run.trainer.wandb_project
+    if project and importlib.util.find_spec("wandb") is None:
+        raise ConfigError(f"config.trainer.wandb_project={project!r}: logging to Weights & Biases needs the wandb "
+                          "package (pip install 'herl-jax[wandb]'); leave the key empty to log to TensorBoard only")
 
 
 def check_dtype(dtype: str, platform: str) -> None:

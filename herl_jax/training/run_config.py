@@ -74,12 +74,19 @@ class TrainerSection:
     log_every: int = 1
     validate_every: int = 50  # 0: never
     validation_prompts: int = 64
+    # Every this many steps, a few groups as text (prompt, rollouts, revise prompt, revision, rewards before and
+    # after the bonus, advantages) go to WORKDIR/samples.jsonl and TensorBoard's text tab (step/group_samples.py).
+    log_samples_every: int = -1  # -1: at every validation step (validate_every); 0: never
+    log_samples_groups: int = 4  # groups shown per logging step; revised groups first
     checkpoint_every: int = 25
     keep_checkpoints: int = 3
     export_final: bool = True  # write the final policy as a HF checkpoint to WORKDIR/export
     # Also keep the policy of the best validation step so far in WORKDIR/export_best (replaced at each new best).
     export_best: bool = False
     run_name: str = "train"  # TensorBoard run name (WORKDIR/tensorboard/RUN_NAME); sweeps set one per run
+    # Weights & Biases project that also receives the metrics, samples and config ("" = off; the optional extra
+    # `wandb`; training/wandb_log.py). WANDB_MODE=offline writes the run under WORKDIR/wandb without a network.
+    wandb_project: str = ""
     # JAX's persistent compilation cache, shared by reruns and a sweep's runs ("" = off; training/compile_cache.py)
     compilation_cache_dir: str = "~/.cache/herl-jax/xla"
     # A run stops as failed (exit 1, no FINISHED, no export) after this many steps in a row whose update was
@@ -92,10 +99,18 @@ class TrainerSection:
 
     def __post_init__(self):
         positive = ("steps", "prompts_per_step", "checkpoint_every", "keep_checkpoints", "log_every",
-                    "sequence_bucket", "score_overlap_chunks", "max_nonfinite_steps", "max_empty_steps")
+                    "sequence_bucket", "score_overlap_chunks", "max_nonfinite_steps", "max_empty_steps",
+                    "log_samples_groups")
         check(self, [(getattr(self, k) >= 1, k, "must be >= 1") for k in positive]
               + [(self.validate_every >= 0, "validate_every", "must be >= 0 (0 = never)"),
-                 (self.validation_prompts >= 0, "validation_prompts", "must be >= 0")])
+                 (self.validation_prompts >= 0, "validation_prompts", "must be >= 0"),
+                 (self.log_samples_every >= -1, "log_samples_every",
+                  "must be >= 0 (0 = never), or -1 (at every validation step)")])
+
+    def logs_samples_at(self, step: int) -> bool:
+        """Whether step ``step`` (numbered from 1) writes its samples (log_samples_every; -1: validate_every)."""
+        every = self.validate_every if self.log_samples_every == -1 else self.log_samples_every
+        return every > 0 and step % every == 0
 
 
 @dataclasses.dataclass(frozen=True)

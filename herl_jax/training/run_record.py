@@ -28,6 +28,7 @@ DATA_FILE = "data.json"
 # Keys that may change when a run resumes: how long it runs, how often it logs, validates and saves, and
 # whether it exports. None of them changes what a step computes.
 RESUMABLE_KEYS = ("trainer.steps", "trainer.log_every", "trainer.validate_every", "trainer.validation_prompts",
+                  "trainer.log_samples_every", "trainer.log_samples_groups", "trainer.wandb_project",
                   "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.export_final",
                   "trainer.export_best", "trainer.allow_config_change", "trainer.compilation_cache_dir")
 _SECRET_SUFFIXES = ("api_key", "apikey", "secret", "password", "token")
@@ -38,7 +39,7 @@ def record_config(workdir: Path, config: dict, resuming: bool, allow_change: boo
     whose recorded config differs, refuses (ConfigError) unless `allow_change`. `write=False` only checks
     (processes other than the first)."""
     path = workdir / CONFIG_FILE
-    new = json.loads(json.dumps(redact(config), default=str))
+    new = redacted(config)
     old = _read(path) if resuming else None
     changed = [] if old is None else changed_keys(old, new, defaults=base_config().to_dict())
     if changed:
@@ -102,6 +103,11 @@ def changed_keys(old: dict, new: dict, defaults: dict | None = None) -> list[str
     base = _flatten(json.loads(json.dumps(defaults, default=str))) if defaults else {}
     return sorted(k for k in a.keys() | b.keys() if a.get(k, _MISSING) != b.get(k, _MISSING)
                   and k not in RESUMABLE_KEYS and not (k not in a and k in base and b[k] == base[k]))
+
+
+def redacted(config: dict) -> dict:
+    """The run's config as it is recorded (config.json, the trackers): secrets redacted, plain JSON values."""
+    return json.loads(json.dumps(redact(config), default=str))
 
 
 def redact(tree):

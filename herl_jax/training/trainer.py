@@ -27,22 +27,24 @@ from tqdm import tqdm
 from herl_jax import parallel
 from herl_jax.data import load_dataset
 from herl_jax.learner.learner import Learner
+from herl_jax.learner.seeds import StepSeeds
 from herl_jax.learner.optim import make_optimizer
 from herl_jax.models import load_policy
 from herl_jax.own_files import refuse_link, write_file
 from herl_jax.rubrics import RubricScorer
 from herl_jax.sampling import pad_id_for
 from herl_jax.step.offline_step import OfflineStep
+from herl_jax.step.group_samples import sample_rows
 from herl_jax.step.rl_step import Collector, RLStep, StepSettings, frozen_copy
 from herl_jax.training.checkpoints import Checkpointer, check_writable
 from herl_jax.training.compile_cache import enable_compilation_cache
-from herl_jax.training.metrics_writer import METRICS_FILE, MetricsWriter
+from herl_jax.training.metrics_writer import METRICS_FILE, SAMPLES_FILE, MetricsWriter
 from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth, TrainingHalted
 from herl_jax.training.run_outcome import FAILED, FINISHED, Failure, clear_failure, record_failure, refuse_failed
 from herl_jax.training.run_policy import VALIDATION_REWARD, validation_rewards, write_export
-from herl_jax.training.run_record import record_config, record_data, record_git_revision
+from herl_jax.training.run_record import record_config, record_data, record_git_revision, redacted
 from herl_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,7 @@ class Trainer:
         if self.is_main:
             record_git_revision(self.workdir)
             # Written later: a planted link is refused before anything loads.
-            for name in (METRICS_FILE, FINISHED, FAILED, EXPORT, EXPORT_BEST):
+            for name in (METRICS_FILE, SAMPLES_FILE, FINISHED, FAILED, EXPORT, EXPORT_BEST):
                 refuse_link(self.workdir / name)
 
     def _build(self, run) -> None:
@@ -138,7 +140,8 @@ class Trainer:
         self._saved_step = self.step
         # Opened after the resume: what an earlier attempt logged past the restored step (past step 0 when
         # it crashed before its first checkpoint) is redone, so its lines are dropped.
-        self.writer = (MetricsWriter(self.workdir, run.trainer.run_name, resume_step=self.step)
+        self.writer = (MetricsWriter(self.workdir, run.trainer.run_name, resume_step=self.step,
+                                     wandb_project=run.trainer.wandb_project, config=redacted(run.raw.to_dict()))
                        if self.is_main else None)
         # The best validation reward up to the restored step (metrics.jsonl is in the shared workdir).
         self._best_validation = max(validation_rewards(self.workdir, up_to=self.step).values(), default=-math.inf)
@@ -187,7 +190,8 @@ class Trainer:
     def _train_one_step(self) -> dict[str, float]:
         """One training step, its metrics logged, the run's health checked, and a checkpoint when one is due."""
         t = self.run_config.trainer
-        self.state, metrics = self.train_step(self.state, next(self.batches), self.step)
+        keep_groups = t.logs_samples_at(self.step + 1)  # the same on every process: the groups are gathered
+        self.state, metrics, groups = self.train_step(self.state, next(self.batches), self.step, keep_groups)
         metrics.update(self.scorer.take_stats())  # judge failures by kind, zeroed samples, timeouts
         self.step += 1
         if t.validate_every and self.step % t.validate_every == 0:
@@ -197,6 +201,9 @@ class Trainer:
         if self.writer and self.step % t.log_every == 0:
             self.writer.write(self.step, metrics)
         self._keep_if_best(metrics.get(VALIDATION_REWARD))
+        if self.writer and groups:  # the step just done, numbered from 0 in its seeds
+            rows = sample_rows(groups, self.tokenizer, t.log_samples_groups, StepSeeds(t.seed, self.step - 1))
+            self.writer.write_samples(self.step, rows)
         # Raises TrainingHalted before this step is saved: a retry resumes from the step before.
         self.health.observe(self.step, metrics, last=self.step == t.steps)
         if self.step % t.checkpoint_every == 0 or self.step == t.steps:

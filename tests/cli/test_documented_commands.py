@@ -29,7 +29,7 @@ SHELL_TAGS = ("bash", "sh", "shell", "console")
 # Commands (matched from their start) that run here, after SUBSTITUTIONS.
 RUNNABLE = ("python -m herl_jax.train ", "python -m herl_jax.evaluate ", "python -m herl_jax.plan ",
             "python launch/sweep.py ", "python -m herl_jax.reporting.baseline ", "python -m herl_jax.report ",
-            "python -m herl_jax.export ")
+            "python -m herl_jax.export ", "python -m herl_jax.samples ")
 TRAINING_CONFIG = ("herl_jax.train", "herl_jax.reporting.baseline")  # take SMOKE_TRAIN_FLAGS
 # Commands (matched from their start) that cannot run on a CPU test machine, and why.
 SKIPPED = {
@@ -89,6 +89,7 @@ def offline_smoke_flags(command: str, offline_files: dict[str, Path]) -> list[st
 # with the same shapes and dtypes, so the programs compiled for the first command serve the others.
 SMOKE_TRAIN_FLAGS = (
     "--config.trainer.steps=1", "--config.trainer.prompts_per_step=2", "--config.trainer.validate_every=0",
+    "--config.trainer.log_samples_every=1",  # the samples log, which the README's herl_jax.samples renders
     "--config.trainer.validation_prompts=2", "--config.model.dtype=float32", "--config.model.remat=False",
     "--config.herl.max_candidates=1", "--config.rollout.prompt_bucket=64", "--config.revision.prompt_bucket=128",
     "--config.trainer.sequence_bucket=128",

@@ -41,12 +41,15 @@ EQUIVALENT = [
     ("90^{\\circ}", "90"), ("\\$18.90", "18.9"), ("50\\%", "50"), ("2.50", "2.5"), ("3.0", "3"), ("1,000", "1000"),
     ("\\text{(C)}", "(C)"), ("x^2+2x+1", "(x+1)^2"), ("\\pi/2", "\\frac{\\pi}{2}"), ("1, 2", "1,2"),
     ("\\frac{a}{b}", "a/b"), ("4\\,000", "4000"),
+    ("\\sqrt{2}/2", "\\frac{\\sqrt2}{2}"), ("\\frac{1}{\\sqrt{3}}", "\\frac{\\sqrt{3}}{3}"),  # a root in a fraction
+    ("\\{1, 2\\}", "\\{2,1\\}"),  # a set's order does not matter
 ]
 NOT_EQUIVALENT = [
     ("[1,2)", "[1,2]"),  # an interval's ends matter
     ("(1,2)", "(2,1)"),  # so does a tuple's order
     ("2m", "2"),  # a bare letter after a number is algebra, not a unit
     ("5", "6"), ("\\frac{1}{3}", "0.33"), ("1,2", "1,2,3"), ("\\sqrt{2}", "2"), ("x+1", "x-1"),
+    ("\\{1,2\\}", "\\{1,2,2\\}"), ("\\{1,2\\}", "\\{1,3\\}"),  # a set's elements do
 ]
 
 

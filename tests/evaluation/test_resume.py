@@ -90,3 +90,18 @@ def test_a_checkpoint_is_label_equals_source_or_a_source_named_by_its_file_or_fo
     assert parse_checkpoint("base=smollm2-135m-instruct") == ("base", "smollm2-135m-instruct")
     assert parse_checkpoint("runs/small/herl/seed=0/export") == ("export", "runs/small/herl/seed=0/export")
     assert parse_checkpoint("models/q8.gguf") == ("q8", "models/q8.gguf")
+
+
+def test_records_of_other_settings_are_sampled_again_and_their_own_stay_usable(tmp_path):
+    _run(tmp_path, ScriptedPolicy(_reply))
+    changed = ScriptedPolicy(_reply)
+    _run(tmp_path, changed, **{"greedy.max_new_tokens": 17})  # other settings: nothing of the first run is reused
+    assert changed.rows == LIMIT
+    back = ScriptedPolicy(_reply)
+    _run(tmp_path, back)  # the first settings again: their records are all there
+    assert back.calls == 0
+    lines = [json.loads(line) for line in (tmp_path / "scripted" / "ifeval" / "pass1.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 * LIMIT and len({line["key"] for line in lines}) == 2
+    unchanged_passk = ScriptedPolicy(_reply)
+    _run(tmp_path, unchanged_passk, **{"passk.ks": (1,)})  # what only the summary reads is not in the key
+    assert unchanged_passk.calls == 0

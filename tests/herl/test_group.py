@@ -73,7 +73,7 @@ def test_require_improvement_falls_back_to_a_copy_of_the_best_original():
     group = assemble_group(ORIGINALS, CANDIDATES, _revisions([0.25, 0.0]), cfg)
     # Both revisions are worse than 0.5 (originals 0 and 2, tied): original 0, the lower index, is copied
     # with its bonused reward 0.4875 (original 2's is 0.475).
-    assert group.used_fallback and group.best_revision == 0
+    assert group.used_fallback and group.fallback_copy == 0 and group.best_revision == 0
     extra = group.records[-1]
     assert not extra.is_revision
     assert (extra.context_ids, extra.response_ids) == (Q, ORIGINALS[0].response_ids)
@@ -111,7 +111,7 @@ def test_fallback_ties_go_to_more_satisfied_items_then_the_lower_index():
     for counts, expected in (([1, 2, 3, 0], 2), ([1, 3, 3, 0], 1), ([9, 2, 1, 0], 1), (None, 1)):
         group = assemble_group(originals, (1, 2), revisions, cfg, num_satisfied=counts)
         assert expected == _public_fallback(rewards, counts or [0] * 4)
-        assert group.records[-1].response_ids == (10 + expected,), counts
+        assert group.records[-1].response_ids == (10 + expected,) and group.fallback_copy == expected, counts
 
 
 def test_fallback_matches_the_public_rule_on_random_groups():
@@ -129,6 +129,7 @@ def test_fallback_matches_the_public_rule_on_random_groups():
         assert group.used_fallback == (max(revision_rewards) < max(rewards))
         if group.used_fallback:
             copy = _public_fallback(rewards, counts)
+            assert group.fallback_copy == copy
             extra = group.records[group.replaced_slot]
             bonus = {c: 0.5 * (r - rewards[c]) for c, r in zip(candidates, revision_rewards)}
             assert extra.response_ids == (10 + copy,) and not extra.is_revision

@@ -118,3 +118,16 @@ def test_invalid_runtime_options():
     with pytest.raises(ValueError, match="dtype"):
         ModelConfig(family="llama", vocab_size=8, hidden_size=8, intermediate_size=8, num_layers=1,
                     num_heads=2, num_kv_heads=1, head_dim=4, dtype="float8")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_are_refused_naming_the_tensor(broken, value):
+    def poison(tensors):
+        name = "model.layers.1.mlp.down_proj.weight"
+        tensors[name] = tensors[name].copy()
+        tensors[name][3, 5] = value
+        tensors[name][0, 0] = value
+
+    _edit_tensors(broken, poison)
+    with pytest.raises(ModelFileError, match=r"tensor 'model.layers.1.mlp.down_proj.weight' holds 2 non-finite"):
+        load_model(broken)

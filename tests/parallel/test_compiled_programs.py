@@ -27,16 +27,20 @@ ROOT = Path(__file__).parents[2]
 LAYERS = 2
 
 
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory):
-    out = tmp_path_factory.mktemp("compiled") / "reports.json"
+def compile_paper_config(out: Path, *flags: str) -> dict:
+    """`python -m herl_jax.compiled`'s reports (its JSON) of the paper's Qwen2.5-7B config on fsdp=8, 8 fake
+    devices, LAYERS deep, with `flags` on top."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "HERL_HLO_DUMP")}
     command = [sys.executable, "-m", "herl_jax.compiled", "--config", "configs/paper.py:qwen2.5-7b,herl,if",
-               "--num_devices=8", "--config.parallel.fsdp=8", "--config.model.source=qwen2.5-7b",
-               f"--layers={LAYERS}", f"--json={out}"]
+               "--num_devices=8", "--config.parallel.fsdp=8", f"--layers={LAYERS}", f"--json={out}", *flags]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    return compile_paper_config(tmp_path_factory.mktemp("compiled") / "reports.json", "--config.model.source=qwen2.5-7b")
 
 
 def programs(reports, name):

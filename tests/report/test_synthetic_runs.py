@@ -15,6 +15,7 @@ import pytest
 
 from herl_jax.reporting.stats import Estimate, t_quantile_975
 from herl_jax.reporting.write import cell, write_report
+from herl_jax.workdir_lock import WorkdirLock
 
 REPO = Path(__file__).resolve().parents[2]
 # Two-sided 95% Student t quantiles, from a printed table (not from the code under test).
@@ -81,7 +82,11 @@ def sweep(tmp_path_factory):
     seeds = {(0.0, 0.1): 3, (0.0, 1.0): 3, (0.05, 0.1): 5, (0.05, 1.0): 3}
     lines = {cell: [write_run(root, *cell, s)[1] for s in range(n)] for cell, n in seeds.items()}
     running, _ = write_run(root, 0.0, 0.1, 10, steps_logged=3, finished=False)
-    (running / "herl.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    held = WorkdirLock(running).acquire()  # as a live trainer holds it: the file and its flock
+    # A lock file left by a run that died, whose pid now belongs to a live process (this one): no flock, so
+    # not running, as the trainer itself would take it over.
+    reused, _ = write_run(root, 0.0, 0.1, 14, steps_logged=2, finished=False)
+    (reused / "herl.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale, _ = write_run(root, 0.0, 0.1, 11, steps_logged=2, finished=False)
     (stale / "herl.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
@@ -104,7 +109,8 @@ def sweep(tmp_path_factory):
             "benchmarks": {"ifeval": {"pass@1": {"prompt_strict": scores[-1], "n": 100}}}}}))
     output = root.parent / (root.name + "_report")
     report = write_report([root], output)
-    return root, output, report, lines, scores
+    yield root, output, report, lines, scores
+    held.release()
 
 
 def rows_by(report: dict) -> dict[tuple, dict]:
@@ -150,6 +156,7 @@ def test_every_run_that_is_not_finished_has_its_own_row_with_its_status(sweep):
     statuses = {Path(row["runs"][0]).name: row["status"] for row in report["rows"] if len(row["runs"]) == 1}
     assert statuses == {"alpha=0.0_gamma=0.1_seed=10": "running, step 3/6",
                         "alpha=0.0_gamma=0.1_seed=11": "unfinished, step 2/6",
+                        "alpha=0.0_gamma=0.1_seed=14": "unfinished, step 2/6",
                         "alpha=0.0_gamma=1.0_seed=12": "failed, step 1/6",
                         "alpha=0.05_gamma=1.0_seed=13": "running (on some-other-host), step 4/6",
                         "alpha=9_seed=0": "not started, step 0/?"}

@@ -64,17 +64,74 @@ def purge_steps(directory: Path) -> list[int]:
 def tensorboard_scalars(directory: Path) -> dict[str, dict[int, float]]:
     """tag -> {step: value} as TensorBoard shows it: a session START event at step s hides the values logged
     before it at steps >= s (TensorBoard's purge)."""
+    return _tensorboard_values(directory, "simple_value", lambda value: value.simple_value)
+
+
+def tensorboard_texts(directory: Path) -> dict[str, dict[int, str]]:
+    """tag -> {step: text} of the text summaries, as TensorBoard shows them (purged as the scalars)."""
+    return _tensorboard_values(directory, "tensor", lambda value: value.tensor.string_val[0].decode())
+
+
+def _tensorboard_values(directory: Path, kind: str, read) -> dict[str, dict]:
     from tensorboardX.proto import event_pb2
 
-    scalars: dict[str, dict[int, float]] = {}
+    values_of: dict[str, dict] = {}
     for event in _events(directory):
         if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
-            for values in scalars.values():
+            for values in values_of.values():
                 for step in [s for s in values if s >= event.step]:
                     del values[step]
         for value in event.summary.value:
-            scalars.setdefault(value.tag, {})[event.step] = value.simple_value
-    return scalars
+            if value.WhichOneof("value") == kind:
+                values_of.setdefault(value.tag, {})[event.step] = read(value)
+    return values_of
+
+
+def wandb_offline_runs(directory: Path) -> list[dict]:
+    """The W&B runs that WANDB_MODE=offline left under `directory` (any depth), oldest first, each read back from
+    its transaction log (run-ID.wandb: LevelDB's log framing of wandb's own Record protobufs):
+    {"id", "name", "config": {key: value}, "history": {step: {key: value}}, "files": its files/ folder}."""
+    from wandb.proto import wandb_internal_pb2
+
+    runs = []
+    for log in sorted(Path(directory).rglob("offline-run-*/run-*.wandb")):
+        run = {"config": {}, "history": {}, "files": log.parent / "files"}
+        for data in _leveldb_records(log.read_bytes()):
+            record = wandb_internal_pb2.Record.FromString(data)
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                run.update(id=record.run.run_id, name=record.run.display_name)
+                updates = record.run.config.update
+            elif kind == "config":
+                updates = record.config.update
+            elif kind == "history":
+                step = {".".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.history.item}
+                run["history"].setdefault(record.history.step.num, {}).update(step)
+                continue
+            else:
+                continue
+            run["config"].update({u.key: json.loads(u.value_json) for u in updates})
+        runs.append(run)
+    return runs
+
+
+def _leveldb_records(data: bytes, block: int = 32768):
+    """The records of a W&B transaction log: a 7-byte header (":W&B", magic, version), then LevelDB log blocks
+    of chunks (crc32c, length, type: 1 full, 2 first, 3 middle, 4 last); a block's last < 7 bytes are padding."""
+    assert data[:4] == b":W&B", "not a W&B transaction log"
+    offset, pending = 7, b""
+    while offset + 7 <= len(data):
+        if block - offset % block < 7:
+            offset += block - offset % block
+            continue
+        _, length, kind = struct.unpack_from("<IHB", data, offset)
+        if kind == 0:
+            break
+        pending += data[offset + 7 : offset + 7 + length]
+        offset += 7 + length
+        if kind in (1, 4):
+            yield pending
+            pending = b""
 
 
 def checkpoint_steps(workdir: Path) -> list[int]:

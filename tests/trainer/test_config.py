@@ -92,6 +92,8 @@ INVALID = [
     ("train.optim.weight_decay", float("nan")),
     ("trainer.max_nonfinite_steps", 0),
     ("trainer.max_empty_steps", 0),
+    ("trainer.log_samples_every", -2),
+    ("trainer.log_samples_groups", 0),
 ]
 
 
@@ -171,3 +173,25 @@ def test_redact_hides_secret_values_and_keeps_key_names():
     assert redact(tree) == {
         "rubrics": {"judge": {"api_key": "<redacted>", "api_key_env": "MY_KEY", "base_url": "http://x"}},
         "hub": {"token": "<redacted>", "password": None, "secret": "<redacted>", "tokens": 5}, "other": "sk-visible"}
+
+
+def test_samples_are_logged_at_each_validation_step_by_default():
+    from herl_jax.training.run_config import TrainerSection
+
+    def steps(**trainer):
+        section = TrainerSection(**trainer)
+        return [step for step in range(1, 13) if section.logs_samples_at(step)]
+
+    assert steps(validate_every=4) == [4, 8, 12]  # log_samples_every=-1
+    assert steps(validate_every=0) == []
+    assert steps(validate_every=4, log_samples_every=3) == [3, 6, 9, 12]
+    assert steps(validate_every=4, log_samples_every=0) == []
+
+
+def test_a_wandb_project_without_the_wandb_package_fails_before_the_model(tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else find_spec(name, *a))
+    c = _demo_without_model()
+    c.trainer.wandb_project = "herl"
+    with pytest.raises(ConfigError, match=r"^config\.trainer\.wandb_project='herl': .*pip install 'herl-jax\[wandb\]'"):
+        Trainer(c, tmp_path / "run")  # the model source is missing too: the package is checked first

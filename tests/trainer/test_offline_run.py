@@ -90,7 +90,7 @@ def test_the_loss_falls_on_a_fixed_batch(kind, tiny_checkpoint, offline_files, t
     batch = next(trainer.batches)
     history = []
     for step in range(5):
-        trainer.state, metrics = trainer.train_step(trainer.state, batch, step)
+        trainer.state, metrics, _ = trainer.train_step(trainer.state, batch, step)
         history.append(metrics)
     trainer.close()
     losses = [m["train/loss"] for m in history]

@@ -48,7 +48,7 @@ def test_one_chunk_is_the_plain_sampler(policy):
     plain = generate(model, PROMPTS, CONFIG)
     texts = decode_completions(tokenizer, plain)
     assert [list(s.response_ids) for s in batch.samples] == [plain.completion(r) for r in range(10)]
-    np.testing.assert_array_equal(np.concatenate([s.logprobs for s in batch.samples]),
+    np.testing.assert_array_equal(np.concatenate([s.sampler_logprobs for s in batch.samples]),
                                   plain.logprobs[plain.mask])
     assert scorer.calls == [texts]
     assert [s.text for s in batch.samples] == texts

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -19,17 +20,34 @@ from herl_jax.training.trainer import Trainer
 from tests.trainer.conftest import config_arg
 from tests.trainer.helpers import (VALIDATION_KEYS, LogRecorder, assert_step_metrics, assert_trees_equal,
                                    checkpoint_steps, files_containing, leaves, purge_steps,
-                                   read_metrics, tensorboard_scalars)
+                                   read_metrics, tensorboard_scalars, tensorboard_texts, wandb_offline_runs)
 from tests.trainer.tiny_config import get_config
 
 SECRET_ENV = "HERL_TEST_UNUSED_JUDGE_KEY"
 
 
 @pytest.fixture(scope="module")
-def make_config(tiny_checkpoint, hir_files):
+def wandb_offline(tmp_path_factory):
+    """Weights & Biases without a network: every run's files stay on disk (WORKDIR/wandb, W&B's own folders
+    in a temporary directory)."""
+    home = tmp_path_factory.mktemp("wandb_home")
+    env = dict(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(home), WANDB_CACHE_DIR=str(home / "cache"),
+               WANDB_DATA_DIR=str(home / "data"), WANDB_CONFIG_DIR=str(home / "config"))
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield home
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def make_config(tiny_checkpoint, hir_files, wandb_offline):
     def make(steps: int = 2, **trainer):
         c = get_config(config_arg(tiny_checkpoint, hir_files, "hir"))
-        c.trainer.update(steps=steps, **trainer)
+        c.trainer.update(steps=steps, wandb_project="herl-test", **trainer)
         # A judge that is configured but never called (every item is programmatic): its key must stay out
         # of the workdir all the same.
         c.rubrics.judge = dict(base_url="http://127.0.0.1:9/v1", model="unused", api_key_env=SECRET_ENV)
@@ -100,6 +118,32 @@ def test_a_steps_rubric_counts_are_its_own_scoring_only(two_steps, make_config, 
     assert "validation/rubric/responses" not in once[0]
 
 
+def test_wandb_offline_run_holds_the_same_scalars_samples_and_config(two_steps, secret, wandb_offline):
+    """trainer.wandb_project under WANDB_MODE=offline: W&B's own transaction log, read back, holds the finite
+    values of metrics.jsonl at each step, step 2's samples as a table of its rollouts and revisions, and the
+    config of config.json (redacted: the judge key's variable name, never its value)."""
+    _, workdir, _, _ = two_steps
+    [run] = wandb_offline_runs(workdir / "wandb")
+    assert (workdir / "wandb_run_id").read_text().strip() == run["id"] and run["name"] == "train"
+    for line in read_metrics(workdir):
+        logged = run["history"][line["step"]]
+        finite = {k: v for k, v in line.items() if k != "step" and math.isfinite(v)}
+        assert {k: logged[k] for k in finite} == pytest.approx(finite, abs=1e-6), line["step"]
+        assert not [k for k in line if k != "step" and not math.isfinite(line[k]) and k in logged]
+
+    config = {k: v for k, v in run["config"].items() if k != "_wandb"}
+    assert config == json.loads((workdir / "config.json").read_text())
+    assert config["rubrics"]["judge"]["api_key_env"] == SECRET_ENV
+
+    table = run["files"] / run["history"][2]["samples.path"]
+    logged = json.loads(table.read_text())
+    text = logged["columns"].index("text")
+    assert sorted(line[text] for line in logged["data"]) == sorted(
+        s["text"] for row in read_samples(workdir) for s in row["rollouts"] + row["revisions"])
+    assert "samples.path" not in run["history"][1]  # samples only at the validation step
+    assert files_containing(workdir, secret) == [] and files_containing(wandb_offline, secret) == []
+
+
 def test_export_matches_the_final_policy(two_steps):
     import jax.numpy as jnp
     import torch
@@ -130,6 +174,63 @@ def _params(model):
     return nnx.state(model, nnx.Param)
 
 
+def read_samples(workdir) -> list[dict]:
+    path = workdir / "samples.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _eq10(rewards, eps=1e-6) -> np.ndarray:
+    """Eq. 10 re-derived in float64: (r − mean) / (unbiased std + ε)."""
+    r = np.asarray(rewards, np.float64)
+    return (r - r.sum() / r.size) / (np.sqrt(((r - r.mean()) ** 2).sum() / (r.size - 1)) + eps)
+
+
+def test_samples_log_agrees_with_the_step_metrics(two_steps, secret, tmp_path):
+    """The samples log of the validation step (log_samples_every=-1: validate_every=2) holds every group of
+    step 2 (2 prompts, log_samples_groups=4): its rewards, bonuses and gains give the step's logged metrics, its
+    advantages are Eq. 10 of its members' rewards, and neither it nor its rendering holds the judge's key."""
+    from herl_jax.samples import main as render
+
+    trainer, workdir, _, _ = two_steps
+    rows = read_samples(workdir)
+    assert [r["step"] for r in rows] == [2, 2]
+    [metrics] = [m for m in read_metrics(workdir) if m["step"] == 2]
+    alpha = trainer.run_config.herl.bonus_alpha
+
+    originals = [[s["reward"] for s in row["rollouts"]] for row in rows]
+    assert metrics["reward/mean"] == pytest.approx(np.mean(sum(originals, [])), abs=1e-12)
+    assert metrics["reward/max"] == pytest.approx(np.mean([max(r) for r in originals]), abs=1e-12)
+    revised = [row for row in rows if row["joined"]]
+    assert metrics["revision/rate"] == len(revised) / len(rows)
+    assert revised, "the hindsight path did not run at step 2"
+    bonuses = [rev["bonus"] for row in rows for rev in row["revisions"] if rev["bonus"] is not None]
+    assert metrics["revision/bonus"] == pytest.approx(np.mean(bonuses), abs=1e-12)
+    best = [[rev["reward"] for rev in row["revisions"] if rev["best"]][0] for row in revised]
+    gains = [b - max(s["reward"] for s in row["rollouts"]) for b, row in zip(best, revised)]
+    assert metrics["revision/gain"] == pytest.approx(np.mean(gains), abs=1e-12)
+    assert metrics["samples/train_rows"] == sum(len(row["members"]) for row in rows)
+
+    for row in rows:
+        members = row["members"]
+        np.testing.assert_allclose([m["advantage"] for m in members], _eq10([m["reward"] for m in members]),
+                                   rtol=0, atol=1e-9)
+        for rev in row["revisions"]:  # Eq. 8 on each candidate: r + α (r̃ − r)
+            before = row["rollouts"][rev["candidate"]]["reward"]
+            assert rev["bonus"] == pytest.approx(alpha * (rev["reward"] - before), abs=1e-12)
+            [member] = [m for m in members if (m["source"], m["index"]) == ("rollout", rev["candidate"])]
+            assert member["reward"] == pytest.approx(before + rev["bonus"], abs=1e-12)
+            assert "<|im_start|>user" in rev["revise_prompt"] and row["rollouts"][rev["candidate"]]["text"] in \
+                rev["revise_prompt"]
+
+    texts = tensorboard_texts(workdir / "tensorboard" / "train")["samples/text_summary"]
+    assert list(texts) == [2]
+    assert all(row["prompt"] in texts[2] and row["rollouts"][0]["text"] in texts[2] for row in rows)
+
+    assert render([str(workdir), "--output", str(tmp_path / "samples.html")]) == 0
+    assert render([str(workdir), "--step", "2", "--output", str(tmp_path / "samples.md")]) == 0
+    assert files_containing(workdir, secret) == [] and files_containing(tmp_path, secret) == []
+
+
 def test_resume_reproduces_the_uninterrupted_run(two_steps, make_config, tmp_path):
     """4 steps straight == 2 steps, a new Trainer on the same workdir, 2 more: identical state."""
     _, first_half, _, _ = two_steps
@@ -154,6 +255,10 @@ def test_resume_reproduces_the_uninterrupted_run(two_steps, make_config, tmp_pat
     for key in ("reward/mean", "revision/rate", "train/loss", "train/grad_norm"):
         assert [m[key] for m in resumed_lines] == [m[key] for m in straight_lines], key
     assert checkpoint_steps(resumed_dir) == checkpoint_steps(tmp_path / "straight") == [2, 3, 4]
+    assert [r["step"] for r in read_samples(resumed_dir)] == [2, 2, 4, 4]  # validate_every=2
+    assert read_samples(resumed_dir) == read_samples(tmp_path / "straight")
+    first, second = wandb_offline_runs(resumed_dir / "wandb")  # W&B: the same run, continued
+    assert first["id"] == second["id"] and sorted(first["history"]) == [1, 2] and sorted(second["history"]) == [3, 4]
 
 
 def test_a_finished_run_given_more_steps_and_stopped_early_is_not_finished(two_steps, make_config, tmp_path):
@@ -199,6 +304,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(two_steps, mak
     assert checkpoint_steps(workdir) == [1, 2]
     lines = read_metrics(workdir)
     assert [m["step"] for m in lines] == [1, 2]  # the redone step is logged once
+    assert read_samples(workdir) == read_samples(source)  # its samples once, the same groups again
     assert purge_steps(workdir / "tensorboard" / "train") == [2]  # TensorBoard hides the first step 2
     assert sorted(tensorboard_scalars(workdir / "tensorboard" / "train")["reward/mean"]) == [1, 2]
     with caplog.at_level(logging.WARNING, logger="herl_jax.training.checkpoints"):

@@ -45,9 +45,10 @@ def test_the_lock_refuses_a_linked_lock_file(tmp_path, victim, dangling):
     assert "\n" not in str(excinfo.value) and link.is_symlink() and not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.parametrize("name", ["metrics.jsonl", "samples.jsonl"])
 @pytest.mark.parametrize("resume_step", [None, 0, 3])
-def test_metrics_jsonl_is_not_written_through_a_link(tmp_path, victim, resume_step):
-    link = _planted(tmp_path / "w", "metrics.jsonl", victim)
+def test_metrics_and_samples_are_not_written_through_a_link(tmp_path, victim, resume_step, name):
+    link = _planted(tmp_path / "w", name, victim)
     with pytest.raises(LinkedFileError) as excinfo:
         MetricsWriter(link.parent, resume_step=resume_step)
     _refused(excinfo, link)

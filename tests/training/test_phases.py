@@ -104,17 +104,18 @@ class Policy:  # what the collector reads of a policy: its end-of-turn ids
         eos_token_ids = ()
 
 
-def _run(tokenizer, require_improvement=False):
+def _run(tokenizer, keep_groups=False, **herl):
     c = base_config()
     c.rollout.update(n=N, max_new_tokens=400, max_prompt_len=256, prompt_bucket=64)
     c.revision.update(max_new_tokens=32, max_prompt_len=480, prompt_bucket=64)
-    c.herl.update(alpha=ALPHA, require_improvement=require_improvement)
+    c.herl.update(alpha=ALPHA, **herl)
     c.trainer.update(prompts_per_step=6, score_overlap_chunks=2)
-    c.train.ppo.update(mini_batch_size=30, micro_batch_size=5)
+    group_size = N + (herl.get("group_mode", "append") == "append")
+    c.train.ppo.update(mini_batch_size=6 * group_size, micro_batch_size=6)
     settings = StepSettings.from_run(validate(c))
     sampler, scorer = ScriptedSampler(tokenizer), ScriptedScorer()
     collector = Collector(settings, tokenizer, scorer, pad_id=0, sampler=sampler)
-    experience = collector.collect(Policy(), [_example(t) for t in "ABCDEF"], step=3)
+    experience = collector.collect(Policy(), [_example(t) for t in "ABCDEF"], step=3, keep_groups=keep_groups)
     return experience, sampler, scorer
 
 
