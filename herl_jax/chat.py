@@ -2,7 +2,8 @@
 
 Prints each reply with its finish reason and token count, then the throughput. Every numeric flag is
 checked before the model loads, and so is the length of each prompt (with --max-new-tokens) against the
-model's context window; a bad flag or model file ends in one `error: ...` line.
+model's context window; the sampler then takes prompts up to the longest one, so any prompt the context holds
+is answered. A bad flag or model file ends in one `error: ...` line.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     system = [{"role": "system", "content": args.system}] if args.system else []
     conversations = [system + [{"role": "user", "content": m}] for m in args.messages]
-    check_context(args, conversations)  # before the weights load
+    longest = check_context(args, conversations)  # before the weights load
     model, tokenizer = load_policy(args.model, dtype=args.dtype)
-    config = SamplingConfig(n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                            top_p=args.top_p, top_k=args.top_k, seed=args.seed)
+    config = SamplingConfig(n=args.n, max_new_tokens=args.max_new_tokens, max_prompt_len=longest,
+                            temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
     start = time.perf_counter()
     replies, output = chat(model, tokenizer, conversations, config)
     seconds = time.perf_counter() - start
@@ -53,18 +54,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{int(output.lengths.sum())} tokens in {seconds:.1f} s (first call includes compilation)")
 
 
-def check_context(args, conversations) -> None:
-    """Refuses (UsageError) a conversation whose prompt plus --max-new-tokens exceeds the model's context."""
+def check_context(args, conversations) -> int:
+    """The longest prompt's length in tokens; refuses (UsageError) a conversation whose prompt plus
+    --max-new-tokens exceeds the model's context."""
     from herl_jax.models import load_tokenizer
     from herl_jax.sampling import encode_chats
     from herl_jax.training.preflight import model_config_of
 
     cfg, where = model_config_of(args.model)
-    for i, ids in enumerate(encode_chats(load_tokenizer(args.model), conversations)):
+    prompts = encode_chats(load_tokenizer(args.model), conversations)
+    for i, ids in enumerate(prompts):
         if len(ids) + args.max_new_tokens > cfg.max_position_embeddings:
             raise UsageError(f"message {i + 1} is {len(ids)} tokens; with --max-new-tokens={args.max_new_tokens} "
                              f"it exceeds the model's context window of {cfg.max_position_embeddings} tokens "
                              f"(max_position_embeddings in {where})")
+    return max(len(ids) for ids in prompts)
 
 
 if __name__ == "__main__":

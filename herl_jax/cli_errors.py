@@ -64,7 +64,11 @@ def run_cli(entry: Callable[[], Any]) -> NoReturn:
 
 
 def classify(error: BaseException) -> tuple[int | None, str]:
-    """(exit code, one-line message) of a user error; (None, "") for anything else."""
+    """(exit code, one-line message) of a user error; (None, "") for anything else. A UserError's own message
+    comes first (a full disk while saving a checkpoint names the checkpoint that is intact); then a full disk
+    anywhere in the chain."""
+    if isinstance(error, UserError):
+        return INPUT_EXIT, one_line(str(error))
     full = _full_disk(error)
     if full is not None:
         return INPUT_EXIT, full
@@ -74,8 +78,6 @@ def classify(error: BaseException) -> tuple[int | None, str]:
         return USAGE_EXIT, one_line(str(error))
     if isinstance(error, PATH_ERRORS) or (isinstance(error, OSError) and error.errno in PATH_ERRNOS):
         return INPUT_EXIT, _os_error_line(error)
-    if isinstance(error, UserError):
-        return INPUT_EXIT, one_line(str(error))
     return None, ""
 
 

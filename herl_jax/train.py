@@ -8,9 +8,11 @@ Python literal, --config.data.train_files="['a.jsonl']"); see herl_jax/cli_flags
 The run resumes from WORKDIR/checkpoints when it holds one, with the same config (a change is refused unless
 --allow_config_change; trainer.steps and how often it logs, validates and saves may change). SIGTERM or
 Ctrl-C saves the current step and exits 0. A run that stops learning (non-finite updates, no trainable group,
-steps in a row) exits 1 without FINISHED or export. Logs: WORKDIR/tensorboard (TensorBoard),
-WORKDIR/metrics.jsonl, WORKDIR/samples.jsonl (a few groups as text: python -m herl_jax.samples WORKDIR),
-WORKDIR/train.log; the final policy is exported to WORKDIR/export (HF format).
+steps in a row) exits 1 without FINISHED or export, and stays failed (WORKDIR/FAILED holds the step and
+reason): a rerun is refused unless --retry_failed, which resumes it from its newest checkpoint.
+Logs: WORKDIR/tensorboard (TensorBoard), WORKDIR/metrics.jsonl, WORKDIR/samples.jsonl (a few groups as text:
+python -m herl_jax.samples WORKDIR), WORKDIR/train.log; the final policy is exported to WORKDIR/export (HF
+format).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "where checkpoints, logs and the
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False, "resume a checkpointed run although its config differs from WORKDIR/config.json "
     "(kept as config.previous-N.json); see herl_jax/training/run_record.py")
+_RETRY_FAILED = flags.DEFINE_bool(
+    "retry_failed", False, "resume a run that stopped as failed (WORKDIR/FAILED) from its newest checkpoint instead "
+    "of refusing it; see herl_jax/training/run_outcome.py")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -71,7 +76,8 @@ def main(argv) -> None:
         logging.warning("received signal %d during start-up: exiting before loading anything",
                         _STOPS_DURING_STARTUP[0])
         return
-    trainer = Trainer(_CONFIG.value, workdir, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
+    trainer = Trainer(_CONFIG.value, workdir, allow_config_change=_ALLOW_CONFIG_CHANGE.value,
+                      retry_failed=_RETRY_FAILED.value)
     steps, target = trainer.run(), trainer.run_config.trainer.steps
     if steps < target:
         logging.warning("stopped at step %d of %d in %s: rerun the same command to continue", steps, target, workdir)

@@ -8,7 +8,9 @@ Every grid point is one run with its own workdir ROOT/NAME and TensorBoard run n
 spells the point's values (e.g. alpha=0.05_gamma=1), so `tensorboard --logdir ROOT` shows them together.
 Every point is loaded and validated exactly as the trainer will see it before anything is launched.
 A run is finished when its workdir holds the file FINISHED (written by the trainer at its last step);
-finished runs are skipped, so rerunning a sweep resumes it. See launch/README.md.
+finished runs are skipped, so rerunning a sweep resumes it. A run that stopped as failed (its workdir holds
+FAILED, herl_jax/training/run_outcome.py) is shown as failed and skipped too, unless `--retry_failed` is among
+the trainer flags after `--`. See launch/README.md.
 
 No value reaches a shell: a value with a control character (a newline, a tab, ...) is refused, every #SBATCH
 value is one plain word, and a SLURM array task execs its run's argv from ROOT/manifest.json (array_task.py).
@@ -29,7 +31,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-FINISHED_MARKER = "FINISHED"
+from herl_jax.training.run_outcome import FINISHED, failure_of
+
+RETRY_FAILED = "--retry_failed"  # the trainer flag that resumes a failed run; the sweep then runs it too
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 INTERRUPTED = "interrupted (saved; rerun to continue)"  # a stopped sweep whose current run saved exits 0
 RUN_NAME_KEY = "trainer.run_name"
@@ -66,7 +70,22 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return (self.workdir / FINISHED_MARKER).exists()
+        return (self.workdir / FINISHED).exists()
+
+    @property
+    def failed(self) -> str | None:
+        """How the run failed ("step N: REASON"), when it stopped as failed; None otherwise."""
+        failure = failure_of(self.workdir)
+        return None if failure is None else f"step {failure.step}: {failure.reason}"
+
+    @property
+    def skipped_as(self) -> str | None:
+        """Why the sweep does not launch this run ("finished", "failed ..."), or None when it does."""
+        if self.finished:
+            return "finished"
+        if self.failed and RETRY_FAILED not in self.argv:
+            return f"failed ({self.failed}; add `-- {RETRY_FAILED}` to retry it)"
+        return None
 
     @property
     def command(self) -> str:
@@ -206,11 +225,12 @@ class Result:
 
 
 def run_local(runs: list[Run]) -> list[Result]:
-    """Runs every unfinished run, one after another; Ctrl-C or SIGTERM lets the current run save, then stops."""
+    """Runs every unfinished run (not failed, or retried), one after another; Ctrl-C or SIGTERM lets the current
+    run save, then stops."""
     results = []
     for i, run in enumerate(runs):
-        if run.finished:
-            results.append(Result(run, "skipped (finished)"))
+        if run.skipped_as:
+            results.append(Result(run, "skipped (finished)" if run.finished else run.skipped_as))
             continue
         print(f"\n[{i + 1}/{len(runs)}] {run.name}\n{run.command}", flush=True)
         start = time.monotonic()
@@ -246,7 +266,9 @@ def _status(run: Run, returncode: int, interrupted: bool) -> str:
         return "finished"
     if interrupted:
         return INTERRUPTED if returncode == 0 else f"interrupted (exit {returncode})"
-    return f"failed (exit {returncode})" if returncode else "stopped early (no FINISHED marker)"
+    if returncode:
+        return f"failed (exit {returncode}; {run.failed})" if run.failed else f"failed (exit {returncode})"
+    return "stopped early (no FINISHED marker)"
 
 
 def summary_table(results: list[Result]) -> str:
@@ -333,8 +355,9 @@ def slurm_script(args: argparse.Namespace, array: str, manifest: Path, logs: Pat
 
 def write_slurm(args: argparse.Namespace, runs: list[Run]) -> Path | None:
     """Writes ROOT/manifest.json (every run's name, workdir and argv; entry i = array task i) and
-    ROOT/sweep.sbatch for the unfinished runs; returns the script's path, or None when every run is finished."""
-    pending = [i for i, run in enumerate(runs) if not run.finished]
+    ROOT/sweep.sbatch for the runs to launch (Run.skipped_as); returns the script's path, or None when there is
+    none."""
+    pending = [i for i, run in enumerate(runs) if not run.skipped_as]
     if not pending:
         return None
     root = args.root.resolve()
@@ -391,17 +414,17 @@ def main(argv: list[str] | None = None) -> int:
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    finished = sum(run.finished for run in runs)
-    print(f"{len(runs)} runs validated ({finished} already finished) under {args.root}")
+    finished, failed = sum(run.finished for run in runs), sum(bool(run.failed) for run in runs)
+    print(f"{len(runs)} runs validated ({finished} already finished, {failed} failed) under {args.root}")
 
     if args.dry_run:
         for run in runs:
-            print(("# finished, skipped: " if run.finished else "") + run.command)
+            print((f"# {run.skipped_as}, skipped: " if run.skipped_as else "") + run.command)
         return 0
     if args.mode == "slurm":
         script = write_slurm(args, runs)
         if script is None:
-            print("every run is finished: nothing to submit")
+            print("every run is finished or failed: nothing to submit")
         else:
             print(f"wrote {script} and {script.with_name('manifest.json')}\nsubmit with:  sbatch {script}")
         return 0

@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 from herl_jax.evaluation.data import BenchmarkItem
 from herl_jax.evaluation.generate import Generation
 from herl_jax.evaluation.grade import GradedGeneration
-from herl_jax.own_files import open_append
+from herl_jax.own_files import open_append, writing
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._torn():
             lines = "\n" + lines  # end the torn line, so it stays apart from the new records
-        with open_append(self.path) as f:
+        with writing(self.path), open_append(self.path) as f:
             f.write(lines)
             f.flush()
 

@@ -13,6 +13,7 @@ from flax import nnx
 from herl_jax import parallel
 from herl_jax.models.decoder import Decoder
 from herl_jax.models.hf_layout import tensor_specs
+from herl_jax.own_files import writing
 
 DEFAULT_MAX_SHARD_BYTES = 4 * 1024**3
 
@@ -41,7 +42,8 @@ def export_hf(model: Decoder, directory: str | os.PathLike, tokenizer=None,
 
     def flush():
         path = out / f".shard-{len(written) + 1:05d}.safetensors"
-        save_file(shard, str(path), metadata=metadata)
+        with writing(path):  # a full disk is safetensors' own error, naming no file
+            save_file(shard, str(path), metadata=metadata)
         written.append((path, list(shard)))
         shard.clear()
 

@@ -12,8 +12,9 @@ Status, in this order:
 - finished: FINISHED exists;
 - running: herl.lock names a live pid on this host (a lock from another host: "running (on HOST)", as it
   cannot be checked from here);
-- failed: train.log holds a Traceback or an ERROR record (a one-line CLI error goes to stderr only, and
-  a crash's traceback to stderr: such runs show as unfinished; their stderr, e.g. SLURM's log, says why);
+- failed: FAILED exists (the run stopped as failed: herl_jax.training.run_outcome), or train.log holds a
+  Traceback or an ERROR record (a one-line CLI error goes to stderr only, and a crash's traceback to stderr:
+  such runs show as unfinished; their stderr, e.g. SLURM's log, says why);
 - not started: neither metrics nor a lock (only a manifest entry, or config.json alone);
 - unfinished: anything else (stopped, killed, or interrupted; a rerun resumes it).
 """
@@ -28,9 +29,9 @@ import socket
 from pathlib import Path
 
 from herl_jax.cli_errors import UsageError
+from herl_jax.training.run_outcome import FINISHED, failure_of
 from herl_jax.workdir_lock import lock_holder
 
-FINISHED = "FINISHED"
 NOT_SEARCHED = ("checkpoints", "export", "tensorboard")
 _FAILURE = re.compile(r"^Traceback |^\S+ \S+ ERROR ", re.MULTILINE)
 
@@ -134,6 +135,8 @@ def run_status(path: Path, has_metrics: bool) -> str:
     if holder is not None:
         host = holder.get("host")
         return "running" if host == socket.gethostname() else f"running (on {host})"
+    if failure_of(path) is not None:
+        return "failed"
     log = path / "train.log"
     if log.exists() and _FAILURE.search(log.read_text(errors="replace")):
         return "failed"

@@ -7,7 +7,9 @@ checkpoint whose files do not match their checksums (bits flipped on disk) or th
 killed mid-write) is set aside with a warning and the one before it is used.
 
 A full disk while saving is one CheckpointError naming the step, the directory and the newest intact
-checkpoint, instead of orbax's tracebacks from each of its threads (their log records are dropped).
+checkpoint, instead of orbax's tracebacks from each of its threads (their log records are dropped, and so
+are the "Event loop is closed" tracebacks that tensorstore prints when its writes finish after the failed
+save's event loop has closed).
 
 `read_params` reads one checkpoint's parameters alone (no optimizer state), verified against the same checksums:
 the export and evaluation of any step (training/run_policy.py).
@@ -22,7 +24,9 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 CHECKSUM_FILE = "herl_sha256.json"
 STATE_ITEM = "state"  # the train state's folder in a checkpoint (beside "metadata", the host state)
 _SAVE_POLL_S = 0.2  # how often the checksum thread looks whether orbax has finished a save
+# orbax logs through absl; its failed save's futures, never awaited, through asyncio ("exception was never retrieved")
+_ORBAX_LOGGERS = ("absl", "asyncio")
 _NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": how tensorstore's errors say it too
 
 
@@ -58,7 +64,9 @@ class Checkpointer:
         self._checksummer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-sha256")
         self._checksum_jobs: list[concurrent.futures.Future] = []
         self._quiet = _DropOutOfSpaceRecords()
-        logging.getLogger("absl").addFilter(self._quiet)  # orbax logs through absl
+        for logger in _ORBAX_LOGGERS:
+            logging.getLogger(logger).addFilter(self._quiet)
+        _drop_closed_loop_callbacks()
 
     def save(self, step: int, state: Any, metadata: dict) -> None:
         """Starts saving `state` (any pytree of arrays) and `metadata` (JSON) as checkpoint `step`."""
@@ -172,12 +180,40 @@ class Checkpointer:
                                   f"{earlier}") from error
 
     def close(self) -> None:
+        """Waits for the pending save, then shuts orbax down. After a failed save (a CheckpointError raised
+        here or earlier), orbax's close raises the same failure again: the first error is the one reported."""
         try:
             self.wait()
-        finally:
-            self._checksummer.shutdown()
+        except BaseException:
+            self._shut_down(quietly=True)
+            raise
+        self._shut_down(quietly=False)
+
+    def _shut_down(self, quietly: bool) -> None:
+        self._checksummer.shutdown()
+        try:
             self._manager.close()
-            logging.getLogger("absl").removeFilter(self._quiet)
+        except Exception:
+            if not quietly:
+                raise
+        finally:
+            for logger in _ORBAX_LOGGERS:
+                logging.getLogger(logger).removeFilter(self._quiet)
+
+
+def check_writable(directory: str | Path) -> None:
+    """Raises OSError naming `directory` when no checkpoint can be written there (a read-only mount, no write
+    permission), so a run finds out at start, not after training, when orbax would retry its save for minutes.
+    A directory not made yet is made by the first save, beside the files the run has already written."""
+    directory = Path(directory)
+    if not os.path.lexists(directory):
+        return
+    probe = directory / f".herl-write-probe-{secrets.token_hex(6)}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(directory)) from None
+    probe.unlink()
 
 
 def saved_steps(directory: Path) -> list[int]:
@@ -259,6 +295,27 @@ def _out_of_space(error: BaseException | None) -> bool:
             return True
         stack += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
     return False
+
+
+def _drop_closed_loop_callbacks() -> None:
+    """Installs (once per process) a sys.unraisablehook that drops the RuntimeError "Event loop is closed"
+    raised in asyncio's call_soon_threadsafe when tensorstore calls back, from its own threads, into the event
+    loop of a save that already failed (it reports that error as unraisable, with no object); everything else
+    reaches the hook it had."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_closed_loop_callbacks", False):
+        return
+
+    def hook(unraisable) -> None:
+        tb = unraisable.exc_traceback
+        outermost = tb.tb_frame.f_code.co_name if tb is not None else None
+        if (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"
+                and outermost == "call_soon_threadsafe"):
+            return
+        previous(unraisable)
+
+    hook.drops_closed_loop_callbacks = True
+    sys.unraisablehook = hook
 
 
 class _DropOutOfSpaceRecords(logging.Filter):

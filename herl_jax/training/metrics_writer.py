@@ -4,23 +4,31 @@ its trackers:
 
   metrics.jsonl, samples.jsonl   the files of record (one line a step; one line a group), which the report and
                                  herl_jax.samples read; every value, NaN included
-  TensorBoardLog                 WORKDIR/tensorboard/RUN_NAME (tensorboardX, no TensorFlow): the finite scalars,
-                                 the samples as Markdown text (tag "samples"); always on
+  TensorBoardLog                 WORKDIR/tensorboard/RUN_NAME (tensorboardX's record format and protocol
+                                 buffers, no TensorFlow): the finite scalars, the samples as Markdown text (tag
+                                 "samples"); always on
   WandbLog                       Weights & Biases, when trainer.wandb_project is set (training/wandb_log.py): the
                                  same finite scalars, the samples as a Table, the resolved config redacted
 
 A resumed run drops what an earlier attempt logged past its checkpoint: the JSONL files' lines, TensorBoard's
 values (its purge_step); W&B keeps a redone step's first values (wandb_log.py).
+
+Every file is written in the calling thread (not by tensorboardX's SummaryWriter, whose writer thread and exit
+hook print tracebacks of their own when the disk fills), so a write that fails raises here, naming the file
+(own_files.writing).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import socket
+import time
 from pathlib import Path
 from typing import IO, Any, Mapping, Protocol, Sequence
 
-from herl_jax.own_files import child, open_append, refuse_link, write_file
+from herl_jax.own_files import child, open_append, refuse_link, write_file, writing
 from herl_jax.training.samples_view import to_markdown
 
 METRICS_FILE = "metrics.jsonl"
@@ -50,7 +58,8 @@ class MetricsWriter:
         also log to Weights & Biases (""= not), with `config` (the resolved config, secrets redacted)."""
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        path, self._samples_path = self.directory / METRICS_FILE, self.directory / SAMPLES_FILE
+        self._path = path = self.directory / METRICS_FILE
+        self._samples_path = self.directory / SAMPLES_FILE
         earlier_attempt = resume_step is not None and path.exists()
         for log in (path, self._samples_path):
             refuse_link(log)  # before reading it: the run's own log, not a file it points at
@@ -69,8 +78,9 @@ class MetricsWriter:
         """Logs `metrics` (name -> number; names may hold "/" groups) at `step`: all to metrics.jsonl, the
         finite ones to the trackers."""
         values = {k: float(v) for k, v in metrics.items() if v is not None}
-        self._jsonl.write(json.dumps({"step": step, **values}) + "\n")
-        self._jsonl.flush()
+        with writing(self._path):
+            self._jsonl.write(json.dumps({"step": step, **values}) + "\n")
+            self._jsonl.flush()
         finite = {k: v for k, v in values.items() if math.isfinite(v)}
         for tracker in self._trackers:
             tracker.write(step, finite)
@@ -81,17 +91,23 @@ class MetricsWriter:
             return
         if self._samples is None:
             self._samples = open_append(self._samples_path)
-        self._samples.write("".join(json.dumps(row) + "\n" for row in rows))
-        self._samples.flush()
+        with writing(self._samples_path):
+            self._samples.write("".join(json.dumps(row) + "\n" for row in rows))
+            self._samples.flush()
         for tracker in self._trackers:
             tracker.write_samples(step, rows)
 
     def close(self) -> None:
-        for tracker in self._trackers:
-            tracker.close()
-        self._jsonl.close()
-        if self._samples is not None:
-            self._samples.close()
+        """Closes the trackers and the files (what is left to write was flushed by each write)."""
+        try:
+            for tracker in self._trackers:
+                tracker.close()
+        finally:
+            with writing(self._path):
+                self._jsonl.close()
+            if self._samples is not None:
+                with writing(self._samples_path):
+                    self._samples.close()
 
 
 class TensorBoardLog:
@@ -99,22 +115,43 @@ class TensorBoardLog:
     logged at or past it."""
 
     def __init__(self, directory: Path, run_name: str, purge_step: int | None):
-        from tensorboardX import SummaryWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+        from tensorboardX.record_writer import RecordWriter
 
         runs = child(directory / "tensorboard", run_name, "trainer.run_name")
-        self._tb = SummaryWriter(str(runs), purge_step=purge_step)
+        runs.mkdir(parents=True, exist_ok=True)
+        # TensorBoard reads every file whose name holds "tfevents"; the pid keeps two writers apart.
+        self.events = runs / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        with writing(self.events):
+            self._tb = RecordWriter(str(self.events))
+            self._write(Event(wall_time=time.time(), file_version="brain.Event:2"))
+            if purge_step is not None:  # a restart: TensorBoard hides the values logged before it at or past it
+                self._write(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
 
     def write(self, step: int, scalars: Mapping[str, float]) -> None:
-        for name, value in scalars.items():
-            self._tb.add_scalar(name, value, step)
-        self._tb.flush()
+        from tensorboardX.summary import scalar
+
+        self._write_summary(step, [v for name, value in scalars.items() for v in scalar(name, value).value])
 
     def write_samples(self, step: int, rows: Sequence[Mapping[str, Any]]) -> None:
-        self._tb.add_text("samples", to_markdown(rows), step)
-        self._tb.flush()
+        from tensorboardX.summary import text
+
+        self._write_summary(step, list(text("samples", to_markdown(rows)).value))
+
+    def _write_summary(self, step: int, values: list) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        self._write(Event(wall_time=time.time(), step=step, summary=Summary(value=values)))
+
+    def _write(self, event) -> None:
+        with writing(self.events):
+            self._tb.write(event.SerializeToString())
+            self._tb.flush()
 
     def close(self) -> None:
-        self._tb.close()
+        with writing(self.events):
+            self._tb.close()
 
 
 def _drop_lines_after(path: Path, step: int) -> None:

@@ -1,7 +1,7 @@
 """What a training run can check before its weights load, so a bad setting fails in seconds, not after the
-model loaded and step 1 sampled: rubric needs vs the judge config, the judge's key variable, the mesh vs the
-devices, the compute dtype vs the platform, prompt + generation lengths vs the model's context window, and a W&B
-project vs the wandb package.
+model loaded and step 1 sampled: rubric needs vs the judge config, the judge's key variable, prompts per step
+vs the training set, the mesh vs the devices, the compute dtype vs the platform, prompt + generation lengths vs
+the model's context window, and a W&B project vs the wandb package.
 
 Each check raises one ConfigError naming the config key and the rule. The data is loaded by the caller
 first (cheap; its errors are DataError lines of their own) and passed in.
@@ -24,6 +24,7 @@ from herl_jax.training.run_config import ConfigError, RunConfig
 def check_before_loading(run: RunConfig, dataset: Dataset) -> None:
     """Raises ConfigError for the first setting this run cannot train with (see the module docstring)."""
     check_judge(run, dataset)
+    check_batch(run, dataset)
     run.mesh.shape(jax.device_count())  # MeshError names the parallel.* key
     check_dtype(run.model.dtype, jax.default_backend())
     check_trackers(run)
@@ -45,6 +46,14 @@ def check_judge(run: RunConfig, dataset: Dataset) -> None:
         raise ConfigError(f"config.rubrics.judge.api_key_env={judge.api_key_env!r}: the environment variable "
                           f"${judge.api_key_env} is not set or empty (for a local server without auth, set it "
                           "to any value, e.g. EMPTY)")
+
+
+def check_batch(run: RunConfig, dataset: Dataset) -> None:
+    """A step takes `trainer.prompts_per_step` distinct training examples."""
+    n = run.trainer.prompts_per_step
+    if n > len(dataset.train):
+        raise ConfigError(f"config.trainer.prompts_per_step={n}: more than the {len(dataset.train)} training "
+                          f"examples read from {', '.join(dataset.config.train_files)}")
 
 
 def check_trackers(run: RunConfig) -> None:

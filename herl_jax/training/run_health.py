@@ -8,8 +8,10 @@
   updates nothing. After `trainer.max_empty_steps` such steps in a row, or at the run's last step when every
   step it ran (since it started or resumed) was empty, the run stops.
 
-A stopped run raises `TrainingHalted` (one line on the command line, exit 1): it writes no FINISHED marker
-and exports nothing, so a sweep reruns it.
+The counts in a row are part of the checkpoint (`state_dict`), so a resumed run goes on counting where it
+stopped. A stopped run raises `TrainingHalted` (one line on the command line, exit 1) before the step that
+stopped it is saved: it writes no FINISHED marker and exports nothing, and the trainer records it as failed
+(run_outcome.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from herl_jax.errors import UserError
 
 
 class TrainingHalted(UserError, RuntimeError):
-    """The run stopped as failed: it was not learning (see the module docstring)."""
+    """The run stopped as failed at `step`: it was not learning (see the module docstring)."""
+
+    def __init__(self, step: int, reason: str):
+        super().__init__(f"step {step}: {reason}")
+        self.step, self.reason = step, reason
 
 
 class RunHealth:
@@ -26,32 +32,40 @@ class RunHealth:
 
     def __init__(self, max_nonfinite_steps: int, max_empty_steps: int):
         self.max_nonfinite, self.max_empty = max_nonfinite_steps, max_empty_steps
-        self.nonfinite_in_a_row = self.empty_in_a_row = self.steps_seen = 0
+        self.nonfinite_in_a_row = self.empty_in_a_row = 0
+        self.steps_seen = 0  # by this process: since the run started or resumed
 
-    def observe(self, step: int, metrics: dict[str, float]) -> None:
-        """Step `step` (numbered from 1, as in metrics.jsonl) ended with `metrics`; raises TrainingHalted."""
+    def state_dict(self) -> dict[str, int]:
+        """The counts in a row, for a checkpoint."""
+        return {"nonfinite_in_a_row": self.nonfinite_in_a_row, "empty_in_a_row": self.empty_in_a_row}
+
+    def restore(self, state: dict[str, int]) -> None:
+        """Goes on counting from a `state_dict()` (a checkpoint from before it was saved there: from zero)."""
+        self.nonfinite_in_a_row = int(state.get("nonfinite_in_a_row", 0))
+        self.empty_in_a_row = int(state.get("empty_in_a_row", 0))
+
+    def observe(self, step: int, metrics: dict[str, float], last: bool = False) -> None:
+        """Step `step` (numbered from 1, as in metrics.jsonl) ended with `metrics`; `last`: it is the run's last
+        step. Raises TrainingHalted."""
         self.steps_seen += 1
         if "train/skipped_nonfinite" not in metrics:  # no update: nothing trainable
             self.empty_in_a_row += 1
             if self.empty_in_a_row >= self.max_empty:
-                raise TrainingHalted(
-                    f"step {step}: no trainable group in the last {self.empty_in_a_row} steps (trainer."
-                    f"max_empty_steps={self.max_empty}): every prompt skipped or every sample dropped; see "
-                    "samples/dropped, groups/skipped and the judge metrics in metrics.jsonl")
+                raise TrainingHalted(step, (
+                    f"no trainable group in the last {self.empty_in_a_row} steps (trainer.max_empty_steps="
+                    f"{self.max_empty}): every prompt skipped or every sample dropped; see samples/dropped, "
+                    "groups/skipped and the judge metrics in metrics.jsonl"))
+            if last and self.empty_in_a_row >= self.steps_seen:
+                raise TrainingHalted(step, (
+                    f"none of this run's {self.steps_seen} steps had a trainable group: every prompt skipped or "
+                    "every sample dropped; see samples/dropped, groups/skipped and the judge metrics in "
+                    "metrics.jsonl"))
             return
         self.empty_in_a_row = 0
         skipped = metrics["train/skipped_nonfinite"]
         self.nonfinite_in_a_row = self.nonfinite_in_a_row + 1 if skipped else 0
         if self.nonfinite_in_a_row >= self.max_nonfinite:
-            raise TrainingHalted(
-                f"step {step}: the loss or gradient norm was not finite in {self.nonfinite_in_a_row} steps in a "
-                f"row (trainer.max_nonfinite_steps={self.max_nonfinite}; train/loss={metrics.get('train/loss')}, "
-                f"train/grad_norm={metrics.get('train/grad_norm')}); none of those updates was applied")
-
-    def check_end(self, step: int) -> None:
-        """At the run's last step: raises when every step this run ran had nothing to train on."""
-        if self.steps_seen and self.empty_in_a_row == self.steps_seen:
-            raise TrainingHalted(
-                f"step {step}: none of this run's {self.steps_seen} steps had a trainable group: every prompt "
-                "skipped or every sample dropped; see samples/dropped, groups/skipped and the judge metrics in "
-                "metrics.jsonl")
+            raise TrainingHalted(step, (
+                f"the loss or gradient norm was not finite in {self.nonfinite_in_a_row} steps in a row (trainer."
+                f"max_nonfinite_steps={self.max_nonfinite}; train/loss={metrics.get('train/loss')}, "
+                f"train/grad_norm={metrics.get('train/grad_norm')}); none of those updates was applied"))

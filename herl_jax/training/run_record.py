@@ -1,24 +1,30 @@
 """What a run leaves beside its checkpoints to say what it is: the resolved config (secrets redacted) in
-WORKDIR/config.json and the code's git revision in WORKDIR/git_revision.txt.
+WORKDIR/config.json, the code's git revision in WORKDIR/git_revision.txt, and what its data files held in
+WORKDIR/data.json (each split's number of examples and the sha256 of the examples read).
 
 A rerun on a workdir that holds a checkpoint resumes that run, so its config must be the run's: one that
 differs in any key outside `RESUMABLE_KEYS` is refused in one line, unless allowed; an allowed change keeps
-the earlier config.json as config.previous-N.json beside the new one.
+the earlier config.json as config.previous-N.json beside the new one. Its data must be the run's too (the
+checkpoint's place in the data means nothing in other data): a data file edited since, even with as many
+rows, is refused in one line before the weights load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
 from pathlib import Path
 
+from herl_jax.data import DataError, Dataset
 from herl_jax.own_files import write_file
 from herl_jax.training.run_config import ConfigError, base_config
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
+DATA_FILE = "data.json"
 # Keys that may change when a run resumes: how long it runs, how often it logs, validates and saves, and
 # whether it exports. None of them changes what a step computes.
 RESUMABLE_KEYS = ("trainer.steps", "trainer.log_every", "trainer.validate_every", "trainer.validation_prompts",
@@ -49,6 +55,35 @@ def record_config(workdir: Path, config: dict, resuming: bool, allow_change: boo
                         "the earlier one is kept in %s", shown, kept)
     if write:
         write_file(path, json.dumps(new, indent=2))
+
+
+def record_data(workdir: Path, dataset: Dataset, resuming: bool, write: bool = True) -> None:
+    """Writes WORKDIR/data.json for `dataset`; when `resuming` a checkpointed run whose recorded data differs,
+    refuses (DataError) naming the split, the files and both records. `write=False` only checks."""
+    path = workdir / DATA_FILE
+    new = {"train": _fingerprint(dataset.train), "validation": _fingerprint(dataset.validation)}
+    old = _read(path) if resuming else None
+    changed = [split for split in new if old is not None and old.get(split) != new[split]]
+    if changed:
+        files = ", ".join(dataset.config.train_files + dataset.config.validation_files)
+        raise DataError(f"{path}: the {' and '.join(changed)} data differ from the checkpointed run's (then "
+                        f"{_shown(old, changed)}; now {_shown(new, changed)}; read from {files}): restore the data "
+                        "files the run started with, or train in a new workdir")
+    if write:
+        write_file(path, json.dumps(new, indent=2) + "\n")
+
+
+def _fingerprint(examples) -> dict:
+    """Number of examples and the sha256 of their fields as read (ids, messages, rubrics, sources)."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(repr(example).encode() + b"\n")
+    return {"examples": len(examples), "sha256": digest.hexdigest()}
+
+
+def _shown(record: dict, splits: list[str]) -> str:
+    return ", ".join(f"{split}: {record[split]['examples']} examples, sha256 {record[split]['sha256'][:12]}"
+                     for split in splits)
 
 
 def record_git_revision(workdir: Path) -> None:
@@ -100,7 +135,7 @@ def _flatten(tree, prefix: str = "") -> dict:
 
 
 def _read(path: Path) -> dict | None:
-    """The recorded config, or None when there is none to compare with (absent or unreadable: set aside)."""
+    """The recorded config or data, or None when there is none to compare with (absent or unreadable: set aside)."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:

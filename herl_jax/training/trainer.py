@@ -9,7 +9,7 @@ and the trainer adds what a run needs around it: data, validation, logging, chec
 Runs resume from the newest readable checkpoint in WORKDIR/checkpoints; SIGTERM or Ctrl-C (once or more, to
 the process or its whole group) finishes the current step, saves, and exits cleanly. What can be checked
 before the weights load is checked first (preflight.py); a run that stops learning stops as failed
-(run_health.py).
+(run_health.py), and stays failed (run_outcome.py): a rerun is refused unless `retry_failed`.
 """
 
 from __future__ import annotations
@@ -36,19 +36,19 @@ from herl_jax.sampling import pad_id_for
 from herl_jax.step.offline_step import OfflineStep
 from herl_jax.step.group_samples import sample_rows
 from herl_jax.step.rl_step import Collector, RLStep, StepSettings, frozen_copy
-from herl_jax.training.checkpoints import Checkpointer
+from herl_jax.training.checkpoints import Checkpointer, check_writable
 from herl_jax.training.compile_cache import enable_compilation_cache
 from herl_jax.training.metrics_writer import METRICS_FILE, SAMPLES_FILE, MetricsWriter
 from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.run_config import ConfigError, resolve
-from herl_jax.training.run_health import RunHealth
+from herl_jax.training.run_health import RunHealth, TrainingHalted
+from herl_jax.training.run_outcome import FAILED, FINISHED, Failure, clear_failure, record_failure, refuse_failed
 from herl_jax.training.run_policy import VALIDATION_REWARD, validation_rewards, write_export
-from herl_jax.training.run_record import record_config, record_git_revision, redacted
+from herl_jax.training.run_record import record_config, record_data, record_git_revision, redacted
 from herl_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
 
-FINISHED = "FINISHED"  # the marker of a run that reached trainer.steps (launch/sweep.py, herl_jax.reporting)
 EXPORT, EXPORT_BEST = "export", "export_best"  # the final policy; the best validation step's (trainer.export_best)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -58,9 +58,10 @@ class Trainer:
     """Builds every part from the config, then `run()` trains to `config.trainer.steps`.
 
     `allow_config_change`: resume a checkpointed run whose recorded config differs (run_record.py); the
-    config key trainer.allow_config_change allows it too."""
+    config key trainer.allow_config_change allows it too. `retry_failed`: resume a run that stopped as failed
+    (run_outcome.py) instead of refusing it."""
 
-    def __init__(self, config, workdir: str | Path, allow_config_change: bool = False):
+    def __init__(self, config, workdir: str | Path, allow_config_change: bool = False, retry_failed: bool = False):
         self.run_config = run = resolve(config)  # before anything is loaded: a typo fails in a second
         if run.trainer.prompts_per_step % jax.process_count():
             raise ConfigError(f"config.trainer.prompts_per_step={run.trainer.prompts_per_step}: must be a "
@@ -75,7 +76,7 @@ class Trainer:
         # One trainer per workdir: a second refuses, naming the holder; a dead holder's lock is taken over.
         self._lock = WorkdirLock(self.workdir).acquire() if self.is_main else None
         try:
-            self._record_run(run, allow_config_change or run.trainer.allow_config_change)
+            self._record_run(run, allow_config_change or run.trainer.allow_config_change, retry_failed)
             self._build(run)
         except BaseException:
             if hasattr(self, "checkpointer"):
@@ -83,24 +84,29 @@ class Trainer:
             self._release()
             raise
 
-    def _record_run(self, run, allow_config_change: bool) -> None:
-        """config.json (checked against a checkpointed run's) and git_revision.txt; every process checks."""
+    def _record_run(self, run, allow_config_change: bool, retry_failed: bool) -> None:
+        """A failed run refused unless retried, config.json (checked against a checkpointed run's) and
+        git_revision.txt; every process checks."""
+        if not retry_failed:
+            refuse_failed(self.workdir)
         checkpoints = self.workdir / "checkpoints"
-        resuming = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
+        check_writable(checkpoints)  # a read-only folder: refused now, not after training
+        self._resuming = resuming = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
         record_config(self.workdir, run.raw.to_dict(), resuming=resuming, allow_change=allow_config_change,
                       write=self.is_main)
         if self.is_main:
             record_git_revision(self.workdir)
             # Written later: a planted link is refused before anything loads.
-            for name in (METRICS_FILE, SAMPLES_FILE, FINISHED, EXPORT, EXPORT_BEST):
+            for name in (METRICS_FILE, SAMPLES_FILE, FINISHED, FAILED, EXPORT, EXPORT_BEST):
                 refuse_link(self.workdir / name)
 
     def _build(self, run) -> None:
-        """Loads the data, checks what can be checked before the weights, loads the policy, builds the step,
-        and resumes from the newest readable checkpoint."""
+        """Loads the data (the checkpointed run's, when resuming), checks what can be checked before the weights,
+        loads the policy, builds the step, and resumes from the newest readable checkpoint."""
         self.dataset = load_dataset(run.data)
         for stats in self.dataset.stats:
             log.info("data: %s", stats)
+        record_data(self.workdir, self.dataset, resuming=self._resuming, write=self.is_main)
         check_before_loading(run, self.dataset)
         enable_compilation_cache(run.trainer.compilation_cache_dir)
         # Every array lives on one mesh over all processes' devices, laid out by parallel.DEFAULT_RULES; the
@@ -143,8 +149,11 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> int:
         """Trains until config.trainer.steps or a stop signal; returns the number of steps done. Raises
-        run_health.TrainingHalted (nothing exported, no FINISHED) when the run stopped learning."""
+        run_health.TrainingHalted (recorded in WORKDIR/FAILED; nothing exported, no FINISHED) when the run
+        stopped learning."""
         t = self.run_config.trainer
+        if self.is_main:
+            clear_failure(self.workdir)  # a retry (a failed run is refused otherwise): failed again only if it fails
         if self.is_main and self.step < t.steps:
             # Left by an earlier, shorter run of this workdir (trainer.steps raised since): no longer finished,
             # so that a stop before the new last step leaves a run that launch/sweep.py and the report resume.
@@ -164,10 +173,13 @@ class Trainer:
                 log.warning("stop requested: saving step %d and exiting", self.step)
                 self.save()
             else:
-                self.health.check_end(self.step)
                 if t.export_final:  # every process gathers the sharded weights; process 0 writes them
                     self._export(EXPORT)
                     log.info("exported the final policy to %s", self.workdir / EXPORT)
+        except TrainingHalted as halted:
+            if self.is_main:
+                record_failure(self.workdir, Failure(halted.step, halted.reason))
+            raise
         finally:
             bar.close()
             self.close()
@@ -192,7 +204,8 @@ class Trainer:
         if self.writer and groups:  # the step just done, numbered from 0 in its seeds
             rows = sample_rows(groups, self.tokenizer, t.log_samples_groups, StepSeeds(t.seed, self.step - 1))
             self.writer.write_samples(self.step, rows)
-        self.health.observe(self.step, metrics)  # raises TrainingHalted: the last checkpoint stays the last
+        # Raises TrainingHalted before this step is saved: a retry resumes from the step before.
+        self.health.observe(self.step, metrics, last=self.step == t.steps)
         if self.step % t.checkpoint_every == 0 or self.step == t.steps:
             self.save()
         return metrics
@@ -230,7 +243,8 @@ class Trainer:
         """Checkpoints the current step (once: a step already saved is not saved again)."""
         if self.step == self._saved_step and self.step in self.checkpointer.steps():
             return
-        metadata = {"step": self.step, "data": self.batches.state_dict(), "seed": self.run_config.trainer.seed}
+        metadata = {"step": self.step, "data": self.batches.state_dict(), "seed": self.run_config.trainer.seed,
+                    "health": self.health.state_dict()}
         self.checkpointer.save(self.step, self.state, metadata)
         self._saved_step = self.step
 
@@ -240,6 +254,7 @@ class Trainer:
             return
         step, self.state, metadata = restored
         self.batches.restore(metadata["data"])
+        self.health.restore(metadata.get("health", {}))
         self.step = int(metadata["step"])
         log.info("resumed from checkpoint %d in %s", step, self.checkpointer.directory)
 

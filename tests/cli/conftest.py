@@ -3,6 +3,7 @@ file systems for the faults a path can have (read-only, full) where this machine
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -24,20 +25,30 @@ def _mount_tmpfs(directory: Path, options: str) -> None:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
 
 
-@pytest.fixture
-def read_only_dir(tmp_path):
-    """A directory nobody may write in: a read-only tmpfs as root (root ignores permission bits), else
-    a directory without write permission."""
-    directory = tmp_path / "read_only"
-    directory.mkdir()
+@contextlib.contextmanager
+def read_only(directory: Path):
+    """Makes `directory` (created) one nobody may write in for the block: a read-only tmpfs mounted on it as
+    root (root ignores permission bits), else no write permission."""
+    directory.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         _mount_tmpfs(directory, "ro,size=64k")
-        yield directory
-        subprocess.run(["umount", str(directory)], check=True)
+        try:
+            yield directory
+        finally:
+            subprocess.run(["umount", str(directory)], check=True)
     else:
         directory.chmod(0o555)
+        try:
+            yield directory
+        finally:
+            directory.chmod(0o755)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory nobody may write in (`read_only`)."""
+    with read_only(tmp_path / "read_only") as directory:
         yield directory
-        directory.chmod(0o755)
 
 
 @pytest.fixture

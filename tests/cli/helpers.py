@@ -10,6 +10,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 # Lines a CLI may write before an error besides it: the trainer's log records (also in WORKDIR/train.log).
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) ")
+# The trainer's progress bar (tqdm, named after the objective: herl_jax.learner.config.OBJECTIVES), whose updates
+# the "\r" it writes makes lines of their own.
+PROGRESS = re.compile(r"^(rl|sft|dpo): ")
 
 
 def run(args: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:

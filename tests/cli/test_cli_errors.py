@@ -18,7 +18,7 @@ INPUT_ERRORS = (
     ("herl_jax.models", "UnsupportedModelError", ValueError),
     ("herl_jax.training.checkpoints", "CheckpointError", RuntimeError),
     ("herl_jax.parallel.config", "MeshError", ValueError),
-    ("herl_jax.training.run_health", "TrainingHalted", RuntimeError),
+    ("herl_jax.training.run_outcome", "FailedRunError", RuntimeError),
     ("herl_jax.workdir_lock", "WorkdirLockError", RuntimeError),
 )
 
@@ -28,6 +28,13 @@ def test_every_input_error_is_a_user_error_in_one_line_and_keeps_its_builtin_bas
     cls = getattr(importlib.import_module(module), name)
     assert issubclass(cls, UserError) and issubclass(cls, builtin)
     assert classify(cls("a bad input\n  named here")) == (1, "a bad input named here")
+
+
+def test_a_halted_run_is_one_line_naming_its_step():
+    from herl_jax.training.run_health import TrainingHalted
+
+    assert issubclass(TrainingHalted, UserError) and issubclass(TrainingHalted, RuntimeError)
+    assert classify(TrainingHalted(4, "not learning\n  at all")) == (1, "step 4: not learning at all")
 
 
 def test_a_full_disk_names_the_file_being_written():

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 
-from tests.cli.helpers import assert_one_line_error, run
+from tests.cli.helpers import PROGRESS, assert_one_line_error, run
 from tests.trainer.conftest import REPO, config_arg
 from tests.trainer.helpers import checkpoint_steps, purge_steps, read_metrics, tensorboard_scalars
 
-PROGRESS = re.compile(r"^herl: ")
 
 
 def test_reruns_log_each_step_once_and_keep_the_config_they_resume(tmp_path, subprocess_env, tiny_checkpoint,

@@ -124,7 +124,7 @@ def test_dry_run_prints_every_command_and_writes_nothing(tmp_path, capsys):
     root = tmp_path / "sweep"
     assert _main(root, *GRID, "--dry-run", extra=["--config.trainer.steps=3", "--verbosity=1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"6 runs validated (0 already finished) under {root}"
+    assert lines[0] == f"6 runs validated (0 already finished, 0 failed) under {root}"
     for name, line in zip(NAMES, lines[1:], strict=True):
         argv = shlex.split(line)
         assert argv[:3] == [sys.executable, "-m", "herl_jax.train"]
