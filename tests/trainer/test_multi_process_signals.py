@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cli.helpers import PROGRESS
 from tests.parallel.common import free_port
 from tests.trainer.conftest import REPO, config_arg
 from tests.trainer.helpers import checkpoint_steps, read_metrics
@@ -59,7 +60,7 @@ def run_pair(config, workdir, env, logs, signal_when_training: bool = False) -> 
     processes = start_pair(config, workdir, env, logs)
     if signal_when_training:  # the progress bar appears as the loop starts: step 1 is under way
         deadline = time.monotonic() + LIMIT_S
-        while "herl:" not in (logs / "process_0.txt").read_text():
+        while not any(PROGRESS.match(line) for line in (logs / "process_0.txt").read_text().splitlines()):
             assert all(p.poll() is None for p in processes) and time.monotonic() < deadline, \
                 (logs / "process_0.txt").read_text()[-3000:]
             time.sleep(0.2)
