@@ -26,6 +26,7 @@ from ml_collections.config_flags.config_flags import is_config_flag
 from herl_jax.cli_errors import UsageError, one_line
 
 ITEM_TYPES = (bool, int, float, str)
+_UNSET_SECTION = re.compile(r"Override (?P<key>[\w.-]+) can not be applied because field \"(?P<field>[\w-]+)\" is None")
 
 
 class SequenceParser(tuple_parser.TupleParser):
@@ -139,6 +140,12 @@ def _flag_error(error: BaseException, argv: list[str]) -> str | None:
         hint = re.search(r'Did you mean "([^"]+)"', message)
         suggestion = f" (did you mean {hint.group(1)!r}?)" if hint else ""
         return f"the config has no key {key.group(0) if key else message!r}{suggestion}; overrides given: {overrides}"
+    unset = _UNSET_SECTION.search(str(error)) if isinstance(error, ValueError) else None
+    if unset:  # ml_collections: an override below a section the config sets to None (e.g. rubrics.judge)
+        key, parts = unset.group("key"), unset.group("key").split(".")
+        section = ".".join(parts[:parts.index(unset.group("field")) + 1])
+        return (f"--config.{key}: config.{section} is None in this config, so its keys cannot be set one by one; "
+                f"define the section in the config file (a dict of its keys) to override them")
     if isinstance(error, OSError):  # ml_collections: an override given for a config file it could not load
         return f"cannot load the config file: {_last_line(error)}"
     return None

@@ -31,6 +31,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from herl_jax.step.validation_keys import VALIDATION_REWARD
 from herl_jax.training.run_outcome import FINISHED, failure_of
 
 RETRY_FAILED = "--retry_failed"  # the trainer flag that resumes a failed run; the sweep then runs it too
@@ -273,12 +274,12 @@ def _status(run: Run, returncode: int, interrupted: bool) -> str:
 
 def summary_table(results: list[Result]) -> str:
     """A plain-text table: run, status, minutes, and the last logged step and rewards of each run."""
-    header = ("run", "status", "minutes", "step", "reward/mean", "validation/reward_mean")
+    header = ("run", "status", "minutes", "step", "reward/mean", VALIDATION_REWARD)
     rows = [header]
     for r in results:
         metrics = last_metrics(r.run.workdir)
         rows.append((r.run.name, r.status, f"{r.seconds / 60:.1f}", _fmt(metrics.get("step")),
-                     _fmt(metrics.get("reward/mean")), _fmt(metrics.get("validation/reward_mean"))))
+                     _fmt(metrics.get("reward/mean")), _fmt(metrics.get(VALIDATION_REWARD))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 

@@ -68,3 +68,29 @@ def test_every_cited_section_exists(texts):
         bad += [f"{name}:{_line(text, at)}: §{n} is no section of {SPEC}" for at, n in refs if n not in sections]
     assert not bad, "\n".join(bad)
     assert cited, f"no citation of {SPEC} found: the pattern is broken"
+
+
+TEST_CITATION = re.compile(r"(tests/[\w/]+\.py)(?:::(\w+))?|(?<![\w/.])::(\w+)")
+
+
+def test_every_cited_test_exists(texts):
+    """A document that names a test as evidence ("tests/x.py::test_y", then "::test_z" for another test of
+    the same file on that line) names one that is there: a renamed test must not leave its old name behind."""
+    cited, bad = 0, []
+    for name, text in texts.items():
+        if not name.endswith(".md"):
+            continue
+        for number, line in enumerate(text.splitlines(), start=1):
+            current = None
+            for m in TEST_CITATION.finditer(line):
+                path, function = (m.group(1), m.group(2)) if m.group(1) else (current, m.group(3))
+                if path is None:
+                    continue
+                current, cited = path, cited + 1
+                source = texts.get(path)
+                if source is None:
+                    bad.append(f"{name}:{number}: {path} is not tracked")
+                elif function and not re.search(rf"^\s*(?:async )?def {function}\(", source, re.M):
+                    bad.append(f"{name}:{number}: {path} has no test {function}")
+    assert not bad, "\n".join(bad)
+    assert cited, "no test citation found: the pattern is broken"

@@ -13,7 +13,7 @@ from flax import nnx
 from herl_jax import parallel
 from herl_jax.models.decoder import Decoder
 from herl_jax.models.hf_layout import tensor_specs
-from herl_jax.own_files import writing
+from herl_jax.own_files import write_file, writing
 
 DEFAULT_MAX_SHARD_BYTES = 4 * 1024**3
 
@@ -23,6 +23,9 @@ def export_hf(model: Decoder, directory: str | os.PathLike, tokenizer=None,
     """Writes config.json, safetensors weights (sharded with an index past `max_shard_bytes`) and the
     tokenizer files. Tensors are converted one at a time and each shard is written as soon as it fills,
     so the host holds at most one shard besides the model.
+
+    Files are written without following links (herl_jax.own_files); the tokenizer's files are its own
+    writer's, so the trainer and the export CLI write into a folder they have just made (run_policy.write_export).
 
     In a multi-process run, call it on every process: each parameter sharded across processes is gathered
     (a collective), one at a time, and process 0 alone writes."""
@@ -73,8 +76,8 @@ def export_hf(model: Decoder, directory: str | os.PathLike, tokenizer=None,
             path.replace(out / filename)
             weight_map.update({name: filename for name in names})
         index = {"metadata": {"total_size": total_bytes}, "weight_map": weight_map}
-        (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
-    (out / "config.json").write_text(json.dumps(cfg.to_hf_dict(), indent=2))
+        write_file(out / "model.safetensors.index.json", json.dumps(index, indent=2))
+    write_file(out / "config.json", json.dumps(cfg.to_hf_dict(), indent=2))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(out))
     return out

@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from herl_jax.reporting.table import CURVES, VALIDATION_REWARD, Row, label_of
+from herl_jax.reporting.table import CURVES, Row, label_of
+from herl_jax.step.validation_keys import VALIDATION_REWARD
 
 ALPHA, GAMMA = "herl.alpha", "train.loss.shaping_gamma"
 

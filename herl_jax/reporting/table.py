@@ -33,10 +33,10 @@ from pathlib import Path
 
 from herl_jax.reporting.runs import Run, relative
 from herl_jax.reporting.stats import Estimate, estimate
+from herl_jax.step.validation_keys import VALIDATION_REWARD, VALIDATION_SUCCESS
 
 POOLED_KEYS = ("trainer.seed", "trainer.run_name")
 SHORT_LABELS = {"herl.alpha": "alpha", "train.loss.shaping_gamma": "gamma", "herl.variant": "variant"}
-VALIDATION_REWARD, VALIDATION_SUCCESS = "validation/reward_mean", "validation/success_rate"
 # column key -> heading, in table order
 COLUMNS = {
     "final_reward": "final val. reward", "best_reward": "best val. reward", "reward_area": "val. reward area",

@@ -14,7 +14,8 @@ RULES = """\
 Rows: runs whose config.json differ only in `trainer.seed` / `trainer.run_name` pool into one configuration;
 its finished runs make one row (mean ± half-width of the 95% Student t interval over seeds; one seed: no
 interval), and every run that is not finished has a row of its own with its latest numbers. Status: finished
-(FINISHED file), running (herl.lock held by a live process), failed (a Traceback / ERROR in train.log),
+(FINISHED file), running (herl.lock held by a live process), failed (a FAILED file, or a Traceback / ERROR in
+train.log),
 unfinished (stopped before its last step; rerunning resumes it), not started. Final / best: the last / the
 highest validation point (greedy replies to the validation prompts); val. reward area: the mean over the
 validation points (the area under the validation curve per step of its span); revision rate, gain (best revision's

@@ -39,6 +39,7 @@ from herl_jax.step.config import SampleSection
 from herl_jax.step.held_out import score_held_out
 from herl_jax.step.phases import Experience
 from herl_jax.step.sample_and_score import ScoredBatch, sample_and_score
+from herl_jax.step.validation_keys import VALIDATION_DROPPED, VALIDATION_REWARD, VALIDATION_SUCCESS
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,11 @@ class Collector:
         if not held.replies:
             return {}
         if not held.rewards:
-            return {"validation/dropped": float(held.dropped)}
+            return {VALIDATION_DROPPED: float(held.dropped)}
         return {
-            "validation/reward_mean": float(np.mean(held.rewards)),
-            "validation/success_rate": float(np.mean(held.successes(success_threshold))),
-            "validation/dropped": float(held.dropped),
+            VALIDATION_REWARD: float(np.mean(held.rewards)),
+            VALIDATION_SUCCESS: float(np.mean(held.successes(success_threshold))),
+            VALIDATION_DROPPED: float(held.dropped),
         }
 
     def _sample_and_score(self, policy, prompt_ids, tasks, sampling) -> ScoredBatch:

@@ -26,9 +26,9 @@ from herl_jax.own_files import refuse_link, write_file
 from herl_jax.training.checkpoints import CheckpointError, read_params, saved_steps
 from herl_jax.training.metrics_writer import METRICS_FILE
 from herl_jax.training.preflight import model_config_of
+from herl_jax.step.validation_keys import VALIDATION_REWARD
 from herl_jax.training.run_record import CONFIG_FILE
 
-VALIDATION_REWARD = "validation/reward_mean"
 STEP_CHOICES = ("latest", "best")  # besides a step number
 EXPORT_RECORD = "herl_export.json"  # in an export: the run and step it holds
 # WORKDIR@STEP: a run's checkpoint where a policy source is expected (evaluate --checkpoint).

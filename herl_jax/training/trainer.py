@@ -36,6 +36,7 @@ from herl_jax.sampling import pad_id_for
 from herl_jax.step.offline_step import OfflineStep
 from herl_jax.step.group_samples import sample_rows
 from herl_jax.step.rl_step import Collector, RLStep, StepSettings, frozen_copy
+from herl_jax.step.validation_keys import VALIDATION_REWARD
 from herl_jax.training.checkpoints import Checkpointer, check_writable
 from herl_jax.training.compile_cache import enable_compilation_cache
 from herl_jax.training.metrics_writer import METRICS_FILE, SAMPLES_FILE, MetricsWriter
@@ -43,7 +44,7 @@ from herl_jax.training.preflight import check_before_loading
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth, TrainingHalted
 from herl_jax.training.run_outcome import FAILED, FINISHED, Failure, clear_failure, record_failure, refuse_failed
-from herl_jax.training.run_policy import VALIDATION_REWARD, validation_rewards, write_export
+from herl_jax.training.run_policy import validation_rewards, write_export
 from herl_jax.training.run_record import record_config, record_data, record_git_revision, redacted
 from herl_jax.workdir_lock import WorkdirLock
 

@@ -64,11 +64,17 @@ def test_tuple_items_take_the_type_of_the_keys_items(value, ks):
     (DEMO, "--config.herl.alpha=abc", "flag --config.herl.alpha=abc: could not convert string to float"),
     (DEMO, "--config.herl.alpah=0.1", "the config has no key 'alpah' (did you mean 'alpha'?)"),
     (DEMO, "--nosuchflag", "Unknown command line flag 'nosuchflag'"),
+    (DEMO, "--config.rubrics.judge.model=gpt-4o", "--config.rubrics.judge.model: config.rubrics.judge is None"),
 ])
 def test_a_bad_override_is_one_line_naming_it(config, override, message):
     with pytest.raises(UsageError) as error:
         parse(config, override)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_a_config_that_defines_the_judge_takes_its_keys():
+    config = parse(f"{PAPER}:qwen2.5-7b,herl,medical", "--config.rubrics.judge.model=gpt-4o")
+    assert config.rubrics.judge.model == "gpt-4o"
 
 
 def test_a_missing_config_file_is_named(tmp_path):

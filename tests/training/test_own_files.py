@@ -9,11 +9,13 @@ import pytest
 from herl_jax.errors import UserError
 from herl_jax.evaluation.report import write_report
 from herl_jax.evaluation.store import ResultStore
+from herl_jax.models import export_hf
 from herl_jax.own_files import LinkedFileError, write_file
 from herl_jax.training.checkpoints import CHECKSUM_FILE, write_checksums
 from herl_jax.training.metrics_writer import MetricsWriter
 from herl_jax.training.run_record import record_git_revision
 from herl_jax.workdir_lock import WorkdirLock, WorkdirLockError
+from tests.training.tiny import tiny_model
 
 VICTIM = "the victim's own file\n"
 
@@ -80,6 +82,13 @@ def test_the_evaluation_report_is_not_written_through_a_link(tmp_path, victim, n
     link = _planted(tmp_path / "out", name, victim)
     with pytest.raises(LinkedFileError) as excinfo:
         write_report(link.parent)
+    _refused(excinfo, link)
+
+
+def test_an_export_is_not_written_through_a_link(tmp_path, victim):
+    link = _planted(tmp_path / "export", "config.json", victim)
+    with pytest.raises(LinkedFileError) as excinfo:
+        export_hf(tiny_model(), link.parent)
     _refused(excinfo, link)
 
 
