@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     system = [{"role": "system", "content": args.system}] if args.system else []
     conversations = [system + [{"role": "user", "content": m}] for m in args.messages]
     longest = check_context(args, conversations)  # before the weights load
+    check_memory(args, len(conversations), longest)
     model, tokenizer = load_policy(args.model, dtype=args.dtype)
     config = SamplingConfig(n=args.n, max_new_tokens=args.max_new_tokens, max_prompt_len=longest,
                             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
@@ -59,7 +60,7 @@ def check_context(args, conversations) -> int:
     --max-new-tokens exceeds the model's context."""
     from herl_jax.models import load_tokenizer
     from herl_jax.sampling import encode_chats
-    from herl_jax.training.preflight import model_config_of
+    from herl_jax.models.loading import model_config_of
 
     cfg, where = model_config_of(args.model)
     prompts = encode_chats(load_tokenizer(args.model), conversations)
@@ -69,6 +70,24 @@ def check_context(args, conversations) -> int:
                              f"it exceeds the model's context window of {cfg.max_position_embeddings} tokens "
                              f"(max_position_embeddings in {where})")
     return max(len(ids) for ids in prompts)
+
+
+def check_memory(args, prompts: int, longest: int) -> None:
+    """Refuses (UsageError) a call whose memory plan (herl_jax.memory_plan.plan_sampling) cannot fit this
+    machine: the weights, the prompts' and the decode slots' caches, the replies' host arrays."""
+    from herl_jax.buckets import round_up
+    from herl_jax.memory_plan import SamplerCall, plan_sampling
+    from herl_jax.models.loading import model_config_of
+    from herl_jax.training.preflight import Machine, memory_shortfall
+
+    cfg, _ = model_config_of(args.model, dtype=args.dtype, param_dtype=args.dtype)
+    defaults = SamplingConfig()
+    call = SamplerCall("chat", prompts, args.n, round_up(longest, defaults.prompt_bucket), args.max_new_tokens,
+                       defaults.decode_slots)
+    shortfall = memory_shortfall(plan_sampling(cfg, call), call,
+                                 {"sampling": "--n, the number of messages or --max-new-tokens"}, Machine.here())
+    if shortfall:
+        raise UsageError(shortfall)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ class ProgramReport:
     ideal_bytes: float | None = None  # FSDP's ideal bytes sent, where one is defined
     predicted_s: float | None = None  # decode: a step's time predicted on the reference GPU (decode_step_time)
     roofline_s: float | None = None  # decode: one GPU reading the same weights and its rows' keys, alone
-    estimated_temp_bytes: int | None = None  # the memory plan's estimate of temp_bytes (herl_jax.plan), where made
+    estimated_temp_bytes: int | None = None  # herl_jax.memory_plan's estimate of temp_bytes, where made
 
 
 # The reference GPU of the predictions: an H100 SXM's HBM3 bandwidth, one direction of NVLink 4, and the
@@ -180,7 +180,7 @@ def compile_programs(config, num_devices: int, layers: int | None, dump_dir: Pat
 
     from herl_jax import parallel
     from herl_jax.models import Decoder
-    from herl_jax.plan import model_config_for
+    from herl_jax.memory_plan import model_config_for
 
     m = config.model
     cfg, _ = model_config_for(m.source, dtype=m.dtype, param_dtype="float32", attention_impl=m.attention_impl,
@@ -206,7 +206,7 @@ def _training_reports(config, model: _Model, compile_one: _Compiler) -> list[Pro
 
     from herl_jax import parallel
     from herl_jax.config import validate
-    from herl_jax.plan import _training_length, peak_temporaries, training_temporaries
+    from herl_jax.memory_plan import training_length, peak_temporaries, training_temporaries
     from herl_jax.learner.learner import Learner
     from herl_jax.learner.loss import Normalizer
     from herl_jax.learner.optim import make_optimizer
@@ -217,7 +217,7 @@ def _training_reports(config, model: _Model, compile_one: _Compiler) -> list[Pro
     param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(model.compute))
     ideal = fsdp_ideal_bytes(param_bytes, parallel.shards("embed", model.mesh, model.rules))
     reports, rows = [], run.learner.micro_batch_size
-    for width in sorted({_training_width(config, "rollout"), _training_length(config)}):
+    for width in sorted({_training_width(config, "rollout"), training_length(config)}):
         micro = {k: host((rows, width), jnp.int32) for k in ("input_ids", "attention_mask", "positions", "targets")}
         inputs = dict(micro)
         micro.update(loss_mask=host((rows, width), jnp.bool_), advantages=host((rows,), jnp.float32),
@@ -250,7 +250,7 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
     from flax import nnx
 
     from herl_jax import parallel
-    from herl_jax.plan import decode_temporaries, peak_temporaries, prefill_temporaries, sampler_calls
+    from herl_jax.memory_plan import decode_temporaries, peak_temporaries, prefill_temporaries, sampler_calls
     from herl_jax.sampling import slots as slot_programs
     from herl_jax.sampling.sampler import refill_count
 
@@ -308,7 +308,7 @@ def program_counts(config, batch_shards: int) -> dict[str, int]:
     over every attention window they can reach (herl_jax.buckets; the static batch decodes once over the
     whole cache)."""
     from herl_jax.buckets import decode_slot_count, prompt_bucket_count, prompt_bucket_len
-    from herl_jax.plan import sampler_calls
+    from herl_jax.memory_plan import sampler_calls
     from herl_jax.sampling import SamplingConfig
     from herl_jax.sampling.sampler import attention_window, slot_cache_len
 

@@ -18,7 +18,7 @@ FLOORS = {
     "models": 2, "herl": 2, "data": 2,
     "sampling": 3,
     "learner": 4, "evaluation": 4,  # the policy update (device code and its host driver); evaluation
-    "step": 5,  # one RL step: sample, score, revise, assemble, update
+    "step": 5, "memory_plan": 5,  # one RL step: sample, score, revise, assemble, update; a run's memory plan
     "training": 6,  # the run's lifecycle: run config, trainer loop, checkpoints, logs, health
     "reporting": 7,  # the report over finished runs: an entry point's package
 }

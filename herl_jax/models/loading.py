@@ -7,6 +7,7 @@ buffer goes straight to its shards on the devices (`herl_jax.parallel`): no devi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -63,6 +64,25 @@ def resolve_source(source: str | os.PathLike) -> tuple[str, Path]:
             f"model source {name!r} is neither an existing path nor a built-in name ({sorted(BUILTIN_MODELS)})"
         )
     raise ValueError(f"model source {name!r}: expected a HF checkpoint directory or a .gguf file")
+
+
+def model_config_of(source: str | os.PathLike, **runtime) -> tuple[ModelConfig, str]:
+    """(the ModelConfig of `source` with the `runtime` settings, where it was read: its config.json or GGUF
+    file), no weights read. A GGUF file's metadata is parsed once per file version in a process (seconds:
+    it holds the vocabulary), so the checks before loading and the memory plan share one read."""
+    kind, path = resolve_source(source)
+    if kind == "gguf":
+        stat = path.stat()
+        return ModelConfig.from_hf_dict(_gguf_hf_config(str(path.resolve()), stat.st_size, stat.st_mtime_ns),
+                                        **runtime), str(path)
+    return ModelConfig.from_json_file(path / "config.json", **runtime), str(path / "config.json")
+
+
+@functools.lru_cache(maxsize=4)
+def _gguf_hf_config(path: str, size: int, mtime_ns: int) -> dict:
+    from herl_jax.models.gguf_reader import GGUFCheckpoint
+
+    return GGUFCheckpoint(path).hf_config()
 
 
 def load_model(source: str | os.PathLike, *, dtype: str = "float32", param_dtype: str | None = None,

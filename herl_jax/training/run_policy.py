@@ -22,10 +22,10 @@ import jax
 from flax import nnx
 
 from herl_jax.models import Decoder, export_hf, load_tokenizer
+from herl_jax.models.loading import model_config_of
 from herl_jax.own_files import refuse_link, write_file
 from herl_jax.training.checkpoints import CheckpointError, read_params, saved_steps
 from herl_jax.training.metrics_writer import METRICS_FILE
-from herl_jax.training.preflight import model_config_of
 from herl_jax.step.validation_keys import VALIDATION_REWARD
 from herl_jax.training.run_record import CONFIG_FILE
 

@@ -40,7 +40,7 @@ from herl_jax.step.validation_keys import VALIDATION_REWARD
 from herl_jax.training.checkpoints import Checkpointer, check_writable
 from herl_jax.training.compile_cache import enable_compilation_cache
 from herl_jax.training.metrics_writer import METRICS_FILE, SAMPLES_FILE, MetricsWriter
-from herl_jax.training.preflight import check_before_loading
+from herl_jax.training.preflight import check_before_loading, check_memory
 from herl_jax.training.run_config import ConfigError, resolve
 from herl_jax.training.run_health import RunHealth, TrainingHalted
 from herl_jax.training.run_outcome import FAILED, FINISHED, Failure, clear_failure, record_failure, refuse_failed
@@ -115,6 +115,7 @@ class Trainer:
         self.mesh = parallel.make_mesh(run.mesh)
         log.info("mesh %s over %d devices in %d processes", dict(self.mesh.shape), self.mesh.size,
                  jax.process_count())
+        check_memory(run, self.mesh.size)
         m = run.model
         self.model, self.tokenizer = load_policy(m.source, dtype=m.dtype, param_dtype="float32",
                                                  attention_impl=m.attention_impl, remat=m.remat, mesh=self.mesh)

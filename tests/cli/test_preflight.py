@@ -53,6 +53,10 @@ def test_the_loaded_marker_is_what_a_good_run_logs(tmp_path, subprocess_env, tin
     (["--config.data.format=rar"], "no usable example"),  # HIR rows read as RaR: a data error, before the weights
     # Issue 27: failed after the weights loaded, in the data iterator (the tiny train set has 8 examples).
     (["--config.trainer.prompts_per_step=10"], "config.trainer.prompts_per_step=10: more than the 8 training"),
+    # Issue 27: ran until the host ran out of memory (2 prompts x 10^12 rows: the sampler's host arrays alone
+    # are petabytes), though the memory plan knows it cannot fit. The mesh is known: after the mesh line.
+    (["--config.rollout.n=1000000000000", "--config.train.ppo.mini_batch_size=2000000000002",
+      "--config.train.ppo.micro_batch_size=2"], "cannot fit in memory: it needs at least"),
 ])
 def test_train_refuses_before_loading(tmp_path, subprocess_env, tiny_checkpoint, hir_files, flags, needle):
     result, workdir = _train(tmp_path, subprocess_env, tiny_checkpoint, hir_files, "hir", *flags)
@@ -110,6 +114,13 @@ def test_chat_refuses_a_prompt_longer_than_the_context(subprocess_env, tiny_chec
     result = run([*CHAT, long_message, "--model", str(tiny_checkpoint), "--max-new-tokens", "4"], subprocess_env)
     line = assert_one_line_error(result, "1024", status=2)
     assert "message 1" in line and "--max-new-tokens" in line
+
+
+def test_chat_refuses_replies_that_cannot_fit_in_memory(subprocess_env, tiny_checkpoint):
+    result = run([*CHAT, "hello", "--model", str(tiny_checkpoint), "--n", str(10**13), "--max-new-tokens", "4"],
+                 subprocess_env)
+    line = assert_one_line_error(result, "cannot fit in memory", status=2)
+    assert "chat call's 10000000000000 rows x 4 tokens" in line and "--n" in line
 
 
 def test_chat_answers_a_prompt_over_the_samplers_default_limit_that_the_context_holds(tmp_path, subprocess_env,

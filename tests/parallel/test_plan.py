@@ -1,5 +1,6 @@
 """`python -m herl_jax.plan`: per-device bytes from shapes alone, checked against counts made by hand."""
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -9,9 +10,10 @@ import jax
 import pytest
 
 from herl_jax.models.loading import resolve_source
-from herl_jax.plan import SamplerCall, plan_memory, sampler_arrays
+from herl_jax.memory_plan import GIB, SamplerCall, plan_memory, sampler_arrays, sampler_calls
 from herl_jax.sampling import SamplingConfig, generate
 from herl_jax.sampling import slots as slot_programs
+from herl_jax.training.preflight import Machine, memory_shortfall
 from tests.parallel.common import REPO
 from tests.trainer.tiny_config import demo_config
 from tests.training.tiny import tiny_model
@@ -173,3 +175,57 @@ def test_planned_sampler_buffers_are_those_the_sampler_allocates(slots, monkeypa
                                                    decode_slots=slots))
     planned = sum(math.prod(shape) * itemsize for group in arrays.values() for shape, _, itemsize in group)
     assert len(allocated) == 2 and planned == sum(allocated)
+
+
+# A node of eight 80 GB GPUs, as jax reports one (an allocator limit per device).
+H100_NODE = Machine("NVIDIA H100 80GB HBM3", 80 * GIB, host=2048 * GIB, local_devices=8, processes=1)
+KEYS = {"sampling": "SAMPLING-KEYS", "training": "TRAINING-KEYS"}
+
+
+def test_a_paper_run_that_fits_eight_gpus_is_not_refused():
+    config = paper_config(data=1, fsdp=8, tensor=1)
+    plan = plan_memory(config, num_devices=8)
+    assert plan.peak_per_device <= 80 * GIB  # what `python -m herl_jax.plan` reports as "fits"
+    largest = max(sampler_calls(config, 8), key=lambda c: c.host_bytes)
+    assert memory_shortfall(plan, largest, KEYS, H100_NODE) is None
+
+
+def test_a_paper_run_on_one_gpu_is_refused_naming_the_phase_to_shrink():
+    plan = plan_memory(paper_config(), num_devices=1)
+    least, phase = plan.least_peak
+    assert least >= 12 * QWEN_7B_PARAMS > 80 * GIB  # float32 weights and Adam's two moments alone
+    message = memory_shortfall(plan, None, KEYS, dataclasses.replace(H100_NODE, local_devices=1))
+    assert message.startswith(f"cannot fit in memory: the plan needs at least {least / GIB:.1f} GiB per device")
+    assert "a NVIDIA H100 80GB HBM3 here holds 80.0 GiB" in message and f"lower {KEYS[phase]}" in message
+    assert "\n" not in message
+
+
+def test_only_a_device_short_of_the_plan_at_its_lowest_estimate_is_refused():
+    """The temporaries are estimates (within 1.5x of XLA's, tests/parallel/test_temporaries.py): a device
+    between the plan's lowest and its planned peak may hold the run; one below the lowest cannot."""
+    plan = plan_memory(paper_config(), num_devices=1)
+    least, _ = plan.least_peak
+    exact = sum(i.per_device for i in plan.items if i.phase == "persistent")
+    assert exact < least < plan.peak_per_device
+    for limit, refused in ((int(least), False), ((int(least) + plan.peak_per_device) // 2, False), (int(least) - 1, True)):
+        machine = dataclasses.replace(H100_NODE, device_limit=limit)
+        assert (memory_shortfall(plan, None, KEYS, machine) is not None) == refused, limit
+
+
+def test_cpu_devices_and_the_host_arrays_share_the_host_memory():
+    """On CPU (no allocator limit) the devices' plan and the largest call's host arrays (its rows' int32
+    tokens and float32 log-probs, and the queue of row numbers) must fit the host together."""
+    plan = plan_memory(demo_config(), num_devices=2)
+    least, _ = plan.least_peak
+    call = SamplerCall("rollouts", prompts=4, n=10**7, prompt_len=128, max_new=48, decode_slots=64)
+    host_arrays = 4 * 10**7 * (48 * (4 + 4) + 8 + 28)
+    assert call.host_bytes == host_arrays
+    need = host_arrays + 2 * least
+    cpu = Machine("cpu", None, host=int(need), local_devices=2, processes=1)
+    assert memory_shortfall(plan, call, KEYS, cpu) is None
+    message = memory_shortfall(plan, call, KEYS, dataclasses.replace(cpu, host=int(need) - 1))
+    assert message.startswith(f"cannot fit in memory: it needs at least {need / GIB:.1f} GiB of this host's")
+    assert "2 CPU devices x" in message and "rollouts call's 40000000 rows x 48 tokens" in message
+    assert host_arrays > 2 * least and f"lower {KEYS['sampling']}" in message  # the host arrays weigh most
+    # Two processes on the host each hold half the rows.
+    assert memory_shortfall(plan, call, KEYS, dataclasses.replace(cpu, host=int(need) - 1, processes=2)) is None
