@@ -68,21 +68,26 @@ def resolve_source(source: str | os.PathLike) -> tuple[str, Path]:
 
 def model_config_of(source: str | os.PathLike, **runtime) -> tuple[ModelConfig, str]:
     """(the ModelConfig of `source` with the `runtime` settings, where it was read: its config.json or GGUF
-    file), no weights read. A GGUF file's metadata is parsed once per file version in a process (seconds:
-    it holds the vocabulary), so the checks before loading and the memory plan share one read."""
+    file), no weights read."""
     kind, path = resolve_source(source)
     if kind == "gguf":
-        stat = path.stat()
-        return ModelConfig.from_hf_dict(_gguf_hf_config(str(path.resolve()), stat.st_size, stat.st_mtime_ns),
-                                        **runtime), str(path)
+        return ModelConfig.from_hf_dict(_gguf_checkpoint(path).hf_config(), **runtime), str(path)
     return ModelConfig.from_json_file(path / "config.json", **runtime), str(path / "config.json")
 
 
-@functools.lru_cache(maxsize=4)
-def _gguf_hf_config(path: str, size: int, mtime_ns: int) -> dict:
+def _gguf_checkpoint(path: Path):
+    """The GGUFCheckpoint of `path`, opened once per file version in a process: parsing a GGUF's metadata
+    takes seconds (it holds the vocabulary), and the checks before loading, the memory plan and the loading
+    itself all read it."""
+    stat = path.stat()
+    return _open_gguf(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _open_gguf(path: str, size: int, mtime_ns: int):
     from herl_jax.models.gguf_reader import GGUFCheckpoint
 
-    return GGUFCheckpoint(path).hf_config()
+    return GGUFCheckpoint(path)
 
 
 def load_model(source: str | os.PathLike, *, dtype: str = "float32", param_dtype: str | None = None,
@@ -93,9 +98,7 @@ def load_model(source: str | os.PathLike, *, dtype: str = "float32", param_dtype
     runtime = dict(dtype=dtype, param_dtype=param_dtype or dtype, attention_impl=attention_impl, remat=remat)
     kind, path = resolve_source(source)
     if kind == "gguf":
-        from herl_jax.models.gguf_reader import GGUFCheckpoint
-
-        ckpt = GGUFCheckpoint(path)
+        ckpt = _gguf_checkpoint(path)
         cfg = ModelConfig.from_hf_dict(ckpt.hf_config(), **runtime)
         return build_model(cfg, ckpt.read, ckpt.names(), label=str(path), mesh=mesh, rules=rules)
     cfg = ModelConfig.from_json_file(path / "config.json", **runtime)
