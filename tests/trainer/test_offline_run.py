@@ -60,12 +60,7 @@ def test_two_steps_through_the_train_cli(kind, tiny_checkpoint, offline_files, s
     assert checkpoint_steps(workdir) == [1, 2]
     assert (workdir / FINISHED).read_text().strip() == "2"
     assert (workdir / "export" / "config.json").is_file()
-
-    again = run(["-m", "herl_jax.train", "--config", f"tests/trainer/tiny_config.py:{arg}", "--workdir",
-                 str(workdir), "--config.trainer.steps=3"], subprocess_env)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "resumed from checkpoint 2" in again.stderr
-    assert [m["step"] for m in read_metrics(workdir)] == [1, 2, 3]
+    # Resuming is the Trainer's, the same for every objective: test_resume_reproduces_the_uninterrupted_run.
 
 
 @pytest.mark.parametrize("kind", ["sft", "dpo"])
