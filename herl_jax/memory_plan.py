@@ -42,6 +42,7 @@ GIB = 1024**3
 # (tests/parallel/test_temporaries.py): a plan is certain to be short of memory only past it.
 ESTIMATE_MARGIN = 1.5
 
+
 @dataclasses.dataclass(frozen=True)
 class Item:
     """One group of arrays: `phase` is "persistent" (whole run), "sampling" or "training"."""
@@ -233,9 +234,10 @@ def sampler_calls(config, batch_shards: int = 1) -> list[SamplerCall]:
 
     if not ObjectiveConfig(**config.train.objective).offline:
         calls.append(call("rollouts", config.rollout, t.prompts_per_step, config.rollout.n, t.score_overlap_chunks))
-    if calls and HerlConfig(**config.herl).revises:
-        candidates = min(config.herl.max_candidates, config.rollout.n)
-        calls.append(call("revisions", config.revision, t.prompts_per_step * candidates, 1, t.score_overlap_chunks))
+        if HerlConfig(**config.herl).revises:
+            candidates = min(config.herl.max_candidates, config.rollout.n)
+            calls.append(call("revisions", config.revision, t.prompts_per_step * candidates, 1,
+                              t.score_overlap_chunks))
     if t.validate_every and t.validation_prompts:
         calls.append(call("validation", config.rollout, t.validation_prompts, 1, 1))
     return calls
