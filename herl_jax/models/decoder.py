@@ -271,10 +271,7 @@ class Decoder(nnx.Module):
         if positions is None:
             positions = jnp.maximum(start_len[:, None] + jnp.cumsum(attention_mask, axis=1) - 1, 0)
         window = key_valid.shape[1] if window is None else window
-        mask = None
-        if lengths is None:
-            causal = jnp.arange(window)[None, None, :] <= slot[:, :, None]  # [B or 1, T, W]
-            mask = causal[:, None] & key_valid[:, None, None, :window]  # [B, 1, T, W]
+        mask = _dense_mask(slot, key_valid, window) if lengths is None else None
 
         inv_freq = rope_inverse_frequencies(cfg)
         def pin(x):
@@ -336,6 +333,13 @@ def _causal_lengths(cfg: ModelConfig, attention_mask, right_padded: bool, cache)
     if cache is not None:
         raise ValueError("right_padded is for a forward without a cache")
     return jnp.maximum(attention_mask.sum(axis=1), 1) if _lengths_form(_attention_impl(cfg)) else None
+
+
+def _dense_mask(slot, key_valid, window: int):
+    """Attention mask [B, 1, T, W]: query t (in cache slot `slot[b, t]`) sees the valid keys up to its own slot
+    among the first `window`."""
+    causal = jnp.arange(window)[None, None, :] <= slot[:, :, None]  # [B or 1, T, W]
+    return causal[:, None] & key_valid[:, None, None, :window]
 
 
 def _key_slots(attention_mask, cache: KVCache | None):

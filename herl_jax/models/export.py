@@ -66,18 +66,23 @@ def export_hf(model: Decoder, directory: str | os.PathLike, tokenizer=None,
     if not writer:
         return out
     flush()
-
-    if len(written) == 1:
-        written[0][0].replace(out / "model.safetensors")
-    else:
-        weight_map = {}
-        for n, (path, names) in enumerate(written, start=1):
-            filename = f"model-{n:05d}-of-{len(written):05d}.safetensors"
-            path.replace(out / filename)
-            weight_map.update({name: filename for name in names})
-        index = {"metadata": {"total_size": total_bytes}, "weight_map": weight_map}
-        write_file(out / "model.safetensors.index.json", json.dumps(index, indent=2))
+    _name_shards(out, written, total_bytes)
     write_file(out / "config.json", json.dumps(cfg.to_hf_dict(), indent=2))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(out))
     return out
+
+
+def _name_shards(out: Path, written: list[tuple[Path, list[str]]], total_bytes: int) -> None:
+    """Gives the temporary shard files in `written` (path, tensor names) their final names: one
+    model.safetensors, or model-0000k-of-0000n.safetensors with the index transformers reads."""
+    if len(written) == 1:
+        written[0][0].replace(out / "model.safetensors")
+        return
+    weight_map = {}
+    for n, (path, names) in enumerate(written, start=1):
+        filename = f"model-{n:05d}-of-{len(written):05d}.safetensors"
+        path.replace(out / filename)
+        weight_map.update({name: filename for name in names})
+    index = {"metadata": {"total_size": total_bytes}, "weight_map": weight_map}
+    write_file(out / "model.safetensors.index.json", json.dumps(index, indent=2))

@@ -157,15 +157,22 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
         ran, active, step = (np.array(x) for x in jax.device_get(progress))
         steps, chunks = steps + int(ran), chunks + 1
 
-    tokens = np.full((num_prompts * config.n, max_new), pad_id, np.int32)
-    logprobs = np.zeros((num_prompts * config.n, max_new), np.float32)
-    for held_tokens, held_logprobs, rows in ended + [(*slot_programs.completions(slots, mesh=mesh), served)]:
-        mine = rows >= 0
-        tokens[rows[mine]] = np.asarray(held_tokens)[mine]
-        logprobs[rows[mine]] = np.asarray(held_logprobs)[mine]
-    output = _output(tokens, logprobs, config, num_prompts)
+    ended.append((*slot_programs.completions(slots, mesh=mesh), served))
+    output = _output(*_by_request_row(ended, num_prompts * config.n, max_new, pad_id), config, num_prompts)
     decoded = int(output.lengths.sum()) - len(output.lengths)
     return output, DecodeStats(slots=num_slots, steps=steps, chunks=chunks, decoded=decoded)
+
+
+def _by_request_row(ended, rows: int, max_new: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and log-probs [rows, max_new] of each request row, from the completions slots handed back
+    (`ended`: (tokens [K, M], logprobs [K, M], their request rows [K], -1 where a slot served none))."""
+    tokens = np.full((rows, max_new), pad_id, np.int32)
+    logprobs = np.zeros((rows, max_new), np.float32)
+    for held_tokens, held_logprobs, request in ended:
+        mine = request >= 0
+        tokens[request[mine]] = np.asarray(held_tokens)[mine]
+        logprobs[request[mine]] = np.asarray(held_logprobs)[mine]
+    return tokens, logprobs
 
 
 def refill_count(decode_slots: int, num_slots: int) -> int:
