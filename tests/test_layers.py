@@ -126,3 +126,15 @@ def test_the_cycle_check_sees_function_level_imports_and_knows_submodules(tmp_pa
     assert find_cycle(import_graph(pkg)) == ["pkg.a", "pkg.b", "pkg.a"]
     (pkg / "b.py").write_text("def f():\n    return 1\n")
     assert find_cycle(import_graph(pkg)) is None
+
+
+LONGEST_FUNCTION = 60  # lines, docstring included: the house rule (README, Architecture)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_function_is_longer_than_the_house_rule(path):
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines, from line {node.lineno})"
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > LONGEST_FUNCTION]
+    assert not long, f"{path.relative_to(PACKAGE)}: {long}"
