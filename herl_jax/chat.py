@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+from tqdm import tqdm
+
 from herl_jax.cli_errors import UsageError, run_cli
 from herl_jax.cli_flags import ArgumentParser, number
 from herl_jax.models import BUILTIN_MODELS, load_policy
@@ -45,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     config = SamplingConfig(n=args.n, max_new_tokens=args.max_new_tokens, max_prompt_len=longest,
                             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
     start = time.perf_counter()
-    replies, output = chat(model, tokenizer, conversations, config)
+    # On a terminal, a bar over the replies (thousands of them can take hours); absent in pipes and logs.
+    with tqdm(total=len(conversations) * args.n, unit="reply", desc="sampling", disable=None, leave=False) as bar:
+        replies, output = chat(model, tokenizer, conversations, config, progress=lambda done: bar.update(done - bar.n))
     seconds = time.perf_counter() - start
     for i, (message, texts) in enumerate(zip(args.messages, replies)):
         print(f"\n>>> {message}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from herl_jax.chat_tokens import encode_chats
 from herl_jax.models import Decoder
@@ -30,14 +30,16 @@ def decode_completions(tokenizer, output: SampleOutput) -> list[str]:
     return [tokenizer.decode(output.completion(r), skip_special_tokens=True) for r in range(len(output.lengths))]
 
 
-def chat(model: Decoder, tokenizer, conversations: Sequence[Sequence[Message]],
-         config: SamplingConfig) -> tuple[list[list[str]], SampleOutput]:
+def chat(model: Decoder, tokenizer, conversations: Sequence[Sequence[Message]], config: SamplingConfig,
+         progress: Callable[[int], None] | None = None) -> tuple[list[list[str]], SampleOutput]:
     """Replies to each conversation: `config.n` texts per conversation, plus the raw sampler output.
 
-    When `config.stop_token_ids` is empty, the model's end-of-turn tokens are used.
+    When `config.stop_token_ids` is empty, the model's end-of-turn tokens are used. `progress` is called
+    with the replies finished so far as decoding goes (the sampler's `progress`).
     """
     if not config.stop_token_ids:
         config = config.replace(stop_token_ids=stop_ids_for(tokenizer, model))
-    output = generate(model, encode_chats(tokenizer, conversations), config, pad_id=pad_id_for(tokenizer))
+    output = generate(model, encode_chats(tokenizer, conversations), config, pad_id=pad_id_for(tokenizer),
+                      progress=progress)
     texts = decode_completions(tokenizer, output)
     return [texts[i * config.n:(i + 1) * config.n] for i in range(len(conversations))], output

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -98,16 +98,20 @@ class DecodeStats:
 
 
 def generate(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingConfig,
-             pad_id: int = 0, rules: parallel.Rules = parallel.DEFAULT_RULES) -> SampleOutput:
+             pad_id: int = 0, rules: parallel.Rules = parallel.DEFAULT_RULES,
+             progress: Callable[[int], None] | None = None) -> SampleOutput:
     """Samples `config.n` completions for each prompt (a list of token-id lists of any lengths).
 
-    `rules` place the batch and cache arrays when the model's parameters are on a mesh."""
-    return sample(model, prompts, config, pad_id, rules)[0]
+    `rules` place the batch and cache arrays when the model's parameters are on a mesh; `progress` is
+    called with the rows finished so far after each decode chunk (see `sample`)."""
+    return sample(model, prompts, config, pad_id, rules, progress)[0]
 
 
 def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_id: int = 0,
-           rules: parallel.Rules = parallel.DEFAULT_RULES) -> tuple[SampleOutput, DecodeStats]:
-    """`generate`, plus how the decode slots were used."""
+           rules: parallel.Rules = parallel.DEFAULT_RULES,
+           progress: Callable[[int], None] | None = None) -> tuple[SampleOutput, DecodeStats]:
+    """`generate`, plus how the decode slots were used. `progress`, if given, is called after each decode
+    chunk with the number of rows (of len(prompts) * n) finished so far."""
     _validate_prompts(prompts, config)
     graphdef, state = nnx.split(model)
     mesh = parallel.mesh_of(state)
@@ -151,11 +155,13 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
             break
         window = attention_window(config, prompt_len, int(step[active].max())) if config.decode_slots else cache_len
         refill_at = min(len(queue), refill_size) if queue else num_slots + 1
-        slots, progress = slot_programs.decode_chunk(graphdef, state, weights, slots, base_key, np.int32(refill_at),
-                                                     settings=settings, steps=chunk, window=window, mesh=mesh,
-                                                     rules=rules)
-        ran, active, step = (np.array(x) for x in jax.device_get(progress))
+        slots, chunk_progress = slot_programs.decode_chunk(graphdef, state, weights, slots, base_key,
+                                                           np.int32(refill_at), settings=settings, steps=chunk,
+                                                           window=window, mesh=mesh, rules=rules)
+        ran, active, step = (np.array(x) for x in jax.device_get(chunk_progress))
         steps, chunks = steps + int(ran), chunks + 1
+        if progress:
+            progress(num_prompts * config.n - len(queue) - int(active.sum()))
 
     ended.append((*slot_programs.completions(slots, mesh=mesh), served))
     output = _output(*_by_request_row(ended, num_prompts * config.n, max_new, pad_id), config, num_prompts)

@@ -86,6 +86,20 @@ def test_idle_slots_take_queued_rows():
     assert stats.chunks > 1
 
 
+def test_progress_counts_the_rows_that_have_ended():
+    """One slot and chunks longer than any reply: each chunk runs one row to its end, so the rows finished
+    after chunk k are k; with four slots the count only grows and ends at every row."""
+    model, prompts = tiny_model("llama", 3), random_prompts(4, count=3)
+    config = SamplingConfig(n=2, max_new_tokens=24, temperature=0, stop_token_ids=(STOP, 5, 7), prompt_bucket=16,
+                            decode_slots=1, decode_chunk=64)
+    reported = []
+    out, stats = sample(model, prompts, config, progress=reported.append)
+    assert reported == list(range(1, len(out.lengths) + 1)) and stats.chunks == len(reported)
+    reported.clear()
+    sample(model, prompts, config.replace(decode_slots=4, decode_chunk=3), progress=reported.append)
+    assert reported == sorted(reported) and reported[-1] == len(out.lengths) and len(reported) > 1
+
+
 def test_windowed_decode_step_equals_the_full_cache():
     """A decode step attending over the first W slots computes what it computes over all of them (the
     XLA attention over the whole cache is the reference)."""
