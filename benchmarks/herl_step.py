@@ -83,8 +83,11 @@ def herl_config(args):
     spec.loader.exec_module(module)
     c = module.get_config()
     c.model.dtype = args.dtype
-    c.rollout.update(n=args.n, max_new_tokens=args.new_tokens)
-    c.revision.update(max_new_tokens=args.new_tokens, max_prompt_len=2048, prompt_bucket=256)
+    # As many decode slots as the call has rows (the PyTorch side's batch): on a CPU idle slots cost as much as
+    # busy ones, and the default 64 decodes in no fewer than 16.
+    c.rollout.update(n=args.n, max_new_tokens=args.new_tokens, decode_slots=args.prompts * args.n)
+    c.revision.update(max_new_tokens=args.new_tokens, max_prompt_len=2048, prompt_bucket=256,
+                      decode_slots=args.prompts)
     c.herl.update(max_candidates=1, success_threshold=2.0)  # above any reward: always revise
     c.train.ppo.update(mini_batch_size=args.prompts * (args.n + 1), micro_batch_size=args.micro_batch)
     c.trainer.update(prompts_per_step=args.prompts, score_overlap_chunks=1)
