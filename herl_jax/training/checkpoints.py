@@ -174,7 +174,9 @@ class Checkpointer:
             if jax.process_index() == 0:  # the partial save: free its space, it is of no use
                 for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
                     shutil.rmtree(partial, ignore_errors=True)
-            intact = [s for s in self.steps() if s < step]
+            # From the directory, not the manager: with keep=1 orbax has already dropped the earlier step
+            # from its list when the new save starts, though its folder stays on disk.
+            intact = sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit() and int(p.name) < step)
             earlier = f"checkpoint {intact[-1]} is intact" if intact else "no earlier checkpoint was saved"
             raise CheckpointError(f"no space left on device while saving checkpoint {step} to {self.directory}; "
                                   f"{earlier}") from error

@@ -109,11 +109,11 @@ def test_a_flipped_byte_in_the_newest_checkpoint_sets_it_aside(tmp_path, caplog)
     assert any("checkpoint 2" in r.getMessage() and "corrupt" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("async_save", [True, False])
-def test_a_full_disk_is_one_clear_error_naming_the_intact_checkpoint(tmp_path, caplog, async_save):
+@pytest.mark.parametrize("async_save, keep", [(True, 5), (False, 5), (True, 1)])
+def test_a_full_disk_is_one_clear_error_naming_the_intact_checkpoint(tmp_path, caplog, async_save, keep):
     with mounted_tmpfs(tmp_path / "small", "3m") as disk:
         directory = disk / "checkpoints"
-        saver = Checkpointer(directory, keep=5, async_save=async_save)
+        saver = Checkpointer(directory, keep=keep, async_save=async_save)
         saver.save(1, _random_state(1, 1_000), {"data": 1})
         saver.wait()
         filler = disk / "filler"
