@@ -12,8 +12,12 @@ def get_config():
     # skipped and counted in samples/long_prompts_skipped).
     # Decode slots per call: at most 8 rows here (2 prompts x 4). On a CPU a decode step is compute-bound, so
     # an idle slot costs what a busy one does; the default 64 would decode a revision's 2 rows in 16 slots.
-    c.rollout.update(n=4, max_new_tokens=32, max_prompt_len=192, prompt_bucket=64, decode_slots=8)
-    c.revision.update(max_new_tokens=32, max_prompt_len=512, prompt_bucket=128, decode_slots=8)
+    # Prompt counts in powers of two: with replies this short prefill is much of a call, and the default's
+    # powers of four would prefill a call's 2 prompts as 4.
+    c.rollout.update(n=4, max_new_tokens=32, max_prompt_len=192, prompt_bucket=64, decode_slots=8,
+                     prompt_count_base=2)
+    c.revision.update(max_new_tokens=32, max_prompt_len=512, prompt_bucket=128, decode_slots=8,
+                      prompt_count_base=2)
     c.herl.max_candidates = 1
     c.train.optim.lr = 1e-5  # a few steps must move a 135M model visibly
     c.train.ppo.mini_batch_size = 10  # one optimizer step per RL step: 2 prompts x (4 + 1) members

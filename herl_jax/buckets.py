@@ -4,11 +4,13 @@ so that similar calls reuse one compiled program (recompilation is a bug).
 Every sampler size grows geometrically, so a config compiles a few programs per doubling, not one per
 multiple of a bucket: the prompt length and the attention window in two sizes per doubling (1, 2, 3, 4, 6,
 8, 12, ... times `prompt_bucket` or `cache_block`: at most 1.5x what is needed from 2 on), the prompt count
-in powers of four per batch shard, and the decode slots in quarters of `decode_slots`.
+in powers of `prompt_count_base` (4 by default) per batch shard, and the decode slots in quarters of
+`decode_slots`.
 
 The prompt count is the coarsest because its padding is the cheapest: filler prompts are prefilled but never
 decoded (the slots are sized by the real rows), while a longer prompt bucket is read again by every decode
-step's attention.
+step's attention. Where prefill is a large share of a call (a CPU, short replies), base 2 halves the worst
+filler prefill for one more prefill program per doubling of the count.
 """
 
 
@@ -36,14 +38,16 @@ def prompt_bucket_len(longest: int, bucket: int, max_prompt_len: int) -> int:
     return min(bucket * two_per_doubling(-(-int(longest) // bucket)), round_up(max_prompt_len, bucket))
 
 
-def prompt_bucket_count(num_prompts: int, batch_shards: int = 1) -> int:
-    """The sampler's padded number of prompts: a power of four per batch shard (1, 4, 16, 64, ...;
-    num_prompts >= 1), so that a call kind compiles few prefill programs. Filler prompts cost their prefill
-    and their prompt cache (at most 4x the real prompts', counted by herl_jax.plan), never a decode step;
-    fewer than one prompt per shard would leave devices idle anyway."""
+def prompt_bucket_count(num_prompts: int, batch_shards: int = 1, base: int = 4) -> int:
+    """The sampler's padded number of prompts: a power of `base` per batch shard (base 4: 1, 4, 16, 64, ...;
+    num_prompts >= 1, base >= 2), so that a call kind compiles few prefill programs. Filler prompts cost their
+    prefill and their prompt cache (less than `base` times the real prompts', counted by herl_jax.plan), never
+    a decode step; fewer than one prompt per shard would leave devices idle anyway."""
+    if base < 2:
+        raise ValueError(f"prompt count base must be >= 2, got {base}")
     per_shard, bucket = -(-int(num_prompts) // batch_shards), 1
     while bucket < per_shard:
-        bucket *= 4
+        bucket *= base
     return batch_shards * bucket
 
 

@@ -87,7 +87,7 @@ def check_memory(args, prompts: int, longest: int) -> None:
     cfg, _ = model_config_of(args.model, dtype=args.dtype, param_dtype=args.dtype)
     defaults = SamplingConfig()
     call = SamplerCall("chat", prompts, args.n, round_up(longest, defaults.prompt_bucket), args.max_new_tokens,
-                       defaults.decode_slots)
+                       defaults.decode_slots, prompt_count_base=defaults.prompt_count_base)
     shortfall = memory_shortfall(plan_sampling(cfg, call), call,
                                  {"sampling": "--n, the number of messages or --max-new-tokens"}, Machine.here())
     if shortfall:

@@ -320,8 +320,8 @@ def program_counts(config, batch_shards: int) -> dict[str, int]:
                                   prompt_bucket=section.prompt_bucket)
         lengths = {prompt_bucket_len(n, section.prompt_bucket, section.max_prompt_len)
                    for n in range(1, section.max_prompt_len + 1)}
-        sizes = {(prompt_bucket_count(p, batch_shards), decode_slot_count(p * call.n, section.decode_slots,
-                                                                         batch_shards))
+        sizes = {(prompt_bucket_count(p, batch_shards, section.prompt_count_base),
+                  decode_slot_count(p * call.n, section.decode_slots, batch_shards))
                  for p in range(1, call.prompts + 1)}  # (padded prompts, slots) of each prompt count
         for count, slots in sizes:
             for length in lengths:

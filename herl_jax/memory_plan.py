@@ -191,10 +191,11 @@ class SamplerCall:
     max_new: int  # M
     decode_slots: int  # per batch shard; 0: one static batch, one slot per row
     batch_shards: int = 1  # devices the rows are split over (the sampler's slots are decode_slots x this)
+    prompt_count_base: int = 4  # the prompt count is padded to a power of this per batch shard
 
     @property
     def padded_prompts(self) -> int:
-        return prompt_bucket_count(self.prompts, self.batch_shards)
+        return prompt_bucket_count(self.prompts, self.batch_shards, self.prompt_count_base)
 
     @property
     def rows(self) -> int:
@@ -230,7 +231,7 @@ def sampler_calls(config, batch_shards: int = 1) -> list[SamplerCall]:
     def call(name, section, prompts, n, pieces):
         piece = math.ceil(prompts / min(pieces, prompts))
         return SamplerCall(name, piece, n, round_up(section.max_prompt_len, section.prompt_bucket),
-                           section.max_new_tokens, section.decode_slots, batch_shards)
+                           section.max_new_tokens, section.decode_slots, batch_shards, section.prompt_count_base)
 
     if not ObjectiveConfig(**config.train.objective).offline:
         calls.append(call("rollouts", config.rollout, t.prompts_per_step, config.rollout.n, t.score_overlap_chunks))

@@ -25,12 +25,20 @@ def test_prompt_lengths_grow_geometrically():
     assert {prompt_bucket_len(n, 64, 192) for n in range(1, 193)} == {64, 128, 192}
 
 
+@pytest.mark.parametrize("base", [4, 2, 3])
 @pytest.mark.parametrize("prompts, shards", [(1, 1), (2, 1), (3, 1), (5, 1), (64, 1), (65, 1), (100, 1),
                                              (1, 8), (8, 8), (9, 8), (112, 8), (5, 6), (13, 6)])
-def test_prompt_count_is_a_power_of_four_per_shard(prompts, shards):
-    expected = next(shards * 4**k for k in range(12) if shards * 4**k >= prompts)
-    assert prompt_bucket_count(prompts, shards) == expected
-    assert prompt_bucket_count(prompts, shards) < 4 * max(prompts, shards)  # the padding's bound
+def test_prompt_count_is_a_power_of_the_base_per_shard(prompts, shards, base):
+    expected = next(shards * base**k for k in range(24) if shards * base**k >= prompts)
+    assert prompt_bucket_count(prompts, shards, base) == expected
+    assert prompt_bucket_count(prompts, shards, base) < base * max(prompts, shards)  # the padding's bound
+    if base == 4:
+        assert prompt_bucket_count(prompts, shards) == expected  # the default
+
+
+def test_a_prompt_count_base_below_two_is_refused():
+    with pytest.raises(ValueError, match="base must be >= 2"):
+        prompt_bucket_count(3, 1, base=1)
 
 
 def test_a_call_kind_of_up_to_112_prompts_on_8_shards_prefills_three_counts():

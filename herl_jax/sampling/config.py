@@ -15,9 +15,11 @@ class SamplingConfig:
     n: samples per prompt (the prompt is prefilled once and its KV cache shared by its n samples).
     temperature: 0 means greedy. top_k: 0 = off. top_p: 1.0 = off.
     stop_token_ids: a row finishes at the first of these (the stop token is part of its completion).
-    max_prompt_len: longest prompt accepted. prompt_bucket: prompt lengths are padded up to this times a
-    power of two (at most max_prompt_len's bucket), and the number of prompts up to a power of four per
-    batch shard (filler prompts are prefilled, never decoded), so similar calls reuse one compiled program (herl_jax.buckets).
+    max_prompt_len: longest prompt accepted. prompt_bucket: prompt lengths are padded up to this times 1,
+    2, 3, 4, 6, 8, ... (at most max_prompt_len's bucket), so similar calls reuse one compiled program
+    (herl_jax.buckets). prompt_count_base: the number of prompts is padded up to a power of this per batch
+    shard; filler prompts are prefilled, never decoded, so 4 compiles fewer prefill programs and 2 wastes
+    at most half as much prefill (worth it where prefill is a large share of a call, as on a CPU).
     decode_slots: rows decoded at once per batch shard (fewer, in quarters, for a smaller call); a slot
     whose row stops takes the next queued row (continuous batching, the default for every caller: the
     trainer's rollout and revision sections, evaluation and chat take this default). 0 = one static batch of
@@ -37,6 +39,7 @@ class SamplingConfig:
     seed: int = 0
     max_prompt_len: int = 2048
     prompt_bucket: int = 64
+    prompt_count_base: int = 4
     decode_slots: int = 64
     decode_chunk: int = 16
     cache_block: int = 64
@@ -51,6 +54,7 @@ class SamplingConfig:
             (0 < self.top_p <= 1, "top_p", "must be in (0, 1]"),
             (self.max_prompt_len >= 1, "max_prompt_len", "must be >= 1"),
             (self.prompt_bucket >= 1, "prompt_bucket", "must be >= 1"),
+            (self.prompt_count_base >= 2, "prompt_count_base", "must be >= 2"),
             (self.decode_slots >= 0, "decode_slots", "must be >= 0 (0 = one static batch)"),
             (self.decode_chunk >= 1, "decode_chunk", "must be >= 1"),
             (self.cache_block >= 1, "cache_block", "must be >= 1"),

@@ -191,7 +191,7 @@ def refill_count(decode_slots: int, num_slots: int) -> int:
 def _left_padded(prompts: Sequence[Sequence[int]], config: SamplingConfig, pad_id: int, batch_shards: int):
     """ids, mask [P', T] int32: the prompts right-aligned in a (count, length) bucket (herl_jax.buckets);
     filler rows repeat prompt 0."""
-    count = prompt_bucket_count(len(prompts), batch_shards)
+    count = prompt_bucket_count(len(prompts), batch_shards, config.prompt_count_base)
     length = prompt_bucket_len(max(len(p) for p in prompts), config.prompt_bucket, config.max_prompt_len)
     ids = np.full((count, length), pad_id, np.int32)
     mask = np.zeros((count, length), np.int32)

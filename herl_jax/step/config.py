@@ -23,6 +23,7 @@ class SampleSection:
     top_k: int = SamplingConfig.top_k
     max_prompt_len: int = SamplingConfig.max_prompt_len
     prompt_bucket: int = SamplingConfig.prompt_bucket
+    prompt_count_base: int = SamplingConfig.prompt_count_base
     decode_slots: int = SamplingConfig.decode_slots
     decode_chunk: int = SamplingConfig.decode_chunk
     cache_block: int = SamplingConfig.cache_block
@@ -38,5 +39,6 @@ class SampleSection:
         return SamplingConfig(n=self.n if n is None else n, max_new_tokens=self.max_new_tokens,
                               temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                               stop_token_ids=stop_token_ids, seed=seed, max_prompt_len=self.max_prompt_len,
-                              prompt_bucket=self.prompt_bucket, decode_slots=self.decode_slots,
-                              decode_chunk=self.decode_chunk, cache_block=self.cache_block)
+                              prompt_bucket=self.prompt_bucket, prompt_count_base=self.prompt_count_base,
+                              decode_slots=self.decode_slots, decode_chunk=self.decode_chunk,
+                              cache_block=self.cache_block)
