@@ -42,10 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     system = [{"role": "system", "content": args.system}] if args.system else []
     conversations = [system + [{"role": "user", "content": m}] for m in args.messages]
     longest = check_context(args, conversations)  # before the weights load
-    check_memory(args, len(conversations), longest)
+    config = sampling_config(args, len(conversations), longest)
+    check_memory(args, config, len(conversations))
     model, tokenizer = load_policy(args.model, dtype=args.dtype)
-    config = SamplingConfig(n=args.n, max_new_tokens=args.max_new_tokens, max_prompt_len=longest,
-                            temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
     start = time.perf_counter()
     # On a terminal, a bar over the replies (thousands of them can take hours); absent in pipes and logs.
     with tqdm(total=len(conversations) * args.n, unit="reply", desc="sampling", disable=None, leave=False) as bar:
@@ -76,7 +75,16 @@ def check_context(args, conversations) -> int:
     return max(len(ids) for ids in prompts)
 
 
-def check_memory(args, prompts: int, longest: int) -> None:
+def sampling_config(args, prompts: int, longest: int) -> SamplingConfig:
+    """The one sampler call's settings. Its sizes fit its rows, since no other call will reuse its programs:
+    at most one decode slot per reply (an idle slot costs what a busy one does on a CPU; the default 64
+    would decode one reply in 16) and the prompt count padded to a power of two, not four."""
+    return SamplingConfig(n=args.n, max_new_tokens=args.max_new_tokens, max_prompt_len=longest,
+                          temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
+                          decode_slots=min(SamplingConfig.decode_slots, prompts * args.n), prompt_count_base=2)
+
+
+def check_memory(args, config: SamplingConfig, prompts: int) -> None:
     """Refuses (UsageError) a call whose memory plan (herl_jax.memory_plan.plan_sampling) cannot fit this
     machine: the weights, the prompts' and the decode slots' caches, the replies' host arrays."""
     from herl_jax.buckets import round_up
@@ -85,9 +93,8 @@ def check_memory(args, prompts: int, longest: int) -> None:
     from herl_jax.training.preflight import Machine, memory_shortfall
 
     cfg, _ = model_config_of(args.model, dtype=args.dtype, param_dtype=args.dtype)
-    defaults = SamplingConfig()
-    call = SamplerCall("chat", prompts, args.n, round_up(longest, defaults.prompt_bucket), args.max_new_tokens,
-                       defaults.decode_slots, prompt_count_base=defaults.prompt_count_base)
+    call = SamplerCall("chat", prompts, config.n, round_up(config.max_prompt_len, config.prompt_bucket),
+                       config.max_new_tokens, config.decode_slots, prompt_count_base=config.prompt_count_base)
     shortfall = memory_shortfall(plan_sampling(cfg, call), call,
                                  {"sampling": "--n, the number of messages or --max-new-tokens"}, Machine.here())
     if shortfall:

@@ -22,8 +22,8 @@ class SamplingConfig:
     at most half as much prefill (worth it where prefill is a large share of a call, as on a CPU).
     decode_slots: rows decoded at once per batch shard (fewer, in quarters, for a smaller call); a slot
     whose row stops takes the next queued row (continuous batching, the default for every caller: the
-    trainer's rollout and revision sections, evaluation and chat take this default). 0 = one static batch of
-    all rows, decoded until the longest stops.
+    trainer's rollout and revision sections and evaluation take this default, chat one slot per reply). 0 =
+    one static batch of all rows, decoded until the longest stops.
     decode_chunk: decode steps per jitted chunk between refills of idle slots (with decode_slots > 0).
     cache_block: granularity of the cache window a chunk attends over (with decode_slots > 0): 1, 2, 3, 4,
     6, 8, 12, ... blocks covering the prompt and the completions so far, so a step reads little more than
