@@ -206,7 +206,7 @@ def _training_reports(config, model: _Model, compile_one: _Compiler) -> list[Pro
 
     from herl_jax import parallel
     from herl_jax.config import validate
-    from herl_jax.memory_plan import training_length, peak_temporaries, training_temporaries
+    from herl_jax.memory_plan import optimizer_temporaries, peak_temporaries, training_length, training_temporaries
     from herl_jax.learner.learner import Learner
     from herl_jax.learner.loss import Normalizer
     from herl_jax.learner.optim import make_optimizer
@@ -237,7 +237,9 @@ def _training_reports(config, model: _Model, compile_one: _Compiler) -> list[Pro
     state = type(learner.state_shardings)(model.master, model.abstract(jax.eval_shape(tx.init, model.params)),
                                           host((), jnp.int32))
     reports.append(compile_one("optimizer step", "all parameters", learner._apply, state, model.master,
-                               host((), jnp.float32))[0])
+                               host((), jnp.float32),
+                               estimate=peak_temporaries(optimizer_temporaries(model.params), model.mesh,
+                                                         model.rules))[0])
     return reports
 
 

@@ -7,8 +7,8 @@ config.json (herl_jax.models.shapes); the optimizer state from jax.eval_shape of
 divided by the mesh axes its logical axes map to (herl_jax.parallel.DEFAULT_RULES), exactly as the trainer
 places it. Nothing is loaded and nothing large is allocated; no accelerator is needed.
 
-The programs' temporaries are an estimate from shapes (`training_temporaries`, `prefill_temporaries`,
-`decode_temporaries`), for the compute dtype and attention of the model config: bfloat16 with cuDNN
+The programs' temporaries are an estimate from shapes (`training_temporaries`, `optimizer_temporaries`,
+`prefill_temporaries`, `decode_temporaries`), for the compute dtype and attention of the model config: bfloat16 with cuDNN
 attention on a GPU. Checked against XLA's compiled sizes on CPU (tests/parallel/test_temporaries.py:
 float32, XLA attention, where the CPU program holds what a GPU program would; benchmarks/RESULTS.md).
 """
@@ -134,7 +134,8 @@ def plan_memory(config, num_devices: int) -> MemoryPlan:
         f"fwd+bwd {micro} x {seq}, {remat}": (
             training_temporaries(cfg, micro, seq, chunk, backward=True), parallel.DEFAULT_RULES),
         f"log-probs {micro} x {seq}": (
-            training_temporaries(cfg, micro, seq, chunk, backward=False), parallel.DEFAULT_RULES)}))
+            training_temporaries(cfg, micro, seq, chunk, backward=False), parallel.DEFAULT_RULES),
+        "optimizer step": (optimizer_temporaries(params), parallel.DEFAULT_RULES)}))
     return MemoryPlan(described, cfg, dict(mesh.shape), tuple(items))
 
 
@@ -356,6 +357,12 @@ def decode_temporaries(cfg: ModelConfig, slots: int, window: int) -> dict[str, A
     return {"always": draw, "layer": layer_working_set(cfg, slots, 1, window) + [window_kv] * 2}
 
 
+def optimizer_temporaries(params) -> dict[str, Arrays]:
+    """The temporaries of the optimizer step (herl_jax.learner.learner.apply_gradients): the updates, one
+    float32 copy of the parameters laid out as they are; the state is updated in place."""
+    return {"updates": tree_arrays(params, 4)}
+
+
 def peak_temporaries(phases: dict[str, Arrays], mesh: AbstractMesh, rules: parallel.Rules = parallel.DEFAULT_RULES) -> int:
     """Bytes per device at the peak of a program's temporaries: what is live "always" plus its largest phase."""
     size = _Sizer(mesh, rules)
@@ -384,10 +391,15 @@ class _Sizer:
         return sum(s[0] for s in sizes), sum(s[1] for s in sizes)
 
     def tree(self, tree, itemsize: int | None = None) -> tuple[int, int]:
-        """Arrays of an abstract pytree: those in nnx Variables by their logical axes, others replicated."""
-        arrays = []
-        for x in jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, nnx.Variable)):
-            axes = parallel.variable_axes(x) if isinstance(x, nnx.Variable) else None
-            value = x.get_value() if isinstance(x, nnx.Variable) else x
-            arrays.append((value.shape, axes or (None,) * len(value.shape), itemsize or value.dtype.itemsize))
-        return self.arrays(arrays)
+        return self.arrays(tree_arrays(tree, itemsize))
+
+
+def tree_arrays(tree, itemsize: int | None = None) -> Arrays:
+    """The arrays of an abstract pytree: those in nnx Variables by their logical axes, others replicated
+    (in `itemsize` bytes per element if given)."""
+    arrays = []
+    for x in jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, nnx.Variable)):
+        axes = parallel.variable_axes(x) if isinstance(x, nnx.Variable) else None
+        value = x.get_value() if isinstance(x, nnx.Variable) else x
+        arrays.append((value.shape, axes or (None,) * len(value.shape), itemsize or value.dtype.itemsize))
+    return arrays

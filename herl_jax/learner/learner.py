@@ -158,13 +158,19 @@ def apply_gradients(tx: optax.GradientTransformation, state: TrainState, grads: 
                     loss: jax.Array) -> tuple[TrainState, jax.Array, jax.Array]:
     """One optimizer step with the mini-batch gradient, unless ``loss`` or the gradient's global norm is not
     finite: then the state is returned unchanged, bit for bit. Also returns the norm (before clipping) and
-    whether the step was skipped (float32 1 / 0)."""
+    whether the step was skipped (float32 1 / 0).
+
+    A `lax.cond`, not a select of new and old values: the select keeps both alive, so XLA copies the donated
+    state (1.4-2x the float32 parameters in temporaries); under the cond the step updates the state in place
+    and holds one float32 copy of the parameters, the updates (herl_jax.memory_plan.optimizer_temporaries)."""
     grad_norm = optax.global_norm(grads)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    applied = TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1)
     finite = jnp.isfinite(grad_norm) & jnp.isfinite(loss)
-    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), applied, state)
-    return new_state, grad_norm, 1.0 - finite.astype(jnp.float32)
+
+    def step(state: TrainState) -> TrainState:
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1)
+
+    return jax.lax.cond(finite, step, lambda unchanged: unchanged, state), grad_norm, 1.0 - finite.astype(jnp.float32)
 
 
 def sampler_logprob_gap(sampler_logprobs: jax.Array, sampler_mask: jax.Array, old_logprobs: jax.Array) -> jax.Array:

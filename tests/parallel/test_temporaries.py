@@ -44,7 +44,7 @@ SHAPES = {
           "--config.trainer.validation_prompts=16", "--config.rollout.decode_slots=16",
           "--config.revision.decode_slots=16"],
 }
-ESTIMATED = {"train micro-batch", "log-probs", "prefill", "decode step"}
+ESTIMATED = {"train micro-batch", "log-probs", "optimizer step", "prefill", "decode step"}
 FLOOR = 5 * 2**20
 
 
