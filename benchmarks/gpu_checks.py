@@ -124,7 +124,7 @@ def memory(dry_run: bool) -> dict:
     num_slots, prompt, new = (4, 16, 16) if dry_run else (64, 256, 256)
     graphdef, state = nnx.split(Decoder(cfg, nnx.Rngs(0)))
     rules = parallel.DEFAULT_RULES
-    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=rules)
+    weights = slot_programs.decode_weights(state, mesh=None, rules=rules)
     slots = slot_programs.empty_slots(cfg=cfg, num_slots=num_slots, cache_len=prompt + new, max_new=new,
                                       pad_id=0, mesh=None, rules=rules)
     settings = slot_programs.DrawSettings(1.0, 0, 1.0, (), new)

@@ -75,7 +75,7 @@ def decode(dry_run: bool) -> dict:
     cfg = _model_config(dry_run, dtype="bfloat16", param_dtype="bfloat16")
     graphdef, state = nnx.split(Decoder(cfg, nnx.Rngs(0)))
     rules = parallel.decode_rules(parallel.DEFAULT_RULES)
-    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=rules)
+    weights = slot_programs.decode_weights(state, mesh=None, rules=rules)
     slots = slot_programs.empty_slots(cfg=cfg, num_slots=shape["slots"], cache_len=shape["cache"],
                                       max_new=shape["cache"], pad_id=0, mesh=None, rules=rules)
     busy = jnp.ones(shape["slots"], bool)  # every slot decoding, its keys filling the window's first half

@@ -252,17 +252,25 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
     from flax import nnx
 
     from herl_jax import parallel
-    from herl_jax.memory_plan import decode_temporaries, peak_temporaries, prefill_temporaries, sampler_calls
+    from herl_jax.memory_plan import (decode_temporaries, peak_temporaries, prefill_temporaries, refill_temporaries,
+                                      sampler_calls, weight_copy_temporaries)
+    from herl_jax.models.decoder import outside_layers
     from herl_jax.sampling import slots as slot_programs
-    from herl_jax.sampling.sampler import refill_count
 
     cfg, graphdef, mesh, host = model.cfg, model.graphdef, model.mesh, model.host
     decode = parallel.decode_rules(model.rules)
     shards = parallel.shards("batch", mesh, decode)
     state = nnx.State(dict(model.compute.items()))
-    weights_report, weights = compile_one("decode weights copy", "all parameters", slot_programs.decode_weights,
-                                          graphdef, state, mesh=mesh, rules=decode)
-    reports = [weights_report]
+    copy = weight_copy_temporaries(model.params, jnp.dtype(cfg.dtype).itemsize)
+    head_report, head = compile_one("decode weights copy", "embedding, norm, LM head", slot_programs.decode_head_weights,
+                                    outside_layers(state), mesh=mesh, rules=decode,
+                                    estimate=peak_temporaries({"head": copy["head"]}, mesh, decode))
+    layer_report, layer = compile_one("decode weights copy", f"one layer (run {cfg.num_layers} times a call)",
+                                      slot_programs.decode_layer_weights, state["layers"], host((), jnp.int32), mesh=mesh,
+                                      rules=decode, estimate=peak_temporaries({"layer": copy["layer"]}, mesh, decode))
+    weights = slot_programs.DecodeWeights(head=head, layers=(layer,) * cfg.num_layers)
+    weight_bytes = head_report.output_bytes + cfg.num_layers * layer_report.output_bytes
+    reports = [head_report, layer_report]
     key = jax.eval_shape(lambda: jax.random.key(0))
     for call in sampler_calls(config, shards):
         section = config.rollout if call.name != "revisions" else config.revision
@@ -276,11 +284,18 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
                                cache_len=call.prompt_len + call.max_new, max_new=call.max_new,
                                pad_id=0, mesh=mesh, rules=decode)
         settings = slot_programs.DrawSettings(section.temperature, section.top_k, section.top_p, (0,), call.max_new)
-        count = refill_count(section.decode_slots, call.slots)
+        count = call.refill_rows
         assign = host((count,), jnp.int32)
-        refill_report = compile_one("refill", f"{call.name}: {count} of {call.slots} slots", slot_programs.refill,
-                                    slots, prompts, assign, assign, assign, key, settings=settings, mesh=mesh,
-                                    rules=decode)[0]
+        refilled = f"{call.name}: {count} of {call.slots} slots"
+        without_kv = [dataclasses.replace(x, cache=dataclasses.replace(x.cache, k=(), v=())) for x in (slots, prompts)]
+        refill = refill_temporaries(cfg, count, call.prompt_len)
+        rows_report = compile_one("refill", f"{refilled}, rows", slot_programs.refill_rows, *without_kv, assign,
+                                  assign, assign, key, settings=settings, mesh=mesh, rules=decode,
+                                  estimate=peak_temporaries({"rows": refill["rows"]}, mesh, decode))[0]
+        layer_report = compile_one("refill", f"{refilled}, one layer (run {cfg.num_layers} times a call)",
+                                   slot_programs.refill_layer, slots.cache.k[0], slots.cache.v[0], prompts.cache.k[0],
+                                   prompts.cache.v[0], assign, assign, mesh=mesh, rules=decode,
+                                   estimate=peak_temporaries({"layer": refill["layer"]}, mesh, decode))[0]
         window = call.prompt_len + call.max_new
         step = compile_one("decode step", f"{call.name}: {call.slots} slots, window {window}",
                            slot_programs.decode_chunk, graphdef, state, weights, slots, key, np.int32(1),
@@ -290,8 +305,8 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
         # Read per step: this device's weights, and its rows' keys and values over the (largest) window.
         rows_here = math.ceil(call.slots / shards)
         kv_read = rows_here * window * cfg.num_layers * 2 * cfg.num_kv_heads * cfg.head_dim * jnp.dtype(cfg.dtype).itemsize
-        predicted, roofline = decode_step_time(weights_report.output_bytes + kv_read, step.collectives, step.bytes_sent)
-        reports += [prefill_report, refill_report, dataclasses.replace(step, predicted_s=predicted, roofline_s=roofline)]
+        predicted, roofline = decode_step_time(weight_bytes + kv_read, step.collectives, step.bytes_sent)
+        reports += [prefill_report, rows_report, layer_report, dataclasses.replace(step, predicted_s=predicted, roofline_s=roofline)]
     return reports, shards
 
 

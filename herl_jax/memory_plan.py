@@ -35,6 +35,7 @@ from herl_jax.models.shapes import KNOWN_MODELS, find_known_model, known_model_c
 from herl_jax.learner.config import ObjectiveConfig
 from herl_jax.learner.logprobs import CHUNK_HIDDEN_AXES, CHUNK_LOGITS_AXES, HEAD_AXES
 from herl_jax.learner.optim import make_optimizer
+from herl_jax.sampling.sampler import refill_count
 from herl_jax.sampling.slots import prefill_pieces
 
 GIB = 1024**3
@@ -166,11 +167,17 @@ def _sampling_items(cfg: ModelConfig, params, calls: list[SamplerCall], mesh: Ab
     call = max(buffers, key=lambda c: sum(size.arrays(arrays)[0] for arrays in buffers[c].values()))
     for label, arrays in buffers[call].items():
         items.append(Item(f"{label} ({call.name})", "sampling", *size.arrays(arrays)))
+    rules, copy, refill = parallel.decode_rules(), weight_copy_temporaries(params, compute), \
+        refill_temporaries(cfg, call.refill_rows, call.prompt_len)
     items.append(_temporaries_item("sampling", mesh, {
+        "weight copy, head": ({"head": copy["head"]}, rules),
+        "weight copy, a layer": ({"layer": copy["layer"]}, rules),
         f"prefill {call.prefill_rows} x {call.prompt_len}": (
-            prefill_temporaries(cfg, call.prefill_rows, call.prompt_len), parallel.decode_rules()),
+            prefill_temporaries(cfg, call.prefill_rows, call.prompt_len), rules),
+        f"refill {call.refill_rows} rows, a layer": ({"layer": refill["layer"]}, rules),
+        f"refill {call.refill_rows} rows": ({"rows": refill["rows"]}, rules),
         f"decode step, {call.slots} slots": (
-            decode_temporaries(cfg, call.slots, call.prompt_len + call.max_new), parallel.decode_rules())}))
+            decode_temporaries(cfg, call.slots, call.prompt_len + call.max_new), rules)}))
     return items
 
 
@@ -218,6 +225,11 @@ class SamplerCall:
     def slots(self) -> int:
         """S: rows decoded at once, on the whole mesh."""
         return decode_slot_count(self.rows, self.decode_slots, self.batch_shards)
+
+    @property
+    def refill_rows(self) -> int:
+        """K: rows one refill starts (herl_jax.sampling.sampler.refill_count)."""
+        return refill_count(self.decode_slots, self.slots)
 
 
 def sampler_calls(config, batch_shards: int = 1) -> list[SamplerCall]:
@@ -355,6 +367,29 @@ def decode_temporaries(cfg: ModelConfig, slots: int, window: int) -> dict[str, A
     window_kv = ((slots, window, cfg.num_kv_heads, cfg.head_dim), KVCache.LAYER_KV_AXES, e)
     draw = [((slots, cfg.vocab_size), ("batch", "vocab"), 4)] * 3
     return {"always": draw, "layer": layer_working_set(cfg, slots, 1, window) + [window_kv] * 2}
+
+
+def weight_copy_temporaries(params, itemsize: int) -> dict[str, Arrays]:
+    """The temporaries of the sampler's weight copy (herl_jax.sampling.slots.decode_weights), by program
+    (the head's, then one program per layer, one after another): at most a gathered copy of what the
+    program copies, beside its output, in `itemsize` bytes per element. XLA gathers a matrix split on a
+    dimension other than its first into a buffer of its own and lays it out from there (the embedding: all
+    of it); of a layer, XLA:CPU so holds only the MLP's gate and up, about half: an upper bound there."""
+    layer = [(shape[1:], axes[1:], itemsize) for shape, axes, _ in tree_arrays(params["layers"])]
+    return {"head": tree_arrays(outside_layers(params), itemsize), "layer": layer}
+
+
+def refill_temporaries(cfg: ModelConfig, rows: int, prompt_len: int) -> dict[str, Arrays]:
+    """The temporaries of a refill of `rows` slots (herl_jax.sampling.slots.refill), by program: a layer's
+    copy gathers the rows' prompt keys and values onto every device, operand and result [K, T, kvh, hd]
+    x 2 x 2 (XLA:CPU also widens a bfloat16 scatter to float32 over the device's slots, which a GPU does
+    not: not counted); the rows' program gathers their prompts' float32 logits likewise [K, V] x 2, and
+    draws their first tokens with the rows split again: logits, probabilities and their cumulative sum
+    [K, V] x 3."""
+    e = jnp.dtype(cfg.dtype).itemsize
+    kv = ((rows, prompt_len, cfg.num_kv_heads, cfg.head_dim), (None, None, "kv_heads", "head_dim"), e)
+    gathered, draw = ((rows, cfg.vocab_size), (None, "vocab"), 4), ((rows, cfg.vocab_size), ("batch", "vocab"), 4)
+    return {"layer": [kv] * 4, "rows": [gathered] * 2 + [draw] * 3}
 
 
 def optimizer_temporaries(params) -> dict[str, Arrays]:

@@ -125,7 +125,7 @@ def sample(model: Decoder, prompts: Sequence[Sequence[int]], config: SamplingCon
     settings = slot_programs.DrawSettings(config.temperature, config.top_k, config.top_p, config.stop_token_ids,
                                           max_new, pad_id)
     base_key = jax.random.key(config.seed)
-    weights = slot_programs.decode_weights(graphdef, state, mesh=mesh, rules=rules)  # copied once, for this call
+    weights = slot_programs.decode_weights(state, mesh=mesh, rules=rules)  # copied once, for this call
     pieces = slot_programs.prefill_pieces(*ids.shape, batch_shards)
     prompt_cache = slot_programs.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
     slots = slot_programs.empty_slots(cfg=model.cfg, num_slots=num_slots, cache_len=cache_len, max_new=max_new,

@@ -100,12 +100,27 @@ class DecodeWeights:
         return nnx.merge(graphdef, nnx.State({name: self.head.get(name, value) for name, value in state.items()}))
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "mesh", "rules"))
-def decode_weights(graphdef, state, *, mesh: Mesh | None, rules: parallel.Rules) -> DecodeWeights:
-    """The weights of `state` laid out by `rules` (the sampler's decode rules), gathered here once."""
-    model = nnx.merge(graphdef, state)
-    return DecodeWeights(head=_laid_out(outside_layers(state), mesh, rules, per_layer=False),
-                         layers=tuple(_laid_out(layer, mesh, rules, per_layer=True) for layer in model.layer_states()))
+def decode_weights(state: nnx.State, *, mesh: Mesh | None, rules: parallel.Rules) -> DecodeWeights:
+    """The weights of a Decoder's `state` laid out by `rules` (the sampler's decode rules), gathered here
+    once. One layer at a time: a program for the head and one for a layer (called once per layer), so the
+    copy's temporaries are one layer's gathered weights, not the whole model's, whatever the depth."""
+    stacked = state["layers"]
+    num_layers = jax.tree.leaves(stacked)[0].shape[0]
+    return DecodeWeights(head=decode_head_weights(outside_layers(state), mesh=mesh, rules=rules),
+                         layers=tuple(decode_layer_weights(stacked, jnp.int32(i), mesh=mesh, rules=rules)
+                                      for i in range(num_layers)))
+
+
+@functools.partial(jax.jit, static_argnames=("mesh", "rules"))
+def decode_head_weights(head: nnx.State, *, mesh: Mesh | None, rules: parallel.Rules) -> nnx.State:
+    """The embedding, final norm and LM head in the decode layout."""
+    return _laid_out(head, mesh, rules, per_layer=False)
+
+
+@functools.partial(jax.jit, static_argnames=("mesh", "rules"))
+def decode_layer_weights(stacked: nnx.State, index, *, mesh: Mesh | None, rules: parallel.Rules) -> nnx.State:
+    """Layer `index` ([] int32) of the stacked layers, in buffers of its own in the decode layout."""
+    return _laid_out(jax.tree.map(lambda x: x[index], stacked), mesh, rules, per_layer=True)
 
 
 def _laid_out(variables: nnx.State, mesh: Mesh | None, rules: parallel.Rules, *, per_layer: bool) -> nnx.State:
@@ -182,7 +197,6 @@ def empty_slots(*, cfg, num_slots: int, cache_len: int, max_new: int, pad_id: in
     )
 
 
-@functools.partial(jax.jit, static_argnames=("settings", "mesh", "rules"), donate_argnames=("slots",))
 def refill(slots: Slots, prompts: Prompts, dest, src, request, base_key, *, settings: DrawSettings,
            mesh: Mesh | None, rules: parallel.Rules) -> tuple[Slots, tuple[jax.Array, jax.Array]]:
     """Starts request row `request[j]` (a row of prompt `src[j]`) in slot `dest[j]`, for j < K (dest, src,
@@ -190,23 +204,36 @@ def refill(slots: Slots, prompts: Prompts, dest, src, request, base_key, *, sett
     slot's first T cache slots, marks the rest empty, and draws the row's first token from the prompt's
     logits. Other slots are left as they are. Only the K refilled rows move between devices.
 
+    One program sets the slots' rows (`refill_rows`), then one per layer copies that layer's keys and values
+    (`refill_layer`, the same program for every layer): its temporaries are one layer's refilled rows
+    whatever the depth (in one program for all layers, XLA:CPU kept every layer's rows live at once).
+
     Returns the slots and what the chosen slots held before: (tokens [K, M], logprobs [K, M]), replicated,
     the completions of the rows that ended there (rubbish for unused entries and never-used slots)."""
-    num_slots, prompt_len = slots.token.shape[0], prompts.cache.max_len
+    cache, prompt_cache = slots.cache, prompts.cache
+    rows, ended = refill_rows(dataclasses.replace(slots, cache=dataclasses.replace(cache, k=(), v=())),
+                              dataclasses.replace(prompts, cache=dataclasses.replace(prompt_cache, k=(), v=())),
+                              dest, src, request, base_key, settings=settings, mesh=mesh, rules=rules)
+    k, v = zip(*(refill_layer(k_buf, v_buf, k_prompt, v_prompt, dest, src, mesh=mesh, rules=rules)
+                 for k_buf, v_buf, k_prompt, v_prompt
+                 in zip(cache.k, cache.v, prompt_cache.k, prompt_cache.v, strict=True)))
+    return dataclasses.replace(rows, cache=dataclasses.replace(rows.cache, k=k, v=v)), ended
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "mesh", "rules"), donate_argnames=("slots",))
+def refill_rows(slots: Slots, prompts: Prompts, dest, src, request, base_key, *, settings: DrawSettings,
+                mesh: Mesh | None, rules: parallel.Rules) -> tuple[Slots, tuple[jax.Array, jax.Array]]:
+    """`refill` but for the keys and values: `slots` and `prompts` come and go without them (their caches'
+    k and v are empty tuples)."""
+    num_slots, prompt_len = slots.token.shape[0], prompts.cache.key_valid.shape[1]
     max_new = slots.tokens.shape[1]
-    used = dest < num_slots
     held = jnp.minimum(dest, num_slots - 1)
     ended = (parallel.replicate(slots.tokens[held], mesh), parallel.replicate(slots.logprobs[held], mesh))
-    src = jnp.where(used, src, 0)
+    src = _chosen_prompts(dest, src, num_slots)
     cache, prompt = slots.cache, prompts.cache
-    tail = cache.max_len - prompt_len
-
-    def place(buffer, prompt_buffer):  # buffer [S, C, ...] <- the K chosen prompt rows [K, T, ...]
-        return buffer.at[dest, :prompt_len].set(prompt_buffer[src], mode="drop")
-
-    cache = KVCache(
-        k=tuple(place(buf, p) for buf, p in zip(cache.k, prompt.k, strict=True)),
-        v=tuple(place(buf, p) for buf, p in zip(cache.v, prompt.v, strict=True)),
+    tail = cache.key_valid.shape[1] - prompt_len
+    cache = dataclasses.replace(
+        cache,
         key_valid=cache.key_valid.at[dest].set(jnp.pad(prompt.key_valid[src], ((0, 0), (0, tail))), mode="drop"),
         lengths=cache.lengths.at[dest].set(prompt.lengths[src], mode="drop"),
         index=cache.index.at[dest].set(prompt_len, mode="drop"),
@@ -225,6 +252,25 @@ def refill(slots: Slots, prompts: Prompts, dest, src, request, base_key, *, sett
         logprobs=parallel.constrain(slots.logprobs.at[dest].set(first_logprobs, mode="drop"), COMPLETION_AXES, mesh,
                                     rules),
     ), ended
+
+
+@functools.partial(jax.jit, static_argnames=("mesh", "rules"), donate_argnames=("k_buf", "v_buf"))
+def refill_layer(k_buf, v_buf, k_prompt, v_prompt, dest, src, *, mesh: Mesh | None, rules: parallel.Rules):
+    """One layer's part of `refill`: the chosen prompts' keys and values (k_prompt, v_prompt [P, T, K, H])
+    copied into the first T cache slots of slots `dest` (k_buf, v_buf [S, C, K, H], updated in place)."""
+    src = _chosen_prompts(dest, src, k_buf.shape[0])
+    prompt_len = k_prompt.shape[1]
+
+    def place(buffer, prompt_buffer):  # buffer [S, C, ...] <- the K chosen prompt rows [K, T, ...]
+        placed = buffer.at[dest, :prompt_len].set(prompt_buffer[src], mode="drop")
+        return parallel.constrain(placed, KVCache.LAYER_KV_AXES, mesh, rules)
+
+    return place(k_buf, k_prompt), place(v_buf, v_prompt)
+
+
+def _chosen_prompts(dest, src, num_slots: int):
+    """src [K] with the unused entries' (dest >= num_slots) set to prompt 0, so every read is in bounds."""
+    return jnp.where(dest < num_slots, src, 0)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "settings", "steps", "window", "mesh", "rules"),

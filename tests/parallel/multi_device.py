@@ -47,7 +47,7 @@ def left_padded_prompts(count: int) -> tuple[np.ndarray, np.ndarray]:
 def prefill(graphdef, state, ids, mask, mesh, pieces):
     """The sampler's prefill of left-padded prompts in `pieces` pieces, in its decode layout on `mesh`."""
     rules = parallel.decode_rules()
-    weights = slot_programs.decode_weights(graphdef, state, mesh=mesh, rules=rules)
+    weights = slot_programs.decode_weights(state, mesh=mesh, rules=rules)
     return slot_programs.prefill(graphdef, state, weights, ids, mask, pieces=pieces, mesh=mesh, rules=rules)
 
 

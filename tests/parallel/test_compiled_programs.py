@@ -70,11 +70,13 @@ def test_sampling_sends_no_weights_per_step(reports):
 
 def test_refill_moves_only_the_refilled_rows(reports):
     # The revision call refills 16 of its 128 slots at a time: what moves is those rows' prompt caches
-    # (8,192 positions x 2 layers x keys and values x 4 heads x 128 x bf16), all-reduced once (ring: 2 x 7/8).
-    (refill,) = [p for p in programs(reports, "refill") if p["shape"].startswith("revisions")]
-    assert refill["shape"].startswith("revisions: 16 of 128 slots")
-    rows = 16 * 8192 * LAYERS * 2 * 4 * 128 * 2
-    assert refill["bytes_sent"] <= 1.1 * 2 * 7 / 8 * rows, refill
+    # (8,192 positions x keys and values x 4 heads x 128 x bf16 a layer, in a program run once per layer),
+    # all-reduced once (ring: 2 x 7/8), and their next-token logits (16 x 152,064 float32, likewise).
+    rows, layer = [p for p in programs(reports, "refill") if p["shape"].startswith("revisions")]
+    assert rows["shape"] == "revisions: 16 of 128 slots, rows", rows
+    assert layer["shape"] == f"revisions: 16 of 128 slots, one layer (run {LAYERS} times a call)", layer
+    assert layer["bytes_sent"] <= 1.1 * 2 * 7 / 8 * 16 * 8192 * 2 * 4 * 128 * 2, layer
+    assert rows["bytes_sent"] <= 1.1 * 2 * 7 / 8 * 16 * 152064 * 4 + 2**20, rows
 
 
 def test_decode_slots_are_per_device(reports):

@@ -20,7 +20,11 @@ buffers whose size does not follow the rows or the sequence (layout copies of si
 about 1-3 MiB here), and packs the rest in its own order, which moves the peak by a fraction of a phase:
 at the widths of the paper's models those are fractions of a percent of a program's temporaries, and a
 factor of 1.5 is the margin a run is planned with anyway. Below 5 MiB (the greedy validation decode step
-of 16 slots, 2 rows a device: 4 MiB) the fixed buffers dominate and the estimate is not asserted.
+of 16 slots, 2 rows a device: 4 MiB) the fixed buffers dominate and the estimate is not asserted. The
+per-layer weight copy is bounded instead: the plan counts the layer's gathered weights beside its output
+(XLA:CPU holds its MLP's gate and up, about half), so there the estimate is at least the compiled size and
+at most twice it. The weight copy and refill run a program per layer: at 2 layers a program holding every
+layer's rows would be twice its estimate.
 """
 
 from __future__ import annotations
@@ -44,8 +48,12 @@ SHAPES = {
           "--config.trainer.validation_prompts=16", "--config.rollout.decode_slots=16",
           "--config.revision.decode_slots=16"],
 }
-ESTIMATED = {"train micro-batch", "log-probs", "optimizer step", "prefill", "decode step"}
+ESTIMATED = {"train micro-batch", "log-probs", "optimizer step", "decode weights copy", "prefill", "refill",
+             "decode step"}
 FLOOR = 5 * 2**20
+# Where the plan counts an upper bound: the per-layer weight copy, at most the layer's gathered weights
+# beside its output (XLA:CPU holds its MLP's gate and up, about half).
+BOUNDED = {("decode weights copy", "one layer")}
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
@@ -60,4 +68,7 @@ def test_planned_temporaries_agree_with_the_compiled_programs(shape, tmp_path):
     assert len(checked) >= 5, estimated
     for program in checked:
         ratio = program["estimated_temp_bytes"] / program["temp_bytes"]
-        assert 1 / 1.5 <= ratio <= 1.5, (program["name"], program["shape"], ratio)
+        if (program["name"], program["shape"].split(" (")[0]) in BOUNDED:
+            assert 1 <= ratio <= 2, (program["name"], program["shape"], ratio)
+        else:
+            assert 1 / 1.5 <= ratio <= 1.5, (program["name"], program["shape"], ratio)

@@ -135,7 +135,7 @@ def test_decode_chunk_returns_the_donated_slots_in_place():
     model = tiny_model("llama", 0)
     graphdef, state = nnx.split(model)
     rules = parallel.DEFAULT_RULES
-    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=rules)
+    weights = slot_programs.decode_weights(state, mesh=None, rules=rules)
     slots = slot_programs.empty_slots(cfg=model.cfg, num_slots=4, cache_len=64, max_new=32, pad_id=0, mesh=None,
                                       rules=rules)
     settings = slot_programs.DrawSettings(1.0, 0, 1.0, (STOP,), 32)
@@ -154,7 +154,7 @@ def test_prefill_in_pieces_equals_one_piece():
     model = tiny_model("qwen2", 2)
     graphdef, state = nnx.split(model)
     rules = parallel.DEFAULT_RULES
-    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=rules)
+    weights = slot_programs.decode_weights(state, mesh=None, rules=rules)
     ids, mask = left_padded_batch(random_prompts(5, count=8))
     whole, pieces = (slot_programs.prefill(graphdef, state, weights, ids, mask, pieces=n, mesh=None, rules=rules)
                      for n in (1, 4))

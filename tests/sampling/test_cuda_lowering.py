@@ -28,7 +28,7 @@ def lowered_text(jitted, *args, **kwargs) -> str:
 def test_sampler_programs_lower_for_cuda():
     model = tiny_model(dtype="bfloat16", attention_impl="xla")
     graphdef, state = nnx.split(model)
-    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=RULES)
+    weights = slot_programs.decode_weights(state, mesh=None, rules=RULES)
     ids, mask = np.ones((2, 8), np.int32), np.ones((2, 8), np.int32)
     prompts = slot_programs.prefill(graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
     assert "stablehlo" in lowered_text(slot_programs.prefill, graphdef, state, weights, ids, mask, mesh=None,
@@ -94,7 +94,7 @@ def test_cudnn_training_attention_is_causal_with_lengths_and_no_bias(cudnn_versi
     assert cudnn_calls(step) == ({"fmhaSoftmax", "fmhaSoftmaxBackward"}, {"PADDING_CAUSAL"})
 
     graphdef, state = nnx.split(model)
-    weights = slot_programs.decode_weights(graphdef, state, mesh=None, rules=RULES)
+    weights = slot_programs.decode_weights(state, mesh=None, rules=RULES)
     ids, mask = np.ones((2, 8), np.int32), np.ones((2, 8), np.int32)
     prefill = lowered_text(slot_programs.prefill, graphdef, state, weights, ids, mask, mesh=None, rules=RULES)
     assert cudnn_calls(prefill) == ({"fmhaScaleBiasSoftmax"}, {"NO_MASK"})
