@@ -207,7 +207,8 @@ def test_only_a_device_short_of_the_plan_at_its_lowest_estimate_is_refused():
     least, _ = plan.least_peak
     exact = sum(i.per_device for i in plan.items if i.phase == "persistent")
     assert exact < least < plan.peak_per_device
-    for limit, refused in ((int(least), False), ((int(least) + plan.peak_per_device) // 2, False), (int(least) - 1, True)):
+    lowest = math.ceil(least)  # bytes: the estimates at their lowest are fractional
+    for limit, refused in ((lowest, False), ((lowest + plan.peak_per_device) // 2, False), (lowest - 1, True)):
         machine = dataclasses.replace(H100_NODE, device_limit=limit)
         assert (memory_shortfall(plan, None, KEYS, machine) is not None) == refused, limit
 
