@@ -252,25 +252,15 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
     from flax import nnx
 
     from herl_jax import parallel
-    from herl_jax.memory_plan import (decode_temporaries, peak_temporaries, prefill_temporaries, refill_temporaries,
-                                      sampler_calls, weight_copy_temporaries)
-    from herl_jax.models.decoder import outside_layers
+    from herl_jax.memory_plan import decode_temporaries, peak_temporaries, prefill_temporaries, sampler_calls
     from herl_jax.sampling import slots as slot_programs
 
     cfg, graphdef, mesh, host = model.cfg, model.graphdef, model.mesh, model.host
     decode = parallel.decode_rules(model.rules)
     shards = parallel.shards("batch", mesh, decode)
     state = nnx.State(dict(model.compute.items()))
-    copy = weight_copy_temporaries(model.params, jnp.dtype(cfg.dtype).itemsize)
-    head_report, head = compile_one("decode weights copy", "embedding, norm, LM head", slot_programs.decode_head_weights,
-                                    outside_layers(state), mesh=mesh, rules=decode,
-                                    estimate=peak_temporaries({"head": copy["head"]}, mesh, decode))
-    layer_report, layer = compile_one("decode weights copy", f"one layer (run {cfg.num_layers} times a call)",
-                                      slot_programs.decode_layer_weights, state["layers"], host((), jnp.int32), mesh=mesh,
-                                      rules=decode, estimate=peak_temporaries({"layer": copy["layer"]}, mesh, decode))
-    weights = slot_programs.DecodeWeights(head=head, layers=(layer,) * cfg.num_layers)
-    weight_bytes = head_report.output_bytes + cfg.num_layers * layer_report.output_bytes
-    reports = [head_report, layer_report]
+    reports, weights = _weight_copy_reports(model, state, compile_one, decode)
+    weight_bytes = reports[0].output_bytes + cfg.num_layers * reports[1].output_bytes
     key = jax.eval_shape(lambda: jax.random.key(0))
     for call in sampler_calls(config, shards):
         section = config.rollout if call.name != "revisions" else config.revision
@@ -284,18 +274,7 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
                                cache_len=call.prompt_len + call.max_new, max_new=call.max_new,
                                pad_id=0, mesh=mesh, rules=decode)
         settings = slot_programs.DrawSettings(section.temperature, section.top_k, section.top_p, (0,), call.max_new)
-        count = call.refill_rows
-        assign = host((count,), jnp.int32)
-        refilled = f"{call.name}: {count} of {call.slots} slots"
-        without_kv = [dataclasses.replace(x, cache=dataclasses.replace(x.cache, k=(), v=())) for x in (slots, prompts)]
-        refill = refill_temporaries(cfg, count, call.prompt_len)
-        rows_report = compile_one("refill", f"{refilled}, rows", slot_programs.refill_rows, *without_kv, assign,
-                                  assign, assign, key, settings=settings, mesh=mesh, rules=decode,
-                                  estimate=peak_temporaries({"rows": refill["rows"]}, mesh, decode))[0]
-        layer_report = compile_one("refill", f"{refilled}, one layer (run {cfg.num_layers} times a call)",
-                                   slot_programs.refill_layer, slots.cache.k[0], slots.cache.v[0], prompts.cache.k[0],
-                                   prompts.cache.v[0], assign, assign, mesh=mesh, rules=decode,
-                                   estimate=peak_temporaries({"layer": refill["layer"]}, mesh, decode))[0]
+        refill_reports = _refill_reports(model, call, slots, prompts, key, settings, compile_one, decode)
         window = call.prompt_len + call.max_new
         step = compile_one("decode step", f"{call.name}: {call.slots} slots, window {window}",
                            slot_programs.decode_chunk, graphdef, state, weights, slots, key, np.int32(1),
@@ -306,8 +285,53 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
         rows_here = math.ceil(call.slots / shards)
         kv_read = rows_here * window * cfg.num_layers * 2 * cfg.num_kv_heads * cfg.head_dim * jnp.dtype(cfg.dtype).itemsize
         predicted, roofline = decode_step_time(weight_bytes + kv_read, step.collectives, step.bytes_sent)
-        reports += [prefill_report, rows_report, layer_report, dataclasses.replace(step, predicted_s=predicted, roofline_s=roofline)]
+        reports += [prefill_report, *refill_reports, dataclasses.replace(step, predicted_s=predicted,
+                                                                             roofline_s=roofline)]
     return reports, shards
+
+
+def _weight_copy_reports(model: _Model, state, compile_one: _Compiler, decode) -> tuple[list[ProgramReport], object]:
+    """The sampler's weight copy, a program for the head and one run per layer: their reports, and the
+    copied weights (abstract) for the programs that read them."""
+    import jax.numpy as jnp
+
+    from herl_jax.memory_plan import peak_temporaries, weight_copy_temporaries
+    from herl_jax.models.decoder import outside_layers
+    from herl_jax.sampling import slots as slot_programs
+
+    cfg, mesh = model.cfg, model.mesh
+    copy = weight_copy_temporaries(model.params, jnp.dtype(cfg.dtype).itemsize)
+    head_report, head = compile_one("decode weights copy", "embedding, norm, LM head", slot_programs.decode_head_weights,
+                                    outside_layers(state), mesh=mesh, rules=decode,
+                                    estimate=peak_temporaries({"head": copy["head"]}, mesh, decode))
+    layer_report, layer = compile_one("decode weights copy", f"one layer (run {cfg.num_layers} times a call)",
+                                      slot_programs.decode_layer_weights, state["layers"], model.host((), jnp.int32),
+                                      mesh=mesh, rules=decode,
+                                      estimate=peak_temporaries({"layer": copy["layer"]}, mesh, decode))
+    return [head_report, layer_report], slot_programs.DecodeWeights(head=head, layers=(layer,) * cfg.num_layers)
+
+
+def _refill_reports(model: _Model, call, slots, prompts, key, settings, compile_one: _Compiler,
+                    decode) -> list[ProgramReport]:
+    """A sampler call's refill: the program for the slots' rows and the one run per layer."""
+    import jax.numpy as jnp
+
+    from herl_jax.memory_plan import peak_temporaries, refill_temporaries
+    from herl_jax.sampling import slots as slot_programs
+
+    cfg, mesh, count = model.cfg, model.mesh, call.refill_rows
+    assign = model.host((count,), jnp.int32)
+    refilled = f"{call.name}: {count} of {call.slots} slots"
+    without_kv = [dataclasses.replace(x, cache=dataclasses.replace(x.cache, k=(), v=())) for x in (slots, prompts)]
+    refill = refill_temporaries(cfg, count, call.prompt_len)
+    rows = compile_one("refill", f"{refilled}, rows", slot_programs.refill_rows, *without_kv, assign, assign, assign,
+                       key, settings=settings, mesh=mesh, rules=decode,
+                       estimate=peak_temporaries({"rows": refill["rows"]}, mesh, decode))[0]
+    layer = compile_one("refill", f"{refilled}, one layer (run {cfg.num_layers} times a call)",
+                        slot_programs.refill_layer, slots.cache.k[0], slots.cache.v[0], prompts.cache.k[0],
+                        prompts.cache.v[0], assign, assign, mesh=mesh, rules=decode,
+                        estimate=peak_temporaries({"layer": refill["layer"]}, mesh, decode))[0]
+    return [rows, layer]
 
 
 def _training_width(config, section: str) -> int:

@@ -2,6 +2,7 @@
 that only GPU lowering raises show in CI. (XLA attention, except where cuDNN's version check is stubbed:
 cuDNN's kernel needs cuDNN present to trace.)"""
 
+import dataclasses
 import re
 
 import jax
@@ -12,6 +13,7 @@ from flax import nnx
 from jax._src.cudnn import fused_attention_stablehlo
 
 from herl_jax import parallel
+from herl_jax.models.decoder import outside_layers
 from herl_jax.sampling import slots as slot_programs
 from herl_jax.learner import Learner
 from herl_jax.learner.loss import Normalizer, mini_batch_normalizer
@@ -38,12 +40,20 @@ def test_sampler_programs_lower_for_cuda():
     settings = slot_programs.DrawSettings(1.0, 5, 0.9, (1,), 16)
     key = jax.random.key(0)
     dest, src = np.array([0, 1, 3], np.int32), np.array([0, 1, 0], np.int32)  # slot 3 of 3: unused
-    refill = lowered_text(slot_programs.refill, slots, prompts, dest, src, src, key, settings=settings, mesh=None,
-                          rules=RULES)
+    for copy in (lowered_text(slot_programs.decode_head_weights, outside_layers(state), mesh=None, rules=RULES),
+                 lowered_text(slot_programs.decode_layer_weights, state["layers"], np.int32(1), mesh=None,
+                              rules=RULES)):
+        assert "func.func public @main" in copy
+    without_kv = [dataclasses.replace(x, cache=dataclasses.replace(x.cache, k=(), v=())) for x in (slots, prompts)]
+    rows = lowered_text(slot_programs.refill_rows, *without_kv, dest, src, src, key, settings=settings, mesh=None,
+                        rules=RULES)
+    layer = lowered_text(slot_programs.refill_layer, slots.cache.k[0], slots.cache.v[0], prompts.cache.k[0],
+                         prompts.cache.v[0], dest, src, mesh=None, rules=RULES)
     chunk = lowered_text(slot_programs.decode_chunk, graphdef, state, weights, slots, key, np.int32(1),
                          settings=settings, steps=4, window=16, mesh=None, rules=RULES)
-    # The donated slots stay aliased to the outputs on the GPU program too.
-    assert "tf.aliasing_output" in refill and "tf.aliasing_output" in chunk
+    # The donated slots and cache buffers stay aliased to the outputs on the GPU program too.
+    assert all("tf.aliasing_output" in text for text in (rows, layer, chunk))
+    assert layer.count("tf.aliasing_output") == 2  # the layer's keys and values, written in place
 
 
 def test_train_step_lowers_for_cuda():
