@@ -23,6 +23,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
@@ -107,7 +108,7 @@ def decode_weights(state: nnx.State, *, mesh: Mesh | None, rules: parallel.Rules
     stacked = state["layers"]
     num_layers = jax.tree.leaves(stacked)[0].shape[0]
     return DecodeWeights(head=decode_head_weights(outside_layers(state), mesh=mesh, rules=rules),
-                         layers=tuple(decode_layer_weights(stacked, jnp.int32(i), mesh=mesh, rules=rules)
+                         layers=tuple(decode_layer_weights(stacked, np.int32(i), mesh=mesh, rules=rules)
                                       for i in range(num_layers)))
 
 
