@@ -260,7 +260,8 @@ def _sampler_reports(config, model: _Model, compile_one: _Compiler) -> tuple[lis
     shards = parallel.shards("batch", mesh, decode)
     state = nnx.State(dict(model.compute.items()))
     reports, weights = _weight_copy_reports(model, state, compile_one, decode)
-    weight_bytes = reports[0].output_bytes + cfg.num_layers * reports[1].output_bytes
+    head_copy, layer_copy = reports
+    weight_bytes = head_copy.output_bytes + cfg.num_layers * layer_copy.output_bytes
     key = jax.eval_shape(lambda: jax.random.key(0))
     for call in sampler_calls(config, shards):
         section = config.rollout if call.name != "revisions" else config.revision
@@ -301,8 +302,8 @@ def _weight_copy_reports(model: _Model, state, compile_one: _Compiler, decode) -
 
     cfg, mesh = model.cfg, model.mesh
     copy = weight_copy_temporaries(model.params, jnp.dtype(cfg.dtype).itemsize)
-    head_report, head = compile_one("decode weights copy", "embedding, norm, LM head", slot_programs.decode_head_weights,
-                                    outside_layers(state), mesh=mesh, rules=decode,
+    head_report, head = compile_one("decode weights copy", "embedding, norm, LM head",
+                                    slot_programs.decode_head_weights, outside_layers(state), mesh=mesh, rules=decode,
                                     estimate=peak_temporaries({"head": copy["head"]}, mesh, decode))
     layer_report, layer = compile_one("decode weights copy", f"one layer (run {cfg.num_layers} times a call)",
                                       slot_programs.decode_layer_weights, state["layers"], model.host((), jnp.int32),
@@ -319,13 +320,13 @@ def _refill_reports(model: _Model, call, slots, prompts, key, settings, compile_
     from herl_jax.memory_plan import peak_temporaries, refill_temporaries
     from herl_jax.sampling import slots as slot_programs
 
-    cfg, mesh, count = model.cfg, model.mesh, call.refill_rows
+    cfg, mesh, count = model.cfg, model.mesh, call.refill_size
     assign = model.host((count,), jnp.int32)
     refilled = f"{call.name}: {count} of {call.slots} slots"
-    without_kv = [dataclasses.replace(x, cache=dataclasses.replace(x.cache, k=(), v=())) for x in (slots, prompts)]
     refill = refill_temporaries(cfg, count, call.prompt_len)
-    rows = compile_one("refill", f"{refilled}, rows", slot_programs.refill_rows, *without_kv, assign, assign, assign,
-                       key, settings=settings, mesh=mesh, rules=decode,
+    rows = compile_one("refill", f"{refilled}, rows", slot_programs.refill_rows,
+                       slot_programs.without_keys_values(slots), slot_programs.without_keys_values(prompts), assign,
+                       assign, assign, key, settings=settings, mesh=mesh, rules=decode,
                        estimate=peak_temporaries({"rows": refill["rows"]}, mesh, decode))[0]
     layer = compile_one("refill", f"{refilled}, one layer (run {cfg.num_layers} times a call)",
                         slot_programs.refill_layer, slots.cache.k[0], slots.cache.v[0], prompts.cache.k[0],

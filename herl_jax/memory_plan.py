@@ -167,15 +167,16 @@ def _sampling_items(cfg: ModelConfig, params, calls: list[SamplerCall], mesh: Ab
     call = max(buffers, key=lambda c: sum(size.arrays(arrays)[0] for arrays in buffers[c].values()))
     for label, arrays in buffers[call].items():
         items.append(Item(f"{label} ({call.name})", "sampling", *size.arrays(arrays)))
-    rules, copy, refill = parallel.decode_rules(), weight_copy_temporaries(params, compute), \
-        refill_temporaries(cfg, call.refill_rows, call.prompt_len)
+    rules = parallel.decode_rules()
+    copy = weight_copy_temporaries(params, compute)
+    refill = refill_temporaries(cfg, call.refill_size, call.prompt_len)
     items.append(_temporaries_item("sampling", mesh, {
         "weight copy, head": ({"head": copy["head"]}, rules),
         "weight copy, a layer": ({"layer": copy["layer"]}, rules),
         f"prefill {call.prefill_rows} x {call.prompt_len}": (
             prefill_temporaries(cfg, call.prefill_rows, call.prompt_len), rules),
-        f"refill {call.refill_rows} rows, a layer": ({"layer": refill["layer"]}, rules),
-        f"refill {call.refill_rows} rows": ({"rows": refill["rows"]}, rules),
+        f"refill {call.refill_size} rows, a layer": ({"layer": refill["layer"]}, rules),
+        f"refill {call.refill_size} rows": ({"rows": refill["rows"]}, rules),
         f"decode step, {call.slots} slots": (
             decode_temporaries(cfg, call.slots, call.prompt_len + call.max_new), rules)}))
     return items
@@ -227,7 +228,7 @@ class SamplerCall:
         return decode_slot_count(self.rows, self.decode_slots, self.batch_shards)
 
     @property
-    def refill_rows(self) -> int:
+    def refill_size(self) -> int:
         """K: rows one refill starts (herl_jax.sampling.sampler.refill_count)."""
         return refill_count(self.decode_slots, self.slots)
 

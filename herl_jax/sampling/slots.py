@@ -212,9 +212,8 @@ def refill(slots: Slots, prompts: Prompts, dest, src, request, base_key, *, sett
     Returns the slots and what the chosen slots held before: (tokens [K, M], logprobs [K, M]), replicated,
     the completions of the rows that ended there (rubbish for unused entries and never-used slots)."""
     cache, prompt_cache = slots.cache, prompts.cache
-    rows, ended = refill_rows(dataclasses.replace(slots, cache=dataclasses.replace(cache, k=(), v=())),
-                              dataclasses.replace(prompts, cache=dataclasses.replace(prompt_cache, k=(), v=())),
-                              dest, src, request, base_key, settings=settings, mesh=mesh, rules=rules)
+    rows, ended = refill_rows(without_keys_values(slots), without_keys_values(prompts), dest, src, request,
+                              base_key, settings=settings, mesh=mesh, rules=rules)
     k, v = zip(*(refill_layer(k_buf, v_buf, k_prompt, v_prompt, dest, src, mesh=mesh, rules=rules)
                  for k_buf, v_buf, k_prompt, v_prompt
                  in zip(cache.k, cache.v, prompt_cache.k, prompt_cache.v, strict=True)))
@@ -267,6 +266,11 @@ def refill_layer(k_buf, v_buf, k_prompt, v_prompt, dest, src, *, mesh: Mesh | No
         return parallel.constrain(placed, KVCache.LAYER_KV_AXES, mesh, rules)
 
     return place(k_buf, k_prompt), place(v_buf, v_prompt)
+
+
+def without_keys_values(held: Slots | Prompts) -> Slots | Prompts:
+    """`held` with its cache's k and v as empty tuples: what `refill_rows` takes."""
+    return dataclasses.replace(held, cache=dataclasses.replace(held.cache, k=(), v=()))
 
 
 def _chosen_prompts(dest, src, num_slots: int):

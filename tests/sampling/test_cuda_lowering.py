@@ -2,7 +2,6 @@
 that only GPU lowering raises show in CI. (XLA attention, except where cuDNN's version check is stubbed:
 cuDNN's kernel needs cuDNN present to trace.)"""
 
-import dataclasses
 import re
 
 import jax
@@ -44,9 +43,9 @@ def test_sampler_programs_lower_for_cuda():
                  lowered_text(slot_programs.decode_layer_weights, state["layers"], np.int32(1), mesh=None,
                               rules=RULES)):
         assert "func.func public @main" in copy
-    without_kv = [dataclasses.replace(x, cache=dataclasses.replace(x.cache, k=(), v=())) for x in (slots, prompts)]
-    rows = lowered_text(slot_programs.refill_rows, *without_kv, dest, src, src, key, settings=settings, mesh=None,
-                        rules=RULES)
+    rows = lowered_text(slot_programs.refill_rows, slot_programs.without_keys_values(slots),
+                        slot_programs.without_keys_values(prompts), dest, src, src, key, settings=settings,
+                        mesh=None, rules=RULES)
     layer = lowered_text(slot_programs.refill_layer, slots.cache.k[0], slots.cache.v[0], prompts.cache.k[0],
                          prompts.cache.v[0], dest, src, mesh=None, rules=RULES)
     chunk = lowered_text(slot_programs.decode_chunk, graphdef, state, weights, slots, key, np.int32(1),
