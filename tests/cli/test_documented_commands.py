@@ -58,7 +58,8 @@ def substitutions(tmp: Path, model: Path, train_file: Path) -> list[tuple[str, s
     return [
         (r"\$variant\b", "herl"),  # docs/results.md's loops: one variant, and that sweep's seed-0 run
         (r"\$run\b", "runs/small/herl/seed=0"),
-        (r"runs/table3\b", "runs/small"),  # scripts/table3.sh is skipped; its report reads the smoke sweep's runs
+        (r"docs/results/table3/runs\b", "runs/small"),  # scripts/table3.sh is skipped; its report reads
+        # the smoke sweep's runs
         (r"--reference variant=\w+", "--reference variant=herl"),  # the one variant the smoke sweep ran
         (r"--output docs/", f"--output {tmp}/docs/"),
         (r"/ckpt/[\w.-]+", str(model)),
