@@ -44,6 +44,8 @@ SKIPPED = {
     "tests/parallel/test_compiled_programs.py runs the same command at 2 layers and checks its figures",
     "bash scripts/table3.sh": "trains 18 small-scale runs one after another (hours); each is the sweep command "
     "of docs/results.md, which runs here in smoke form",
+    "bash scripts/offline_baselines.sh": "trains the 6 small-scale SFT and DPO runs one after another; each is the "
+    "training command of docs/results.md beside it, which runs here in smoke form",
     "for ": "shell loop syntax; the loop's body runs on its own, its variable set by SUBSTITUTIONS",
     "done": "shell loop syntax (see `for `)",
     "python -m herl_jax.build_offline_data ": "samples the base model on all 320 training prompts (long on a CPU) "
@@ -58,8 +60,8 @@ def substitutions(tmp: Path, model: Path, train_file: Path) -> list[tuple[str, s
     return [
         (r"\$variant\b", "herl"),  # docs/results.md's loops: one variant, and that sweep's seed-0 run
         (r"\$run\b", "runs/small/herl/seed=0"),
-        (r"docs/results/table3/runs\b", "runs/small"),  # scripts/table3.sh is skipped; its report reads
-        # the smoke sweep's runs
+        (r"docs/results/(table3|small)/runs\b", "runs/small"),  # scripts/table3.sh and offline_baselines.sh
+        # are skipped; their reports read the smoke sweep's runs
         (r"--reference variant=\w+", "--reference variant=herl"),  # the one variant the smoke sweep ran
         (r"--output docs/", f"--output {tmp}/docs/"),
         (r"/ckpt/[\w.-]+", str(model)),
