@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import typing
 from typing import Any, Callable, Iterable
 
 
@@ -25,20 +26,34 @@ def check(section: Any, rules: Iterable[tuple[bool, str, str]]) -> None:
 def section_config(section: Any, exclude: Iterable[str] = ()):
     """The ConfigDict of a section's dataclass instance: its fields and values, less `exclude` (fields that
     are derived, not configured)."""
-    from ml_collections import ConfigDict
-
-    skip = set(exclude)
-    return ConfigDict({f.name: getattr(section, f.name) for f in dataclasses.fields(section) if f.name not in skip})
+    return _config_dict(type(section), {f.name: getattr(section, f.name) for f in dataclasses.fields(section)},
+                        exclude)
 
 
 def defaults_config(cls: type, exclude: Iterable[str] = (), **values: Any):
     """The ConfigDict of a section's dataclass defaults, without building one: for a section that is off
     until configured (`values` fill the fields without a default, e.g. an empty judge URL)."""
-    from ml_collections import ConfigDict
+    return _config_dict(cls, {f.name: values[f.name] if f.name in values else f.default
+                              for f in dataclasses.fields(cls)}, exclude)
 
-    skip = set(exclude)
-    return ConfigDict({f.name: values[f.name] if f.name in values else f.default
-                       for f in dataclasses.fields(cls) if f.name not in skip})
+
+def _config_dict(cls: type, values: dict[str, Any], exclude: Iterable[str]):
+    """`values` less `exclude` as a ConfigDict. A None of a field typed `int | None`, `float | None`, `str | None`
+    or `bool | None` becomes a placeholder of that type: None until set, and settable from the command line
+    (`--config.train.loss.dual_clip_c=3`), which a plain None is not (ml_collections cannot type it)."""
+    from ml_collections import ConfigDict, config_dict
+
+    skip, hints = set(exclude), typing.get_type_hints(cls)
+    return ConfigDict({name: config_dict.placeholder(_optional_scalar(hints[name]))
+                       if value is None and _optional_scalar(hints[name]) else value
+                       for name, value in values.items() if name not in skip})
+
+
+def _optional_scalar(hint: Any) -> type | None:
+    """T for a `T | None` hint with T a scalar type; else None."""
+    args = typing.get_args(hint)
+    scalars = [a for a in args if a in (int, float, str, bool)]
+    return scalars[0] if type(None) in args and len(args) == 2 and len(scalars) == 1 else None
 
 
 def build_section(error: type[Exception], name: str, build: Callable, values: Any):

@@ -9,6 +9,7 @@ from ml_collections import config_flags
 
 from herl_jax.cli_errors import UsageError
 from herl_jax.cli_flags import parse_flags
+from herl_jax.config import validate
 from tests.cli.helpers import REPO
 
 DEMO, PAPER, EVALUATE = (str(REPO / "configs" / name) for name in ("demo.py", "paper.py", "evaluate.py"))
@@ -63,6 +64,7 @@ def test_tuple_items_take_the_type_of_the_keys_items(value, ks):
     (DEMO, "--config.data.train_files=a.jsonl,", "flag --config.data.train_files=a.jsonl,: 'a.jsonl,' has an empty"),
     (DEMO, "--config.herl.alpha=abc", "flag --config.herl.alpha=abc: could not convert string to float"),
     (DEMO, "--config.herl.alpah=0.1", "the config has no key 'alpah' (did you mean 'alpha'?)"),
+    (DEMO, "--config.train.loss.dual_clip_c=abc", "flag --config.train.loss.dual_clip_c=abc: could not convert"),
     (DEMO, "--nosuchflag", "Unknown command line flag 'nosuchflag'"),
     (DEMO, "--config.rubrics.judge.model=gpt-4o", "--config.rubrics.judge.model: config.rubrics.judge is None"),
 ])
@@ -70,6 +72,14 @@ def test_a_bad_override_is_one_line_naming_it(config, override, message):
     with pytest.raises(UsageError) as error:
         parse(config, override)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("override, value", [([], None), (["--config.train.loss.dual_clip_c=3"], 3.0)])
+def test_an_optional_number_off_by_default_can_be_set(override, value):
+    """dual_clip_c is None (off) by default and the public code's 3.0 must be settable from a launch script."""
+    config = parse(DEMO, *override)
+    assert config.train.loss.dual_clip_c == value
+    assert validate(config).learner.loss.dual_clip_c == value
 
 
 def test_a_config_that_defines_the_judge_takes_its_keys():
