@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterator, Sequence
 
+from herl_jax.buckets import prompt_bucket_len
 from herl_jax.evaluation.data import BenchmarkItem
 from herl_jax.sampling import SamplingConfig, decode_completions, encode_chats, generate, pad_id_for, stop_ids_for
 
@@ -69,6 +70,18 @@ def encode(policy: Policy, items: Sequence[BenchmarkItem]) -> list[Prompt]:
     if not items:
         return []
     return [Prompt(item, tuple(ids)) for item, ids in zip(items, policy.encode([item.messages for item in items]))]
+
+
+def fitted_to(config: SamplingConfig, prompts: Sequence[Prompt]) -> SamplingConfig:
+    """`config` with `max_prompt_len` cut to the prompt bucket of the longest of `prompts` (a benchmark's
+    prompts are all known before it is sampled). The sampler sizes every slot's cache for `max_prompt_len`
+    (herl_jax.sampling.sampler.slot_cache_len), so IFEval's prompts, a few hundred tokens, under the default
+    4,096 held caches 6x longer than they need (12 GiB for SmolLM2-135M in float32 at 64 slots and 256 new
+    tokens, against 2 GiB)."""
+    if not prompts:
+        return config
+    longest = max(len(p.ids) for p in prompts)
+    return config.replace(max_prompt_len=prompt_bucket_len(longest, config.prompt_bucket, config.max_prompt_len))
 
 
 def length_sorted_batches(prompts: Sequence[Prompt], size: int) -> Iterator[list[Prompt]]:

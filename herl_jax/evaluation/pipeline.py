@@ -34,7 +34,7 @@ from herl_jax.evaluation import summarize
 from herl_jax.evaluation.config import EvalConfig, resolve
 from herl_jax.evaluation.data import HELDOUT, RELEASE_FILES, BenchmarkItem, load_benchmark
 from herl_jax.evaluation.fingerprint import records_key, source_fingerprint
-from herl_jax.evaluation.generate import Policy, encode, generate_responses, length_sorted_batches
+from herl_jax.evaluation.generate import Policy, encode, fitted_to, generate_responses, length_sorted_batches
 from herl_jax.evaluation.grade import JUDGED, ChatJudge, Grader, grade_generations
 from herl_jax.evaluation.release_data import load_release
 from herl_jax.evaluation.report import write_report
@@ -182,6 +182,7 @@ def collect(benchmark: str, items: Sequence[BenchmarkItem], policy: Policy, grad
     store.append(skipped_record(p.item.id, f"prompt of {len(p.ids)} tokens > max_prompt_len {config.max_prompt_len}")
                  for p in prompts if len(p.ids) > config.max_prompt_len)
     fits = [p for p in prompts if len(p.ids) <= config.max_prompt_len]
+    config = fitted_to(config, fits)
     start, done = time.monotonic(), 0
     for number, batch in enumerate(length_sorted_batches(fits, max(1, batch_size // config.n))):
         generations = generate_responses(policy, batch, config.replace(seed=config.seed + number))

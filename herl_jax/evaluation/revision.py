@@ -20,7 +20,8 @@ import time
 from typing import Sequence
 
 from herl_jax.evaluation.data import BenchmarkItem
-from herl_jax.evaluation.generate import Policy, Prompt, encode, generate_responses, length_sorted_batches
+from herl_jax.evaluation.generate import (Policy, Prompt, encode, fitted_to, generate_responses,
+                                          length_sorted_batches)
 from herl_jax.evaluation.grade import Graded, Grader
 from herl_jax.evaluation.store import ResultStore, skipped_record
 from herl_jax.herl import revise_prompt_ids
@@ -66,6 +67,7 @@ def revise(benchmark: str, items: Sequence[BenchmarkItem], policy: Policy, grade
     store.append(skipped_record(p.item.id, "prompt longer than max_prompt_len")
                  for p in prompts if len(p.ids) > sampling.max_prompt_len)
     fits = [p for p in prompts if len(p.ids) <= sampling.max_prompt_len]
+    sampling = fitted_to(sampling, fits)
     start, done = time.monotonic(), 0
     for number, group in enumerate(length_sorted_batches(fits, max(1, batch_size // config.chains))):
         chains = _run_group(benchmark, group, policy, grader, sampling.replace(seed=sampling.seed + 1000 * number),
@@ -95,8 +97,9 @@ def _run_group(benchmark: str, group: Sequence[Prompt], policy: Policy, grader: 
         ready = [i for i in revise_prompts if chains[i].stopped is None]
         if not ready:
             break
-        revised = generate_responses(policy, [revise_prompts[i] for i in ready],
-                                     revise_sampling.replace(seed=sampling.seed + round_number))
+        round_prompts = [revise_prompts[i] for i in ready]
+        revised = generate_responses(policy, round_prompts, fitted_to(revise_sampling, round_prompts).replace(
+            seed=sampling.seed + round_number))
         for i, chain in zip(ready, _graded(benchmark, grader, [chains[i] for i in ready],
                                            [g.responses[0] for g in revised], config)):
             chains[i] = chain
