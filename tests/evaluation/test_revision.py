@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from herl_jax.buckets import round_up
 from herl_jax.evaluation import summarize
 from herl_jax.evaluation.config import default_config
 from herl_jax.evaluation.data import BenchmarkItem
@@ -71,6 +72,9 @@ def test_revision_rounds_use_the_training_revise_prompt_with_unmet_items(tmp_pat
     first, *later = policy.calls
     assert first[1].n == CHAINS and sorted(first[0]) == sorted(policy.encode([ex.messages for ex in examples]))
     assert all(cfg.n == 1 for _, cfg in later) and later, "no revision round ran"
+    for prompts, cfg in policy.calls:  # each call's caches sized for its own prompts, not for max_prompt_len 1024
+        longest = max(map(len, prompts))
+        assert longest <= cfg.max_prompt_len <= round_up(1.5 * longest, cfg.prompt_bucket)
 
     expected_round_prompts = {r: [] for r in range(2, ROUNDS + 1)}
     for example in examples:
