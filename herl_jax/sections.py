@@ -41,19 +41,21 @@ def _config_dict(cls: type, values: dict[str, Any], exclude: Iterable[str]):
     """`values` less `exclude` as a ConfigDict. A None of a field typed `int | None`, `float | None`, `str | None`
     or `bool | None` becomes a placeholder of that type: None until set, and settable from the command line
     (`--config.train.loss.dual_clip_c=3`), which a plain None is not (ml_collections cannot type it)."""
-    from ml_collections import ConfigDict, config_dict
+    from ml_collections import ConfigDict
 
     skip, hints = set(exclude), typing.get_type_hints(cls)
-    return ConfigDict({name: config_dict.placeholder(_optional_scalar(hints[name]))
-                       if value is None and _optional_scalar(hints[name]) else value
-                       for name, value in values.items() if name not in skip})
+    return ConfigDict({name: _settable(value, hints[name]) for name, value in values.items() if name not in skip})
 
 
-def _optional_scalar(hint: Any) -> type | None:
-    """T for a `T | None` hint with T a scalar type; else None."""
+def _settable(value: Any, hint: Any) -> Any:
+    """`value`, or for a None whose `hint` is `T | None` with T a scalar type, a placeholder of T."""
     args = typing.get_args(hint)
     scalars = [a for a in args if a in (int, float, str, bool)]
-    return scalars[0] if type(None) in args and len(args) == 2 and len(scalars) == 1 else None
+    if value is None and type(None) in args and len(args) == 2 and len(scalars) == 1:
+        from ml_collections import config_dict
+
+        return config_dict.placeholder(scalars[0])
+    return value
 
 
 def build_section(error: type[Exception], name: str, build: Callable, values: Any):

@@ -1,6 +1,7 @@
 """Every sampler call of an evaluation sizes its caches for the benchmark's own prompts, not for the config's
 `max_prompt_len` (4,096 by default): the sampler gives every slot a cache of `slot_cache_len(config)`
-positions, and IFEval's prompts, a few hundred tokens, held 6x more than they need (12 GiB for SmolLM2-135M)."""
+positions, and IFEval's prompts, at most a few hundred tokens, held 10x the cache they need (12 GiB for
+SmolLM2-135M)."""
 
 from herl_jax.buckets import round_up
 from herl_jax.evaluation.config import default_config
